@@ -9,7 +9,7 @@ Installed from the repository folder ``model/`` under the package name ``smgeo_m
 """
 
 from smgeo_model.build import build_model, count_parameters
-from smgeo_model.checkpoint import load_checkpoint, load_swin_weights, read_checkpoint_config, save_checkpoint
+from smgeo_model.checkpoint import bundled_checkpoint, load_checkpoint, load_swin_weights, read_checkpoint_config, save_checkpoint
 from smgeo_model.config import CONFIGS, SMGeoConfig, ablation_configs, get_config
 from smgeo_model.decode import decode_boxes
 from smgeo_model.errors import CheckpointError, ConfigError, SMGeoModelError
@@ -21,7 +21,7 @@ from smgeo_model.targets import build_targets
 
 __all__ = [
     "CONFIGS", "CheckpointError", "ConfigError", "Prediction", "PredictorStateError", "QueryEmbedding",
-    "ReferenceEmbedding", "ResizeTransform", "SMGeo", "SMGeoConfig", "SMGeoLoss", "SMGeoModelError",
+    "ReferenceEmbedding", "ResizeTransform", "bundled_checkpoint", "SMGeo", "SMGeoConfig", "SMGeoLoss", "SMGeoModelError",
     "SMGeoPredictor", "ablation_configs", "box_iou", "build_model", "build_targets", "count_parameters",
     "decode_boxes", "get_config", "load_checkpoint", "load_swin_weights", "localization_metrics",
     "read_checkpoint_config", "save_checkpoint",

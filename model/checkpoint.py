@@ -25,6 +25,15 @@ from smgeo_model.config import SMGeoConfig
 from smgeo_model.errors import CheckpointError, ConfigError
 
 FORMAT, VERSION = "smgeo", 1
+BUNDLED_NAME = "smgeo_tiny_synth"
+
+
+def bundled_checkpoint() -> Path:
+    """Path of the demo model shipped in the package (``tiny`` trained on generated data)."""
+    path = Path(__file__).parent / "weights" / f"{BUNDLED_NAME}.safetensors"
+    if not path.is_file():
+        raise CheckpointError(f"the bundled demo model {path} is missing from this installation")
+    return path
 
 
 def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
