@@ -1,0 +1,187 @@
+"""Drone photo metadata (EXIF GPS, DJI XMP) and the ground area a photo probably shows.
+
+Positions are WGS84 lon/lat degrees (x=lon, y=lat); altitudes metres; angles degrees.
+DJI conventions: yaw is clockwise from true north; gimbal pitch -90 is nadir (straight
+down), 0 is the horizon. Quirks handled: EXIF ``GPSAltitude`` 0 means unknown; DJI XMP
+spells ``GpsLongtitude``; relative altitude (above take-off) is preferred for heights.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import pyproj
+from PIL import ExifTags, Image, UnidentifiedImageError
+
+from smgeo_geo.errors import ImageError, MetadataError
+
+DJI_NS = "http://www.dji.com/drone-dji/1.0/"
+DEFAULT_HFOV_DEG = 73.7  # 24 mm full-frame-equivalent lens (most DJI cameras): 2*atan(18/24)
+MAX_OFF_NADIR_DEG = 75.0  # beyond this the footprint reaches the horizon; clamp
+
+
+@dataclass(frozen=True)
+class PhotoMeta:
+    """Metadata of one drone photo; any field may be None when the photo lacks it."""
+
+    path: str
+    lon: float | None = None
+    lat: float | None = None
+    gps_altitude: float | None = None  # EXIF, metres above sea level (0 -> None)
+    relative_altitude: float | None = None  # DJI XMP, metres above take-off point
+    absolute_altitude: float | None = None  # DJI XMP, metres above sea level
+    gimbal_yaw: float | None = None
+    gimbal_pitch: float | None = None
+    gimbal_roll: float | None = None
+    flight_yaw: float | None = None
+    focal_length_35mm: float | None = None
+    size: tuple[int, int] = (0, 0)  # (width, height) pixels
+    xmp: dict[str, str] = field(default_factory=dict, repr=False)  # raw drone-dji values
+
+    @property
+    def yaw(self) -> float | None:
+        """Camera heading, degrees clockwise from north: gimbal yaw, else flight yaw."""
+        return self.gimbal_yaw if self.gimbal_yaw is not None else self.flight_yaw
+
+
+class Footprint(NamedTuple):
+    """Ground area a photo probably shows: circle centre (WGS84 degrees) and radius (m)."""
+
+    lon: float
+    lat: float
+    radius_m: float
+
+
+def _float(text) -> float | None:
+    try:
+        v = float(str(text).strip())
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _dms(value, ref) -> float | None:
+    try:
+        d, m, s = (float(v) for v in value)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    deg = d + m / 60.0 + s / 3600.0
+    return -deg if str(ref).strip().upper() in ("S", "W") else deg
+
+
+def _parse_xmp(packet: bytes | str) -> dict[str, str]:
+    """All ``drone-dji`` values of an XMP packet (attributes or elements), by local name."""
+    text = packet.decode("utf-8", "replace") if isinstance(packet, bytes) else packet
+    out: dict[str, str] = {}
+    try:
+        root = ET.fromstring(text.strip().strip("\x00"))
+        for el in root.iter():
+            for key, val in el.attrib.items():
+                if key.startswith("{" + DJI_NS + "}"):
+                    out[key.split("}", 1)[1]] = val
+            if el.tag.startswith("{" + DJI_NS + "}") and el.text and el.text.strip():
+                out[el.tag.split("}", 1)[1]] = el.text.strip()
+    except ET.ParseError:  # malformed packet: fall back to the usual prefix
+        for k, v in re.findall(r'drone-dji:(\w+)\s*=\s*"([^"]*)"', text):
+            out[k] = v
+        for k, v in re.findall(r"<drone-dji:(\w+)>([^<]*)</drone-dji:\1>", text):
+            out[k] = v.strip()
+    return out
+
+
+def read_photo_meta(path: str | os.PathLike) -> PhotoMeta:
+    """Read EXIF GPS and DJI XMP from the photo at ``path``.
+
+    Raises :class:`ImageError` naming the file when it is missing or not an image.
+    Missing GPS is not an error here (fields are None); see :func:`approximate_footprint`.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ImageError(f"{path}: no such file")
+    try:
+        with Image.open(path) as img:
+            size = img.size
+            exif = img.getexif()
+            xmp_packet = img.info.get("xmp") or b""
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ImageError(f"{path}: cannot read as an image: {exc}") from exc
+
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    sub = exif.get_ifd(ExifTags.IFD.Exif)
+    T = ExifTags.GPS
+    lat = _dms(gps.get(T.GPSLatitude), gps.get(T.GPSLatitudeRef, "N"))
+    lon = _dms(gps.get(T.GPSLongitude), gps.get(T.GPSLongitudeRef, "E"))
+    alt = _float(gps.get(T.GPSAltitude))
+    if alt is not None and gps.get(T.GPSAltitudeRef) in (1, b"\x01"):
+        alt = -alt
+    xmp = _parse_xmp(xmp_packet) if xmp_packet else {}
+    if lat is None or lon is None:  # DJI XMP fallback, with DJI's spelling
+        lat = _float(xmp.get("GpsLatitude"))
+        lon = _float(xmp.get("GpsLongtitude", xmp.get("GpsLongitude")))
+    if lat is not None and lon is not None and not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise MetadataError(f"{path}: GPS position lat={lat}, lon={lon} out of range")
+    f35 = _float(sub.get(ExifTags.Base.FocalLengthIn35mmFilm))
+    return PhotoMeta(
+        path=path, lon=lon, lat=lat, gps_altitude=alt if alt else None,
+        relative_altitude=_float(xmp.get("RelativeAltitude")),
+        absolute_altitude=_float(xmp.get("AbsoluteAltitude")),
+        gimbal_yaw=_float(xmp.get("GimbalYawDegree")),
+        gimbal_pitch=_float(xmp.get("GimbalPitchDegree")),
+        gimbal_roll=_float(xmp.get("GimbalRollDegree")),
+        flight_yaw=_float(xmp.get("FlightYawDegree")),
+        focal_length_35mm=f35 if f35 else None, size=size, xmp=xmp,
+    )
+
+
+def approximate_footprint(meta: PhotoMeta, photo_size: tuple[int, int] | None = None, *,
+                          hfov_deg: float | None = None, altitude_m: float | None = None,
+                          margin: float = 1.5) -> Footprint:
+    """Circle on the ground (WGS84 centre, metres radius) that probably contains the photo.
+
+    Maths (flat ground, pinhole camera, ``h`` = height above ground): off-nadir angle
+    ``t = 90 + pitch`` (pitch -90 -> t = 0; missing pitch -> nadir; clamped to 75 deg).
+    The optical axis hits the ground ``d = h*tan(t)`` from the point below the drone,
+    along the yaw, so the centre is the drone position moved ``d`` metres (geodesic)
+    on azimuth yaw. With ``hfov``, ``vfov = 2*atan(tan(hfov/2) * H/W)``, an image edge
+    at angle ``e = t +- vfov/2`` lies ``h*tan(e)`` from the nadir point and its corners
+    ``h*tan(hfov/2)*cos(vfov/2)/cos(e)`` to the side (pinhole ray meeting the ground);
+    radius = distance from the centre to the farthest corner (for nadir the half
+    diagonal ``h*sqrt(tan^2(hfov/2) + tan^2(vfov/2))``), times ``margin``. If the
+    yaw is unknown and ``t > 0`` the centre stays at the drone and ``d`` is added to the
+    radius. ``h``: ``altitude_m`` if given, else DJI RelativeAltitude; ``hfov``: argument,
+    else from EXIF 35 mm focal length, else 73.7 deg.
+
+    Raises :class:`MetadataError` naming the photo when GPS or a usable height is missing.
+    """
+    if meta.lon is None or meta.lat is None:
+        raise MetadataError(f"{meta.path}: photo has no GPS position (EXIF GPS or DJI XMP)")
+    h = altitude_m if altitude_m is not None else meta.relative_altitude
+    if h is None or not h > 0:
+        raise MetadataError(
+            f"{meta.path}: no height above ground (DJI RelativeAltitude missing or <= 0); pass altitude_m")
+    w, hh = photo_size or meta.size
+    if not (w > 0 and hh > 0):
+        raise MetadataError(f"{meta.path}: unknown photo size {photo_size}")
+    if hfov_deg is None:
+        f35 = meta.focal_length_35mm
+        hfov_deg = math.degrees(2 * math.atan(18.0 / f35)) if f35 else DEFAULT_HFOV_DEG
+    half_h = math.radians(hfov_deg) / 2
+    half_v = math.atan(math.tan(half_h) * hh / w)
+    pitch = meta.gimbal_pitch if meta.gimbal_pitch is not None else -90.0
+    t = math.radians(min(max(90.0 + pitch, 0.0), MAX_OFF_NADIR_DEG))
+    d = h * math.tan(t)
+    radius = 0.0
+    for edge in (min(t + half_v, math.radians(85.0)), t - half_v):  # far and near image edge
+        across = h * math.tan(half_h) * math.cos(half_v) / math.cos(edge)
+        radius = max(radius, math.hypot(h * math.tan(edge) - d, across))
+    lon, lat = meta.lon, meta.lat
+    if d > 0 and meta.yaw is not None:
+        lon, lat, _ = pyproj.Geod(ellps="WGS84").fwd(lon, lat, meta.yaw, d)
+    elif d > 0:
+        radius += d
+    return Footprint(float(lon), float(lat), float(radius * margin))

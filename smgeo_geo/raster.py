@@ -1,0 +1,257 @@
+"""Reference rasters: open a georeferenced GeoTIFF/COG and read resampled windows of it.
+
+Frames: *raster pixels* ``(x=col, y=row)`` follow GDAL (``(0, 0)`` = outer top-left
+corner of the top-left pixel, centres at ``+0.5``); *model pixels* ``(u, v)`` are
+pixels of the image returned by :meth:`ReferenceRaster.read_window`, same corner
+convention. :class:`PixelMapping` converts exactly between the two.
+
+Only windows are ever read (GDAL windowed reads with ``out_shape`` resampling, which
+also pick overviews when present), so memory grows with the requested window and
+GDAL's block cache (``GDAL_CACHEMAX``), never with the raster size. A raster smaller
+than the model input is not special: the caller asks for ``out_size`` and the window
+is resampled (up-sampled) to exactly that size.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.enums import Resampling
+from rasterio.windows import Window
+
+from smgeo_geo.coords import pixel_to_crs, to_crs
+from smgeo_geo.errors import CRSError, NotGeoreferencedError, RasterError, SMGeoError
+
+STRETCH_PERCENTILES = (2.0, 98.0)
+
+
+@dataclass(frozen=True)
+class PixelMapping:
+    """Exact affine map model pixel ``(u, v)`` -> raster pixel ``(x, y)``.
+
+    ``x = col_off + u * scale_x`` and ``y = row_off + v * scale_y``; ``scale_*`` is
+    raster pixels per model pixel. Both frames use the GDAL corner convention.
+    """
+
+    col_off: float
+    row_off: float
+    scale_x: float
+    scale_y: float
+
+    @property
+    def affine(self) -> Affine:
+        """The map as an Affine (model pixel -> raster pixel); ``raster.transform @ affine``
+        is the geotransform of the model image (model pixel -> CRS)."""
+        return Affine(self.scale_x, 0.0, self.col_off, 0.0, self.scale_y, self.row_off)
+
+    def to_raster(self, us, vs) -> tuple[np.ndarray, np.ndarray]:
+        """Model pixel ``(u, v)`` -> raster pixel ``(x, y)``."""
+        us, vs = np.asarray(us, dtype=float), np.asarray(vs, dtype=float)
+        return self.col_off + us * self.scale_x, self.row_off + vs * self.scale_y
+
+    def to_model(self, xs, ys) -> tuple[np.ndarray, np.ndarray]:
+        """Raster pixel ``(x, y)`` -> model pixel ``(u, v)``."""
+        xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+        return (xs - self.col_off) / self.scale_x, (ys - self.row_off) / self.scale_y
+
+    def box_to_raster(self, box: Sequence[float]) -> tuple[float, float, float, float]:
+        """Model-pixel box ``(x1, y1, x2, y2)`` -> raster-pixel box."""
+        (x1, x2), (y1, y2) = self.to_raster([box[0], box[2]], [box[1], box[3]])
+        return float(x1), float(y1), float(x2), float(y2)
+
+    def box_to_model(self, box: Sequence[float]) -> tuple[float, float, float, float]:
+        """Raster-pixel box ``(x1, y1, x2, y2)`` -> model-pixel box."""
+        (x1, x2), (y1, y2) = self.to_model([box[0], box[2]], [box[1], box[3]])
+        return float(x1), float(y1), float(x2), float(y2)
+
+
+def snap_window(window: Window) -> Window:
+    """Grow ``window`` outwards to whole raster pixels (integer offsets and sizes)."""
+    c0, r0 = math.floor(window.col_off + 1e-9), math.floor(window.row_off + 1e-9)
+    c1 = math.ceil(window.col_off + window.width - 1e-9)
+    r1 = math.ceil(window.row_off + window.height - 1e-9)
+    return Window(c0, r0, c1 - c0, r1 - r0)
+
+
+def stretch_to_uint8(band: np.ndarray, valid: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Linear stretch of ``band`` from ``[lo, hi]`` to ``[0, 255]``; invalid pixels -> 0."""
+    scale = 255.0 / (hi - lo) if hi > lo else 0.0
+    out = np.clip((band.astype(np.float64) - lo) * scale, 0, 255)
+    out = np.where(valid & np.isfinite(out), np.rint(out), 0)
+    return out.astype(np.uint8)
+
+
+def percentile_limits(band: np.ndarray, valid: np.ndarray) -> tuple[float, float]:
+    """2nd and 98th percentile of the valid, finite pixels of ``band`` (``(0, 0)`` if none)."""
+    vals = band[valid & np.isfinite(band)]
+    if vals.size == 0:
+        return 0.0, 0.0
+    lo, hi = np.percentile(vals, STRETCH_PERCENTILES)
+    return float(lo), float(hi)
+
+
+class ReferenceRaster:
+    """An open georeferenced reference raster; use as a context manager or call :meth:`close`.
+
+    Attributes: ``path``, ``width``/``height`` (raster pixels), ``crs`` (rasterio CRS),
+    ``transform`` (Affine, raster pixel -> CRS), ``nodata``, ``bands`` (1-based indexes
+    of the three bands that become R, G, B).
+    """
+
+    def __init__(self, dataset, path: str, bands: Sequence[int] | None = None,
+                 stretch: Literal["window", "raster"] = "window") -> None:
+        self.dataset = dataset
+        self.path = path
+        self.width: int = dataset.width
+        self.height: int = dataset.height
+        self.nodata = dataset.nodata
+        self.dtype = np.dtype(dataset.dtypes[0])
+        self.stretch = stretch
+        self.bands = self._choose_bands(bands)
+        self._raster_limits: list[tuple[float, float]] | None = None
+        self.transform, self.crs = self._georeferencing()
+
+    # -- set-up ---------------------------------------------------------------------------
+    def _choose_bands(self, bands: Sequence[int] | None) -> tuple[int, int, int]:
+        count = self.dataset.count
+        if bands is None:
+            bands = (1, 2, 3) if count >= 3 else (1,)
+        bands = tuple(int(b) for b in bands)
+        if len(bands) not in (1, 3) or any(b < 1 or b > count for b in bands):
+            raise RasterError(f"{self.path}: bands {bands} invalid; give 1 or 3 band numbers in 1..{count}")
+        return bands * 3 if len(bands) == 1 else bands  # type: ignore[return-value]
+
+    def _georeferencing(self):
+        ds = self.dataset
+        gcps, gcp_crs = ds.gcps
+        if ds.transform.is_identity and not gcps:
+            raise NotGeoreferencedError(f"{self.path}: raster has no geotransform and no GCPs")
+        # With GCPs only, a least-squares affine fit stands in for the geotransform.
+        transform = ds.transform if not ds.transform.is_identity else rasterio.transform.from_gcps(gcps)
+        crs = ds.crs if ds.crs is not None else gcp_crs
+        if crs is None or not crs.to_wkt():
+            raise CRSError(f"{self.path}: raster has no CRS")
+        try:
+            to_crs(crs)
+        except CRSError as exc:
+            raise CRSError(f"{self.path}: {exc}") from exc
+        return transform, crs
+
+    # -- properties -----------------------------------------------------------------------
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """``(minx, miny, maxx, maxy)`` of the raster in its CRS (envelope if rotated)."""
+        xs, ys = pixel_to_crs(self.transform, [0, self.width, self.width, 0], [0, 0, self.height, self.height])
+        return float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())
+
+    def close(self) -> None:
+        """Close the underlying rasterio dataset."""
+        self.dataset.close()
+
+    def __enter__(self) -> "ReferenceRaster":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ReferenceRaster({self.path!r}, {self.width}x{self.height}, bands={self.bands})"
+
+    # -- reading --------------------------------------------------------------------------
+    def read_window(self, window: Window, out_size: tuple[int, int],
+                    resampling: Resampling = Resampling.bilinear) -> tuple[np.ndarray, PixelMapping]:
+        """Read ``window`` (raster pixels, snapped outwards to whole pixels) resampled to
+        ``out_size = (width, height)`` model pixels.
+
+        Returns an ``HxWx3`` uint8 image and the :class:`PixelMapping` model -> raster
+        pixels. Parts outside the raster and nodata pixels are 0. See
+        :meth:`read_window_with_mask` for the valid-pixel mask.
+        """
+        image, _, mapping = self.read_window_with_mask(window, out_size, resampling)
+        return image, mapping
+
+    def read_window_with_mask(self, window: Window, out_size: tuple[int, int],
+                              resampling: Resampling = Resampling.bilinear):
+        """Like :meth:`read_window` but returns ``(image, valid, mapping)``; ``valid`` is an
+        ``HxW`` bool array, False for nodata / masked / outside-the-raster pixels."""
+        out_w, out_h = (int(v) for v in out_size)
+        if out_w < 1 or out_h < 1:
+            raise SMGeoError(f"out_size must be two positive integers (width, height), got {out_size}")
+        win = snap_window(window)
+        if win.width < 1 or win.height < 1:
+            raise SMGeoError(f"{self.path}: empty window {window}")
+        inside = (win.col_off >= 0 and win.row_off >= 0 and win.col_off + win.width <= self.width
+                  and win.row_off + win.height <= self.height)
+        unique = sorted(set(self.bands))
+        kw = dict(window=win, boundless=not inside)
+        try:
+            data = self.dataset.read(unique, out_shape=(len(unique), out_h, out_w), resampling=resampling,
+                                     fill_value=0 if not inside else None, **kw)
+            masks = self.dataset.read_masks(unique, out_shape=(len(unique), out_h, out_w),
+                                            resampling=Resampling.nearest, **kw)
+        except rasterio.errors.RasterioError as exc:
+            raise RasterError(f"{self.path}: cannot read window {win}: {exc}") from exc
+        valid = np.all(masks > 0, axis=0)
+        if data.dtype.kind == "f":
+            valid &= np.all(np.isfinite(data), axis=0)
+        channels = [unique.index(b) for b in self.bands]
+        if data.dtype == np.uint8:
+            image = np.where(valid[None], data, 0).astype(np.uint8)[channels]
+        else:
+            limits = self.raster_limits() if self.stretch == "raster" else None
+            stretched = {}
+            for i, b in enumerate(unique):
+                lo, hi = limits[i] if limits else percentile_limits(data[i], valid)
+                stretched[b] = stretch_to_uint8(data[i], valid, lo, hi)
+            image = np.stack([stretched[b] for b in self.bands])
+        mapping = PixelMapping(float(win.col_off), float(win.row_off), win.width / out_w, win.height / out_h)
+        return np.ascontiguousarray(image.transpose(1, 2, 0)), valid, mapping
+
+    def raster_limits(self, max_side: int = 1024) -> list[tuple[float, float]]:
+        """Per-band (unique bands, ascending) 2-98 % limits from a decimated whole-raster read
+        (at most ``max_side`` pixels a side; GDAL uses overviews when present). Cached."""
+        if self._raster_limits is None:
+            f = max(self.width, self.height) / max_side
+            shape = (max(1, round(self.height / max(f, 1))), max(1, round(self.width / max(f, 1))))
+            unique = sorted(set(self.bands))
+            data = self.dataset.read(unique, out_shape=(len(unique), *shape), resampling=Resampling.nearest)
+            masks = self.dataset.read_masks(unique, out_shape=(len(unique), *shape))
+            valid = np.all(masks > 0, axis=0)
+            self._raster_limits = [percentile_limits(d, valid) for d in data]
+        return self._raster_limits
+
+
+def open_reference(path: str | os.PathLike, bands: Sequence[int] | None = None,
+                   stretch: Literal["window", "raster"] = "window") -> ReferenceRaster:
+    """Open the georeferenced raster at ``path`` (GeoTIFF, COG, anything GDAL reads).
+
+    ``bands``: 1-based band numbers for R, G, B (3 numbers) or one band repeated to three
+    channels; default first three bands, or band 1 repeated when there are fewer.
+    ``stretch``: for non-8-bit data, compute the 2-98 % stretch per window or once for
+    the whole raster (from a decimated read). Raises :class:`RasterError` (missing or
+    unreadable file, bad bands), :class:`NotGeoreferencedError`, :class:`CRSError`;
+    every message names ``path``.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path) and "://" not in path and not path.startswith("/vsi"):
+        raise RasterError(f"{path}: no such file")
+    if stretch not in ("window", "raster"):
+        raise RasterError(f"{path}: stretch must be 'window' or 'raster', got {stretch!r}")
+    try:
+        with warnings.catch_warnings():  # reported below as NotGeoreferencedError
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            dataset = rasterio.open(path)
+    except (rasterio.errors.RasterioError, OSError) as exc:
+        raise RasterError(f"{path}: cannot open as a raster: {exc}") from exc
+    try:
+        return ReferenceRaster(dataset, path, bands=bands, stretch=stretch)
+    except BaseException:
+        dataset.close()
+        raise

@@ -1,0 +1,141 @@
+"""Drone photo metadata from real JPEGs with EXIF GPS and DJI XMP packets."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import pyproj
+import pytest
+from PIL import ExifTags, Image
+
+from smgeo_geo.errors import ImageError, MetadataError
+from smgeo_geo.photo_meta import approximate_footprint, read_photo_meta
+
+GEOD = pyproj.Geod(ellps="WGS84")
+
+
+def dms(deg: float) -> tuple[Fraction, Fraction, Fraction]:
+    d = int(deg)
+    m = int((deg - d) * 60)
+    s = Fraction(round((deg - d - m / 60) * 3600 * 10000), 10000)
+    return Fraction(d), Fraction(m), s
+
+
+def xmp_packet(attrs: dict[str, str], elements: dict[str, str] | None = None) -> bytes:
+    a = " ".join(f'drone-dji:{k}="{v}"' for k, v in attrs.items())
+    e = "".join(f"<drone-dji:{k}>{v}</drone-dji:{k}>" for k, v in (elements or {}).items())
+    return (
+        '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        f'<rdf:Description rdf:about="" xmlns:drone-dji="http://www.dji.com/drone-dji/1.0/" {a}>{e}'
+        '</rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="w"?>'
+    ).encode("utf-8")
+
+
+def make_jpeg(path: Path, lat=None, lon=None, alt=None, xmp: bytes | None = None, f35=None,
+              size=(400, 300)) -> Path:
+    """A real JPEG; EXIF GPS IFD written by Pillow, XMP as a raw APP1 segment after SOI."""
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "DJI"
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    if lat is not None:
+        gps[ExifTags.GPS.GPSLatitudeRef] = "N" if lat >= 0 else "S"
+        gps[ExifTags.GPS.GPSLatitude] = dms(abs(lat))
+        gps[ExifTags.GPS.GPSLongitudeRef] = "E" if lon >= 0 else "W"
+        gps[ExifTags.GPS.GPSLongitude] = dms(abs(lon))
+    if alt is not None:
+        gps[ExifTags.GPS.GPSAltitudeRef] = 0
+        gps[ExifTags.GPS.GPSAltitude] = Fraction(alt)
+    if f35 is not None:
+        exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.FocalLengthIn35mmFilm] = f35
+    Image.new("RGB", size, (90, 120, 60)).save(path, exif=exif)
+    if xmp is not None:
+        raw = path.read_bytes()
+        payload = b"http://ns.adobe.com/xap/1.0/\x00" + xmp
+        segment = b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
+        path.write_bytes(raw[:2] + segment + raw[2:])
+    return path
+
+
+DJI = {"RelativeAltitude": "+50.20", "AbsoluteAltitude": "+512.35", "GimbalYawDegree": "+90.0",
+       "GimbalPitchDegree": "-90.0", "GimbalRollDegree": "+0.00", "FlightYawDegree": "-12.5"}
+
+
+def test_exif_gps_and_dji_xmp(tmp_path):
+    p = make_jpeg(tmp_path / "DJI_0001.JPG", lat=-33.8598, lon=151.2093, alt=480, xmp=xmp_packet(DJI), f35=24)
+    m = read_photo_meta(p)
+    assert m.lat == pytest.approx(-33.8598, abs=1e-6) and m.lon == pytest.approx(151.2093, abs=1e-6)
+    assert m.gps_altitude == 480 and m.relative_altitude == 50.2 and m.absolute_altitude == 512.35
+    assert (m.gimbal_yaw, m.gimbal_pitch, m.flight_yaw, m.focal_length_35mm) == (90.0, -90.0, -12.5, 24)
+    assert m.yaw == 90.0 and m.size == (400, 300)
+
+
+def test_west_and_south_are_negative(tmp_path):
+    m = read_photo_meta(make_jpeg(tmp_path / "w.jpg", lat=-12.5, lon=-77.25))
+    assert (m.lat, m.lon) == (pytest.approx(-12.5, abs=1e-7), pytest.approx(-77.25, abs=1e-7))
+
+
+def test_gps_altitude_zero_is_unknown(tmp_path):
+    assert read_photo_meta(make_jpeg(tmp_path / "z.jpg", lat=47, lon=8, alt=0)).gps_altitude is None
+
+
+def test_xmp_only_gps_with_dji_misspelling_and_element_form(tmp_path):
+    xmp = xmp_packet({"GpsLatitude": "47.3769", "GpsLongtitude": "8.5417"}, {"RelativeAltitude": "+80.0"})
+    m = read_photo_meta(make_jpeg(tmp_path / "x.jpg", xmp=xmp))
+    assert (m.lat, m.lon, m.relative_altitude) == (47.3769, 8.5417, 80.0)
+    assert m.yaw is None and m.gimbal_pitch is None
+
+
+def test_nadir_footprint_is_half_diagonal(tmp_path):
+    m = read_photo_meta(make_jpeg(tmp_path / "n.jpg", lat=47, lon=8, alt=600, xmp=xmp_packet(DJI)))
+    fp = approximate_footprint(m, (4000, 3000), hfov_deg=80.0, margin=1.0)
+    t = math.tan(math.radians(40.0))
+    assert fp.radius_m == pytest.approx(50.2 * math.hypot(t, t * 3 / 4), rel=1e-9)  # relative, not 600 m
+    assert (fp.lon, fp.lat) == (pytest.approx(m.lon, abs=1e-12), pytest.approx(m.lat, abs=1e-12))
+    assert approximate_footprint(m, (4000, 3000), hfov_deg=80.0).radius_m == pytest.approx(1.5 * fp.radius_m)
+
+
+def test_oblique_footprint_shifts_along_gimbal_yaw(tmp_path):
+    xmp = xmp_packet({**DJI, "GimbalPitchDegree": "-45.0", "GimbalYawDegree": "+90.0", "FlightYawDegree": "+180"})
+    m = read_photo_meta(make_jpeg(tmp_path / "o.jpg", lat=47, lon=8, xmp=xmp))
+    fp = approximate_footprint(m, (4000, 3000), hfov_deg=70.0, margin=1.0)
+    az, _, dist = GEOD.inv(m.lon, m.lat, fp.lon, fp.lat)
+    assert dist == pytest.approx(50.2, rel=1e-6)  # h * tan(45 deg), toward the gimbal yaw (east)
+    assert az == pytest.approx(90.0, abs=0.01)
+    # Far edge at 45 + vfov/2 from vertical lies beyond the centre; radius reaches it.
+    vhalf = math.atan(math.tan(math.radians(35)) * 0.75)
+    assert fp.radius_m > 50.2 * math.tan(math.radians(45) + vhalf) - 50.2
+
+
+def test_focal_length_sets_field_of_view(tmp_path):
+    wide = read_photo_meta(make_jpeg(tmp_path / "a.jpg", lat=1, lon=1, xmp=xmp_packet(DJI), f35=24))
+    tele = read_photo_meta(make_jpeg(tmp_path / "b.jpg", lat=1, lon=1, xmp=xmp_packet(DJI), f35=48))
+    r_wide = approximate_footprint(wide, (400, 300), margin=1).radius_m
+    r_tele = approximate_footprint(tele, (400, 300), margin=1).radius_m
+    assert r_wide == pytest.approx(50.2 * math.hypot(18 / 24, 13.5 / 24), rel=1e-9)
+    assert r_tele == pytest.approx(r_wide / 2, rel=1e-9)
+
+
+def test_missing_gps_raises_naming_photo(tmp_path):
+    m = read_photo_meta(make_jpeg(tmp_path / "nogps.jpg", xmp=xmp_packet({"RelativeAltitude": "50"})))
+    with pytest.raises(MetadataError, match="nogps.jpg"):
+        approximate_footprint(m, (400, 300))
+
+
+def test_missing_height_raises_unless_given(tmp_path):
+    m = read_photo_meta(make_jpeg(tmp_path / "noalt.jpg", lat=47, lon=8, alt=500))
+    with pytest.raises(MetadataError, match="noalt.jpg"):
+        approximate_footprint(m, (400, 300))
+    assert approximate_footprint(m, (400, 300), altitude_m=100, hfov_deg=90, margin=1).radius_m == \
+        pytest.approx(100 * math.hypot(1, 0.75))
+
+
+def test_unreadable_files(tmp_path):
+    with pytest.raises(ImageError, match="missing.jpg"):
+        read_photo_meta(tmp_path / "missing.jpg")
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image at all")
+    with pytest.raises(ImageError, match="bad.jpg"):
+        read_photo_meta(bad)

@@ -1,0 +1,183 @@
+"""open_reference / read_window: bands, stretch, nodata, PixelMapping, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rasterio.enums import Resampling
+from rasterio.windows import Window
+
+from smgeo_geo.errors import CRSError, NotGeoreferencedError, RasterError
+from smgeo_geo.raster import PixelMapping, open_reference
+
+from .conftest import H, W
+
+
+def source(path) -> np.ndarray:
+    with rasterio.open(path) as ds:
+        return ds.read()
+
+
+def expected_stretch(band: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Independent 2-98 % stretch, for comparison."""
+    lo, hi = np.percentile(band[valid].astype(float), [2, 98])
+    return np.where(valid, np.rint(np.clip((band - lo) / (hi - lo) * 255, 0, 255)), 0).astype(np.uint8)
+
+
+def test_uint8_passes_through_at_native_size(variants):
+    data = source(variants["uint8"])
+    with open_reference(variants["uint8"]) as r:
+        assert (r.width, r.height, r.crs.to_epsg(), r.nodata) == (W, H, 32633, None)
+        img, m = r.read_window(Window(5, 7, 20, 10), (20, 10), resampling=Resampling.nearest)
+    assert img.dtype == np.uint8 and img.shape == (10, 20, 3)
+    np.testing.assert_array_equal(img, data[:, 7:17, 5:25].transpose(1, 2, 0))
+    assert (m.col_off, m.row_off, m.scale_x, m.scale_y) == (5, 7, 1, 1)
+
+
+def test_mapping_is_exact_for_resampled_reads(variants):
+    """Band 1 = 3*col, band 2 = 5*row: the value at a model pixel centre (nearest
+    resampling) tells which raster pixel GDAL read; the mapping must say the same."""
+    with open_reference(variants["gradient"]) as r:
+        img, m = r.read_window(Window(3, 2, 50, 40), (20, 16), resampling=Resampling.nearest)
+    u, v = np.meshgrid(np.arange(20) + 0.5, np.arange(16) + 0.5)
+    cols, rows = m.to_raster(u, v)
+    np.testing.assert_array_equal(img[..., 0], np.floor(cols).astype(np.uint8) * 3)
+    np.testing.assert_array_equal(img[..., 1], np.floor(rows).astype(np.uint8) * 5)
+    assert m.scale_x == pytest.approx(2.5) and m.scale_y == pytest.approx(2.5)
+
+
+def test_band_choice(variants):
+    data = source(variants["five_band"])
+    with open_reference(variants["five_band"], bands=(5, 3, 1)) as r:
+        img, _ = r.read_window(Window(0, 0, W, H), (W, H), resampling=Resampling.nearest)
+    np.testing.assert_array_equal(img, data[[4, 2, 0]].transpose(1, 2, 0))
+    with open_reference(variants["five_band"], bands=[2]) as r:
+        img, _ = r.read_window(Window(0, 0, W, H), (W, H), resampling=Resampling.nearest)
+    for c in range(3):
+        np.testing.assert_array_equal(img[..., c], data[1])
+    with open_reference(variants["five_band"]) as r:
+        assert r.bands == (1, 2, 3)
+
+
+@pytest.mark.parametrize("bands", [(6,), (0,), (1, 2), (1, 2, 3, 4)])
+def test_bad_bands_raise_naming_file(variants, bands):
+    with pytest.raises(RasterError, match="five_band.tif"):
+        open_reference(variants["five_band"], bands=bands)
+
+
+def test_uint16_percentile_stretch(variants):
+    data = source(variants["uint16"])
+    with open_reference(variants["uint16"]) as r:
+        img, _ = r.read_window(Window(0, 0, W, H), (W, H), resampling=Resampling.nearest)
+    valid = np.ones((H, W), bool)
+    for c in range(3):
+        exp = expected_stretch(data[c], valid)
+        assert np.abs(img[..., c].astype(int) - exp).max() <= 1
+        # 2 % of pixels at or below the low limit -> about 2 % zeros, 2 % at 255.
+        assert 0.01 < np.mean(img[..., c] == 0) < 0.04 and 0.01 < np.mean(img[..., c] == 255) < 0.04
+
+
+def test_nodata_pixels_are_zero_and_invalid(variants):
+    data = source(variants["uint16_nodata"])
+    with open_reference(variants["uint16_nodata"]) as r:
+        assert r.nodata == 0
+        img, valid, _ = r.read_window_with_mask(Window(0, 0, W, H), (W, H), resampling=Resampling.nearest)
+    assert not valid[:10].any() and valid[10:].all()
+    assert (img[:10] == 0).all()
+    exp = expected_stretch(data[0], data[0] != 0)  # limits from valid pixels only
+    assert np.abs(img[..., 0].astype(int) - exp).max() <= 1
+
+
+def test_float_single_band_repeated_and_nan_invalid(variants):
+    data = source(variants["float32"])[0]
+    with open_reference(variants["float32"]) as r:
+        img, valid, _ = r.read_window_with_mask(Window(0, 0, W, H), (W, H), resampling=Resampling.nearest)
+    assert not valid[5, 7] and valid.sum() == W * H - 1 and img[5, 7].tolist() == [0, 0, 0]
+    assert (img[..., 0] == img[..., 1]).all() and (img[..., 1] == img[..., 2]).all()
+    assert np.abs(img[..., 0].astype(int) - expected_stretch(data, np.isfinite(data))).max() <= 1
+
+
+def test_raster_wide_stretch_is_the_same_for_every_window(variants):
+    with open_reference(variants["uint16"], stretch="raster") as r:
+        a, _ = r.read_window(Window(0, 0, 32, 24), (32, 24), resampling=Resampling.nearest)
+        full, _ = r.read_window(Window(0, 0, W, H), (W, H), resampling=Resampling.nearest)
+    np.testing.assert_array_equal(a, full[:24, :32])
+
+
+def test_window_partly_outside_is_filled_and_masked(variants):
+    data = source(variants["uint8"])
+    with open_reference(variants["uint8"]) as r:
+        img, valid, m = r.read_window_with_mask(Window(-10, -20, 40, 40), (40, 40), resampling=Resampling.nearest)
+    assert (m.col_off, m.row_off) == (-10, -20)
+    assert not valid[:20].any() and not valid[:, :10].any() and valid[20:, 10:].all()
+    assert (img[:20] == 0).all()
+    np.testing.assert_array_equal(img[20:, 10:], data[:, :20, :30].transpose(1, 2, 0))
+
+
+def test_small_raster_is_upsampled_whole(variants):
+    with open_reference(variants["uint8"]) as r:
+        img, m = r.read_window(Window(0, 0, W, H), (512, 512))
+    assert img.shape == (512, 512, 3)
+    assert m.box_to_raster((0, 0, 512, 512)) == (0, 0, W, H)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(-500, 500), st.integers(-500, 500), st.integers(1, 4000), st.integers(1, 4000),
+       st.integers(1, 1024), st.integers(1, 1024), st.floats(-1e4, 1e4), st.floats(-1e4, 1e4))
+def test_pixel_mapping_round_trips(c0, r0, w, h, ow, oh, x, y):
+    m = PixelMapping(c0, r0, w / ow, h / oh)
+    np.testing.assert_allclose(m.to_model(*m.to_raster(x, y)), (x, y), atol=1e-6)
+    box = (x, y, x + 10.0, y + 5.0)
+    np.testing.assert_allclose(m.box_to_model(m.box_to_raster(box)), box, atol=1e-6)
+    # The affine form agrees with the methods (model pixel -> raster pixel).
+    np.testing.assert_allclose(m.affine @ (x, y), m.to_raster(x, y), atol=1e-6)
+    assert m.box_to_raster((0, 0, ow, oh)) == pytest.approx((c0, r0, c0 + w, r0 + h))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(RasterError, match="nothere.tif"):
+        open_reference(tmp_path / "nothere.tif")
+
+
+def test_not_a_raster(tmp_path):
+    p = tmp_path / "text.tif"
+    p.write_text("hello")
+    with pytest.raises(RasterError, match="text.tif"):
+        open_reference(p)
+
+
+def test_not_georeferenced(variants):
+    with pytest.raises(NotGeoreferencedError, match="no_georef.tif"):
+        open_reference(variants["no_georef"])
+
+
+def test_no_crs(variants):
+    with pytest.raises(CRSError, match="no_crs.tif"):
+        open_reference(variants["no_crs"])
+
+
+def test_close_and_context_manager(variants):
+    r = open_reference(variants["uint8"])
+    with r:
+        assert not r.dataset.closed
+    assert r.dataset.closed
+
+
+def test_gcp_only_raster_gets_fitted_transform(tmp_path):
+    """No geotransform but GCPs: the least-squares affine through the GCPs is used."""
+    from rasterio.control import GroundControlPoint
+
+    true = rasterio.Affine(0.5, 0.0, 400_000, 0.0, -0.5, 5_000_000)
+    gcps = [GroundControlPoint(row=r, col=c, x=(true @ (c, r))[0], y=(true @ (c, r))[1])
+            for c, r in [(0, 0), (W, 0), (0, H), (W, H), (10, 20)]]
+    path = tmp_path / "gcps.tif"
+    with pytest.warns(rasterio.errors.NotGeoreferencedWarning):  # until the GCPs are set
+        with rasterio.open(path, "w", driver="GTiff", width=W, height=H, count=1, dtype="uint8") as dst:
+            dst.write(np.zeros((1, H, W), np.uint8))
+            dst.gcps = (gcps, rasterio.crs.CRS.from_epsg(32633))
+    with open_reference(path) as r:
+        assert r.crs.to_epsg() == 32633
+        np.testing.assert_allclose(tuple(r.transform)[:6], tuple(true)[:6], atol=1e-6)
