@@ -1,7 +1,10 @@
 """``smgeo demo``: the main job on the bundled default.
 
-Interim version (issue 2): runs the SMGeo network (``tiny`` config) on the bundled sample
-pair and prints the predicted box. The georeferenced demo (issue 4) replaces it.
+A small generated, georeferenced satellite GeoTIFF (real UTM CRS), a drone photo of the
+same scene and a click on the target ship in the package (``smgeo_geo/data/demo/``, made by
+``scripts/make_demo_data.py``), with the target's true footprint. The bundled demo model
+locates the clicked object; the command prints its lon/lat and writes GeoJSON, GeoPackage
+and a PNG of the query with its click beside the reference with the found and true boxes.
 """
 
 from __future__ import annotations
@@ -12,36 +15,76 @@ from pathlib import Path
 
 import click
 
+from smgeo_geo.cli._options import model_options
+
+
+def demo_folder() -> Path:
+    return Path(str(resources.files("smgeo_geo") / "data" / "demo"))
+
 
 @click.command("demo")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo_output"),
               show_default=True, help="folder for the demo's outputs")
-@click.option("--seed", type=int, default=0, show_default=True, help="seed of the (untrained) weights")
-def command(out: Path, seed: int) -> None:
-    """Run SMGeo on the bundled sample pair and print the predicted box.
+@model_options
+def command(out: Path, checkpoint, device) -> None:
+    """Locate the clicked object of the bundled drone photo on the bundled satellite GeoTIFF.
 
     \b
     Example:
       smgeo demo --out demo_output
     """
-    import numpy as np
     import torch
-    from PIL import Image
 
-    from smgeo_model import SMGeoPredictor, build_model
+    from smgeo_geo.cli._options import load_predictor
+    from smgeo_geo.photo import read_photo
+    from smgeo_geo.raster import open_reference
+    from smgeo_geo.vector_io import write_geojson, write_geopackage
+    from smgeo_model import box_iou
 
-    sample = resources.files("smgeo_geo") / "data" / "sample"
-    meta = json.loads((sample / "sample.json").read_text())
-    load = lambda name: torch.from_numpy(np.array(Image.open(sample / name).convert("RGB"))).permute(2, 0, 1) / 255.0  # noqa: E731
-    torch.manual_seed(seed)
-    predictor = SMGeoPredictor(build_model("tiny"))
-    predictor.set_reference(load("reference.png"))
-    predictor.set_query(load("query.png"))
-    pred = predictor.predict(tuple(meta["click"]), top_k=3)
-    out.mkdir(parents=True, exist_ok=True)
-    result = {"click": meta["click"], "box": [round(v, 1) for v in pred.box.tolist()], "score": pred.score,
-              "candidates": [[round(v, 1) for v in b] for b in pred.boxes.tolist()], "weights": "untrained tiny"}
-    (out / "prediction.json").write_text(json.dumps(result, indent=2))
-    click.echo(f"query click (x, y) = {meta['click']} -> predicted reference box (x1, y1, x2, y2) = "
-               f"{result['box']} px, score {pred.score:.3f} (untrained weights; see README)")
-    click.echo(f"wrote {out / 'prediction.json'}")
+    folder = demo_folder()
+    meta = json.loads((folder / "demo.json").read_text())
+    predictor = load_predictor({"checkpoint": checkpoint, "device": device})
+    query_path, ref_path = folder / meta["query"], folder / meta["reference"]
+    with open_reference(ref_path) as raster:
+        predictor.set_reference(raster)
+        predictor.set_query(query_path)
+        det = predictor.locate(tuple(meta["click"]), top_k=5)
+        truth = meta["true_pixel_box"]
+        iou = float(box_iou(torch.tensor([det.pixel_box]), torch.tensor([truth]))[0])
+        det.extra = {"iou_with_truth": round(iou, 4), "class": meta["class_name"]}
+        out.mkdir(parents=True, exist_ok=True)
+        write_geojson([det], out / "demo_result.geojson")
+        write_geopackage([det], out / "demo_result.gpkg")
+        _figure(read_photo(query_path), meta["click"], predictor.reference.image, predictor.reference.mapping,
+                det.pixel_box, truth, iou, out / "demo_result.png")
+        lon, lat = det.centroid_lonlat
+        click.echo(f"Clicked object ({meta['class_name']}) found at lon {lon:.6f}, lat {lat:.6f} "
+                   f"(score {det.score:.2f}, IoU with the true footprint {iou:.2f})")
+        click.echo(f"  reference {ref_path.name} ({raster.crs.to_string()}), pixel box "
+                   f"{[round(v, 1) for v in det.pixel_box]}; true {[round(v, 1) for v in truth]}")
+    for name in ("demo_result.geojson", "demo_result.gpkg", "demo_result.png"):
+        click.echo(f"  wrote {out / name}")
+
+
+def _figure(query, click_xy, ref_image, mapping, found, truth, iou, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 5.4), gridspec_kw={"width_ratios": [1, 1.3]})
+    a.imshow(query)
+    a.plot(*click_xy, marker="*", ms=20, mfc="yellow", mec="black")
+    a.set_title("drone photo + click")
+    b.imshow(ref_image)
+    for box, colour, label in ((truth, "lime", "true footprint"), (found, "red", f"found (IoU {iou:.2f})")):
+        x1, y1, x2, y2 = mapping.box_to_model(box)
+        b.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec=colour, lw=2.5, label=label))
+    b.legend(loc="lower right")
+    b.set_title("satellite reference (GeoTIFF)")
+    for ax in (a, b):
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
