@@ -218,7 +218,7 @@ def train(options: TrainOptions, train_set: Dataset, val_set: Dataset | None = N
             seen += 1
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{float(parts['loss']):.3f}")
+                bar.set_postfix(loss=f"{float(parts['loss'].detach()):.3f}")
         if bar is not None:
             bar.close()
         record = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0], "seconds": round(time.time() - started, 2),
