@@ -79,6 +79,7 @@ class GeoPredictor:
         self.query_path: str = ""
         self._query_size_wh: tuple[int, int] | None = None
         self.last_heatmap: tuple[np.ndarray, Affine] | None = None
+        self.last_reference_cached = False  # whether the last set_reference came from the cache
 
     # -- reference ----------------------------------------------------------------------
     def default_window(self, raster: ReferenceRaster) -> Window:
@@ -98,6 +99,7 @@ class GeoPredictor:
         size = model_size((window.height, window.width), max(self.config.reference_size))
         key = (str(raster.path), raster.bands, tuple(round(v, 6) for v in window.flatten()), size)
         ref = self._cache.get(key)
+        self.last_reference_cached = ref is not None
         if ref is None:
             image, mapping = raster.read_window(window, (size[1], size[0]))
             self._predictor.set_reference(_to_tensor(image), size=size)

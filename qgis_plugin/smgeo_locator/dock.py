@@ -1,0 +1,327 @@
+"""The SMGeo dock panel: photo, click, reference layer, search window, Locate, results."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+from qgis.core import (
+    Qgis, QgsApplication, QgsCoordinateTransform, QgsMapLayerProxyModel, QgsProject, QgsRasterLayer,
+    QgsRectangle,
+)
+from qgis.gui import QgsDockWidget, QgsFileWidget, QgsMapLayerComboBox
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtWidgets import (
+    QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
+    QProgressBar, QPushButton, QVBoxLayout, QWidget,
+)
+
+from . import results
+from .photo_view import PhotoLoadError, PhotoView
+from .service import log, shared_client
+from .settings import SETUP_HELP, PluginSettings
+from .tasks import WorkerTask
+from .worker_client import RequestCancelled
+
+PHOTO_FILTER = "Images (*.jpg *.jpeg *.JPG *.JPEG *.png *.PNG *.tif *.tiff *.TIF *.TIFF);;All files (*)"
+WINDOW_MODES = [("extent", "Map's current extent"), ("photo_gps", "Photo GPS (EXIF / DJI metadata)"),
+                ("whole", "Whole layer")]
+
+
+class LocatorDock(QgsDockWidget):
+    """Pick a drone photo, click the target, choose the reference raster layer, Locate."""
+
+    def __init__(self, iface, parent=None) -> None:
+        super().__init__("SMGeo Locator", parent)
+        self.setObjectName("SMGeoLocatorDock")
+        self.iface = iface
+        self.settings = PluginSettings.load()
+        self.task: WorkerTask | None = None
+        self.last_result: dict | None = None
+        self.last_feature_id: int | None = None
+        self._restarts_seen = 0
+        self._build()
+        self._refresh_recent()
+        self._check_setup()
+
+    # -- layout ---------------------------------------------------------------------------
+    def _build(self) -> None:
+        body = QWidget(self)
+        layout = QVBoxLayout(body)
+        form = QFormLayout()
+        self.photo_widget = QgsFileWidget(body)
+        self.photo_widget.setFilter(PHOTO_FILTER)
+        self.photo_widget.setDialogTitle("Drone photo")
+        self.photo_widget.fileChanged.connect(self._photo_chosen)
+        form.addRow("Drone photo", self.photo_widget)
+        self.recent_combo = QComboBox(body)
+        self.recent_combo.activated.connect(self._recent_chosen)
+        form.addRow("Recent", self.recent_combo)
+        layout.addLayout(form)
+
+        self.photo_view = PhotoView(body)
+        self.photo_view.clicked.connect(self._photo_clicked)
+        layout.addWidget(self.photo_view, 1)
+        self.click_label = QLabel("Choose a photo, then click the target in it.", body)
+        layout.addWidget(self.click_label)
+
+        form = QFormLayout()
+        self.layer_combo = QgsMapLayerComboBox(body)
+        self.layer_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        self.layer_combo.setAllowEmptyLayer(False)
+        form.addRow("Reference layer", self.layer_combo)
+        self.window_combo = QComboBox(body)
+        for key, label in WINDOW_MODES:
+            self.window_combo.addItem(label, key)
+        self.window_combo.setCurrentIndex(2)
+        form.addRow("Search window", self.window_combo)
+        layout.addLayout(form)
+        active = self.iface.activeLayer() if self.iface is not None else None
+        if isinstance(active, QgsRasterLayer):
+            self.layer_combo.setLayer(active)
+
+        options = QHBoxLayout()
+        self.auto_check = QCheckBox("Locate on click", body)
+        self.auto_check.setChecked(True)
+        self.heatmap_check = QCheckBox("Add heatmap layer", body)
+        options.addWidget(self.auto_check)
+        options.addWidget(self.heatmap_check)
+        layout.addLayout(options)
+
+        buttons = QHBoxLayout()
+        self.locate_button = QPushButton("Locate", body)
+        self.locate_button.clicked.connect(self.locate)
+        self.cancel_button = QPushButton("Cancel", body)
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        buttons.addWidget(self.locate_button)
+        buttons.addWidget(self.cancel_button)
+        layout.addLayout(buttons)
+        self.progress = QProgressBar(body)
+        self.progress.setRange(0, 100)
+        self.progress.setValue(0)
+        layout.addWidget(self.progress)
+        self.status_label = QLabel("", body)
+        self.status_label.setWordWrap(True)
+        self.status_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        layout.addWidget(self.status_label)
+
+        layout.addWidget(QLabel("Candidates (tick to show on the map):", body))
+        self.candidates_list = QListWidget(body)
+        self.candidates_list.setMaximumHeight(110)
+        self.candidates_list.itemChanged.connect(self._candidates_changed)
+        layout.addWidget(self.candidates_list)
+        self.save_button = QPushButton("Save results to GeoPackage…", body)
+        self.save_button.clicked.connect(self._save_clicked)
+        layout.addWidget(self.save_button)
+        self.setWidget(body)
+
+    # -- user feedback --------------------------------------------------------------------
+    def notify(self, text: str, level=Qgis.Info, duration: int = 6) -> None:
+        """Message bar + log + status line; never raises."""
+        self.status_label.setText(text)
+        log(text, level)
+        try:
+            self.iface.messageBar().pushMessage("SMGeo", text, level, duration)
+        except Exception:  # a missing message bar must not break the panel
+            pass
+
+    def _check_setup(self) -> None:
+        if not self.settings.worker_python():
+            self.status_label.setText(SETUP_HELP)
+
+    # -- photo and click ------------------------------------------------------------------
+    def _refresh_recent(self) -> None:
+        self.recent_combo.clear()
+        self.recent_combo.addItem("", "")
+        for path in self.settings.recent_photos:
+            self.recent_combo.addItem(os.path.basename(path), path)
+
+    def _recent_chosen(self, index: int) -> None:
+        path = self.recent_combo.itemData(index)
+        if path:
+            self.photo_widget.setFilePath(path)
+
+    def _photo_chosen(self, path: str) -> None:
+        if path:
+            self.set_photo(path)
+
+    def set_photo(self, path: str) -> bool:
+        """Show the photo ``path``; the click is reset."""
+        try:
+            width, height = self.photo_view.load(path)
+        except PhotoLoadError as exc:
+            self.notify(str(exc), Qgis.Warning)
+            return False
+        self.photo_path = path
+        if self.photo_widget.filePath() != path:
+            self.photo_widget.blockSignals(True)
+            self.photo_widget.setFilePath(path)
+            self.photo_widget.blockSignals(False)
+        self.settings.add_recent_photo(path)
+        self.settings.save()
+        self._refresh_recent()
+        self.click_label.setText(f"{width} x {height} px: click the target")
+        return True
+
+    def _photo_clicked(self, x: float, y: float) -> None:
+        self.click_label.setText(f"click x {x:.1f}, y {y:.1f} (photo pixels)")
+        if self.auto_check.isChecked() and self.layer_combo.currentLayer() is not None:
+            self.locate()
+
+    # -- locate ---------------------------------------------------------------------------
+    def _window_spec(self, layer: QgsRasterLayer) -> dict:
+        """The search window for the worker, taken on the main thread; map extents are
+        transformed from the canvas CRS to the raster layer's CRS."""
+        mode = self.window_combo.currentData()
+        if mode == "extent":
+            canvas = self.iface.mapCanvas()
+            extent: QgsRectangle = canvas.extent()
+            transform = QgsCoordinateTransform(canvas.mapSettings().destinationCrs(), layer.crs(),
+                                               QgsProject.instance())
+            box = transform.transformBoundingBox(extent)
+            return {"mode": "bounds", "bounds": [box.xMinimum(), box.yMinimum(), box.xMaximum(), box.yMaximum()],
+                    "crs": layer.crs().toWkt()}
+        return {"mode": mode}
+
+    def request_params(self) -> dict | None:
+        """Locate parameters from the panel, or None (after telling the user what is missing)."""
+        click = self.photo_view.click
+        layer = self.layer_combo.currentLayer()
+        if self.photo_view.photo_size is None:
+            self.notify("Choose a drone photo first.", Qgis.Warning)
+            return None
+        if click is None:
+            self.notify("Click the target in the photo first.", Qgis.Warning)
+            return None
+        if not isinstance(layer, QgsRasterLayer):
+            self.notify("Choose a reference raster layer (a georeferenced GeoTIFF/COG).", Qgis.Warning)
+            return None
+        if layer.providerType() != "gdal" or not os.path.isfile(layer.source().split("|")[0]):
+            self.notify(f"Layer '{layer.name()}' is not a raster file (provider {layer.providerType()}); "
+                        f"SMGeo reads GeoTIFF/COG/VRT files.", Qgis.Warning)
+            return None
+        params = {"reference": layer.source().split("|")[0], "query": self.photo_path, "click": list(click),
+                  "window": self._window_spec(layer), "top_k": 5}
+        if self.heatmap_check.isChecked():
+            folder = tempfile.mkdtemp(prefix="smgeo_heatmap_")
+            params["heatmap"] = os.path.join(folder, f"heatmap_{int(time.time() * 1000)}.tif")
+        return params
+
+    def locate(self) -> WorkerTask | None:
+        """Start a locate task (a running one is cancelled: the latest click wins)."""
+        params = self.request_params()
+        if params is None:
+            return None
+        if self.task is not None:
+            self.cancel()
+        settings = self.settings
+        task = WorkerTask("SMGeo: locate object", lambda: shared_client(settings), "locate", params,
+                          done=self._located)
+        task.progressChanged.connect(self._task_progress)
+        self.task = task
+        self.progress.setValue(0)
+        self.cancel_button.setEnabled(True)
+        self.status_label.setText("locating…")
+        QgsApplication.taskManager().addTask(task)
+        return task
+
+    def cancel(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+    def _task_progress(self, value: float) -> None:
+        task = self.sender()
+        if task is self.task:
+            self.progress.setValue(int(value))
+            if task.status:
+                self.status_label.setText(task.status)
+
+    def _located(self, task: WorkerTask) -> None:
+        if task is not self.task:
+            return  # an older click: superseded
+        self.task = None
+        self.cancel_button.setEnabled(False)
+        client = task.client
+        if client is not None and client.restarts > self._restarts_seen:
+            self._restarts_seen = client.restarts
+            self.notify(f"The SMGeo worker had stopped ({client.last_crash}) and was restarted.", Qgis.Warning)
+        if task.result is None:
+            if isinstance(task.error, RequestCancelled) or task.isCanceled():
+                self.status_label.setText("cancelled")
+            else:
+                error = task.error
+                self.notify(f"{error}" if error is not None else "locate failed", Qgis.Critical, 10)
+            self.progress.setValue(0)
+            return
+        self.show_result(task.result)
+
+    def show_result(self, result: dict) -> None:
+        """Add the best detection to "SMGeo results", list the candidates, zoom to it."""
+        project = QgsProject.instance()
+        layer, feature = results.add_result(result, project)
+        self.last_result, self.last_feature_id = result, feature.id()
+        if result.get("heatmap"):
+            try:
+                results.add_heatmap(result["heatmap"], project)
+            except RuntimeError as exc:
+                self.notify(str(exc), Qgis.Warning)
+        self.candidates_list.blockSignals(True)
+        self.candidates_list.clear()
+        for record in result["detections"]:
+            lon, lat = record["centroid_lonlat"]
+            item = QListWidgetItem(f"#{record['rank'] + 1}  score {record['score']:.3f}  lon {lon:.6f}, lat {lat:.6f}")
+            item.setData(Qt.UserRole, record["rank"])
+            if record["rank"] > 0:
+                item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
+                item.setCheckState(Qt.Unchecked)
+            self.candidates_list.addItem(item)
+        self.candidates_list.blockSignals(False)
+        results.show_candidates(result, [], project)
+        self.zoom_to(layer, feature)
+        best = result["detections"][0]
+        lon, lat = best["centroid_lonlat"]
+        cached = " (reference features cached)" if result.get("reference_cached") else ""
+        self.progress.setValue(100)
+        self.status_label.setText(f"found: lon {lon:.6f}, lat {lat:.6f}, score {best['score']:.3f} "
+                                  f"in {result.get('seconds', 0):.2f} s{cached}")
+
+    def zoom_to(self, layer, feature) -> None:
+        canvas = self.iface.mapCanvas()
+        transform = QgsCoordinateTransform(layer.crs(), canvas.mapSettings().destinationCrs(), QgsProject.instance())
+        box = transform.transformBoundingBox(feature.geometry().boundingBox())
+        box.scale(6.0)
+        canvas.setExtent(box)
+        canvas.refresh()
+
+    def checked_candidates(self) -> list[int]:
+        ranks = []
+        for i in range(self.candidates_list.count()):
+            item = self.candidates_list.item(i)
+            if item.flags() & Qt.ItemIsUserCheckable and item.checkState() == Qt.Checked:
+                ranks.append(int(item.data(Qt.UserRole)))
+        return ranks
+
+    def _candidates_changed(self, _item) -> None:
+        if self.last_result is not None:
+            results.show_candidates(self.last_result, self.checked_candidates())
+
+    # -- saving ---------------------------------------------------------------------------
+    def _save_clicked(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save SMGeo results", "", "GeoPackage (*.gpkg)")
+        if path:
+            self.save_results(path if path.lower().endswith(".gpkg") else path + ".gpkg")
+
+    def save_results(self, path: str) -> str | None:
+        layers = QgsProject.instance().mapLayersByName(results.RESULTS_LAYER)
+        if not layers:
+            self.notify("No results to save yet.", Qgis.Warning)
+            return None
+        try:
+            written = results.save_geopackage(layers[0], path)
+        except RuntimeError as exc:
+            self.notify(str(exc), Qgis.Critical)
+            return None
+        self.notify(f"saved {layers[0].featureCount()} result(s) to {written}", Qgis.Success)
+        return written

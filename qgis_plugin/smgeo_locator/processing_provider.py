@@ -1,0 +1,207 @@
+"""Processing provider "SMGeo" with two algorithms: locate one object, batch geocode a survey.
+
+Both run the same worker requests as the dock (``locate`` and ``batch``), so they work in
+the Processing toolbox, batch mode and the model designer.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from qgis.core import (
+    QgsFeatureSink, QgsProcessing, QgsProcessingAlgorithm, QgsProcessingContext, QgsProcessingException,
+    QgsProcessingOutputNumber, QgsProcessingParameterEnum, QgsProcessingParameterExtent,
+    QgsProcessingParameterFeatureSink, QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer, QgsProcessingProvider, QgsWkbTypes,
+)
+from qgis.PyQt.QtGui import QIcon
+
+from . import results
+from .service import shared_client
+from .worker_client import WorkerError
+
+ICON = os.path.join(os.path.dirname(__file__), "icon.png")
+PHOTO_EXTENSIONS = "Images (*.jpg *.jpeg *.JPG *.JPEG *.png *.PNG *.tif *.tiff);;All files (*)"
+
+
+def _raster_path(layer, name: str) -> str:
+    path = layer.source().split("|")[0]
+    if layer.providerType() != "gdal" or not os.path.isfile(path):
+        raise QgsProcessingException(f"{name}: layer '{layer.name()}' is not a raster file "
+                                     f"(provider {layer.providerType()}); SMGeo reads GeoTIFF/COG/VRT files")
+    return path
+
+
+def _run(method: str, params: dict, feedback) -> dict:
+    """One worker request with Processing feedback (progress, Cancel)."""
+    try:
+        client = shared_client()
+    except WorkerError as exc:
+        raise QgsProcessingException(str(exc)) from None
+    request_ids: list[int] = []
+
+    def cancel() -> None:
+        for rid in request_ids:
+            client.cancel(rid)
+
+    def progress(fraction: float, message: str) -> None:
+        feedback.setProgress(100.0 * fraction)
+        if message:
+            feedback.setProgressText(message)
+
+    def on_id(rid: int) -> None:
+        request_ids.append(rid)
+        if feedback.isCanceled():
+            client.cancel(rid)
+
+    feedback.canceled.connect(cancel)
+    try:
+        return client.request(method, params, progress, on_id)
+    except WorkerError as exc:
+        raise QgsProcessingException(f"{exc.kind}: {exc}") from None
+    finally:
+        try:
+            feedback.canceled.disconnect(cancel)
+        except TypeError:
+            pass
+
+
+class _Algorithm(QgsProcessingAlgorithm):
+    def group(self) -> str:
+        return "Cross-view geo-localization"
+
+    def groupId(self) -> str:  # noqa: N802
+        return "crossview"
+
+    def icon(self) -> QIcon:
+        return QIcon(ICON)
+
+    def createInstance(self):  # noqa: N802
+        return type(self)()
+
+
+class LocateAlgorithm(_Algorithm):
+    PHOTO, CLICK_X, CLICK_Y, REFERENCE = "PHOTO", "CLICK_X", "CLICK_Y", "REFERENCE"
+    WINDOW, EXTENT, CANDIDATES, OUTPUT = "WINDOW", "EXTENT", "CANDIDATES", "OUTPUT"
+    MODES = ["Whole layer (sliding windows if large)", "Extent below", "Photo GPS (EXIF / DJI metadata)"]
+
+    def name(self) -> str:
+        return "locate"
+
+    def displayName(self) -> str:  # noqa: N802
+        return "Locate object from drone photo"
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        return ("Finds the object clicked in a drone photo in a georeferenced raster layer with SMGeo. "
+                "The click is in photo pixels (x right, y down, from the top-left corner of the upright "
+                "photo). Output: the object's footprint polygon in the raster's CRS with its score "
+                "(rank 0), followed by the requested number of candidates.")
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802
+        self.addParameter(QgsProcessingParameterFile(self.PHOTO, "Drone photo", fileFilter=PHOTO_EXTENSIONS))
+        self.addParameter(QgsProcessingParameterNumber(self.CLICK_X, "Click x (photo pixels)",
+                                                       QgsProcessingParameterNumber.Double, minValue=0))
+        self.addParameter(QgsProcessingParameterNumber(self.CLICK_Y, "Click y (photo pixels)",
+                                                       QgsProcessingParameterNumber.Double, minValue=0))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.REFERENCE, "Reference raster (satellite / orthophoto)"))
+        self.addParameter(QgsProcessingParameterEnum(self.WINDOW, "Search window", self.MODES, defaultValue=0))
+        self.addParameter(QgsProcessingParameterExtent(self.EXTENT, "Extent (for 'Extent below')", optional=True))
+        self.addParameter(QgsProcessingParameterNumber(self.CANDIDATES, "Candidates besides the best",
+                                                       QgsProcessingParameterNumber.Integer, 0, minValue=0,
+                                                       maxValue=20))
+        self.addParameter(QgsProcessingParameterFeatureSink(self.OUTPUT, "Located object",
+                                                            QgsProcessing.TypeVectorPolygon))
+        self.addOutput(QgsProcessingOutputNumber("SCORE", "Score of the best detection"))
+        self.addOutput(QgsProcessingOutputNumber("CENTROID_LON", "Longitude of its centre (WGS84)"))
+        self.addOutput(QgsProcessingOutputNumber("CENTROID_LAT", "Latitude of its centre (WGS84)"))
+
+    def processAlgorithm(self, parameters, context: QgsProcessingContext, feedback):  # noqa: N802
+        photo = self.parameterAsFile(parameters, self.PHOTO, context)
+        layer = self.parameterAsRasterLayer(parameters, self.REFERENCE, context)
+        if layer is None:
+            raise QgsProcessingException("Reference raster: no layer given")
+        click = [self.parameterAsDouble(parameters, self.CLICK_X, context),
+                 self.parameterAsDouble(parameters, self.CLICK_Y, context)]
+        mode = self.parameterAsEnum(parameters, self.WINDOW, context)
+        if mode == 1:
+            extent = self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs())
+            if extent.isNull() or extent.isEmpty():
+                raise QgsProcessingException("Extent: 'Extent below' was chosen but no extent was given")
+            window = {"mode": "bounds", "crs": layer.crs().toWkt(),
+                      "bounds": [extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum()]}
+        else:
+            window = {"mode": "photo_gps" if mode == 2 else "whole"}
+        candidates = self.parameterAsInt(parameters, self.CANDIDATES, context)
+        result = _run("locate", {"reference": _raster_path(layer, "Reference raster"), "query": photo,
+                                 "click": click, "window": window, "top_k": max(5, candidates + 1)}, feedback)
+        fields = results.result_fields()
+        sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Polygon,
+                                             results.crs_of(result["crs"]))
+        if sink is None:
+            raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
+        for record in result["detections"][: candidates + 1]:
+            sink.addFeature(results.feature_from_record(record, fields), QgsFeatureSink.FastInsert)
+        best = result["detections"][0]
+        feedback.pushInfo(f"score {best['score']:.3f} at lon {best['centroid_lonlat'][0]:.7f}, "
+                          f"lat {best['centroid_lonlat'][1]:.7f} ({result['seconds']:.2f} s)")
+        return {self.OUTPUT: dest_id, "SCORE": best["score"], "CENTROID_LON": best["centroid_lonlat"][0],
+                "CENTROID_LAT": best["centroid_lonlat"][1]}
+
+
+class BatchAlgorithm(_Algorithm):
+    MANIFEST, REFERENCE, WORKERS, OUTPUT = "MANIFEST", "REFERENCE", "WORKERS", "OUTPUT"
+
+    def name(self) -> str:
+        return "batch"
+
+    def displayName(self) -> str:  # noqa: N802
+        return "Batch geocode drone survey"
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        return ("Locates the clicked object of every row of a manifest CSV (columns query, click_x, click_y "
+                "and optionally reference, lon, lat, radius_m; relative paths are relative to the CSV) and "
+                "writes one GeoPackage with layers detections, centroids and rows (ok / error per row). "
+                "Rerunning after a cancel or crash skips the rows already done.")
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802
+        self.addParameter(QgsProcessingParameterFile(self.MANIFEST, "Manifest (CSV)", extension="csv"))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.REFERENCE, "Reference raster for rows that name none",
+                                                            optional=True))
+        self.addParameter(QgsProcessingParameterNumber(self.WORKERS, "Worker processes",
+                                                       QgsProcessingParameterNumber.Integer, 1, minValue=1,
+                                                       maxValue=64))
+        self.addParameter(QgsProcessingParameterFileDestination(self.OUTPUT, "Output GeoPackage",
+                                                                "GeoPackage (*.gpkg)"))
+        self.addOutput(QgsProcessingOutputNumber("OK", "Rows located"))
+        self.addOutput(QgsProcessingOutputNumber("ERRORS", "Rows with an error"))
+
+    def processAlgorithm(self, parameters, context: QgsProcessingContext, feedback):  # noqa: N802
+        manifest = self.parameterAsFile(parameters, self.MANIFEST, context)
+        layer = self.parameterAsRasterLayer(parameters, self.REFERENCE, context)
+        out = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
+        if not out.lower().endswith(".gpkg"):
+            raise QgsProcessingException(f"Output GeoPackage: {out} must end in .gpkg")
+        params = {"manifest": manifest, "reference": _raster_path(layer, "Reference raster") if layer else None,
+                  "out": out, "workers": self.parameterAsInt(parameters, self.WORKERS, context)}
+        summary = _run("batch", params, feedback)
+        feedback.pushInfo(f"{summary['ok']} ok, {summary['error']} error(s) -> {out}")
+        if summary["ok"] and Path(out).is_file():
+            details = QgsProcessingContext.LayerDetails("SMGeo batch detections", context.project(), self.OUTPUT)
+            context.addLayerToLoadOnCompletion(f"{out}|layername=detections", details)
+        return {self.OUTPUT: out, "OK": summary["ok"], "ERRORS": summary["error"]}
+
+
+class SMGeoProvider(QgsProcessingProvider):
+    def id(self) -> str:
+        return "smgeo"
+
+    def name(self) -> str:
+        return "SMGeo"
+
+    def icon(self) -> QIcon:
+        return QIcon(ICON)
+
+    def loadAlgorithms(self) -> None:  # noqa: N802
+        self.addAlgorithm(LocateAlgorithm())
+        self.addAlgorithm(BatchAlgorithm())

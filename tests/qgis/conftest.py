@@ -1,0 +1,162 @@
+"""Fixtures for the QGIS plugin tests, run in a real (headless) QGIS.
+
+Run with QGIS's Python: ``QT_QPA_PLATFORM=offscreen /usr/bin/python3 -m pytest tests/qgis``
+(``make test`` does). The plugin's worker runs in the project's venv (``SMGEO_PYTHON``,
+default ``.venv/bin/python``), exactly as for a user.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from qgis.core import QgsApplication, QgsProject, QgsRasterLayer  # noqa: E402  (after the platform is set)
+from qgis.gui import QgsLayerTreeMapCanvasBridge, QgsMapCanvas, QgsMessageBar  # noqa: E402
+from qgis.PyQt.QtCore import QCoreApplication, QSize, Qt  # noqa: E402
+from qgis.PyQt.QtWidgets import QMainWindow, QToolBar, QVBoxLayout, QWidget  # noqa: E402
+from qgis.testing import start_app  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "smgeo_geo" / "data" / "demo"
+VENV_PYTHON = Path(os.environ.get("SMGEO_PYTHON") or ROOT / ".venv" / "bin" / "python")
+sys.path.insert(0, str(ROOT / "qgis_plugin"))
+sys.path.append("/usr/share/qgis/python/plugins")  # QGIS's Processing framework
+
+
+class DesktopInterface:
+    """The part of ``QgisInterface`` the plugin uses, backed by real QGIS widgets: a main
+    window, a map canvas that shows the project's layers, a message bar, a toolbar."""
+
+    def __init__(self) -> None:
+        self.window = QMainWindow()
+        central = QWidget(self.window)
+        layout = QVBoxLayout(central)
+        self.bar = QgsMessageBar(central)
+        self.canvas = QgsMapCanvas(central)
+        self.canvas.resize(QSize(520, 520))
+        layout.addWidget(self.bar)
+        layout.addWidget(self.canvas)
+        self.window.setCentralWidget(central)
+        self.toolbar = QToolBar("Plugins", self.window)
+        self.window.addToolBar(self.toolbar)
+        self.bridge = QgsLayerTreeMapCanvasBridge(QgsProject.instance().layerTreeRoot(), self.canvas)
+        self.menus: dict[str, list] = {}
+        self.active_layer = None
+        self.window.resize(1100, 760)
+
+    def mainWindow(self):  # noqa: N802 (QgisInterface names)
+        return self.window
+
+    def mapCanvas(self):  # noqa: N802
+        return self.canvas
+
+    def messageBar(self):  # noqa: N802
+        return self.bar
+
+    def activeLayer(self):  # noqa: N802
+        return self.active_layer
+
+    def addToolBarIcon(self, action):  # noqa: N802
+        self.toolbar.addAction(action)
+
+    def removeToolBarIcon(self, action):  # noqa: N802
+        self.toolbar.removeAction(action)
+
+    def addPluginToMenu(self, menu, action):  # noqa: N802
+        self.menus.setdefault(menu, []).append(action)
+
+    def removePluginMenu(self, menu, action):  # noqa: N802
+        self.menus.get(menu, []).remove(action)
+
+    def addDockWidget(self, area, dock):  # noqa: N802
+        self.window.addDockWidget(area, dock)
+
+    def removeDockWidget(self, dock):  # noqa: N802
+        self.window.removeDockWidget(dock)
+
+    def messages(self) -> list[str]:
+        """Texts of the message bar's current items."""
+        return [item.text() for item in self.bar.items()]
+
+
+@pytest.fixture(scope="session")
+def qgis_app():
+    app = start_app()
+    from processing.core.Processing import Processing
+
+    Processing.initialize()
+    if not VENV_PYTHON.is_file():
+        pytest.fail(f"the worker environment {VENV_PYTHON} is missing: run 'make setup' (or set SMGEO_PYTHON)")
+    os.environ["SMGEO_PYTHON"] = str(VENV_PYTHON)
+    yield app
+
+
+@pytest.fixture
+def project(qgis_app):
+    project = QgsProject.instance()
+    project.clear()
+    yield project
+    project.clear()
+
+
+@pytest.fixture
+def iface(project):
+    iface = DesktopInterface()
+    iface.window.show()
+    yield iface
+    iface.window.close()
+
+
+@pytest.fixture
+def plugin(iface):
+    import smgeo_locator
+    from smgeo_locator.settings import PREFIX
+    from qgis.core import QgsSettings
+
+    QgsSettings().remove(PREFIX.rstrip("/"))  # start from default settings
+    plugin = smgeo_locator.classFactory(iface)
+    plugin.initGui()
+    yield plugin
+    plugin.unload()
+
+
+@pytest.fixture
+def demo_meta():
+    import json
+
+    return json.loads((DEMO / "demo.json").read_text())
+
+
+@pytest.fixture
+def demo_layer(project, iface, demo_meta):
+    layer = QgsRasterLayer(str(DEMO / demo_meta["reference"]), "demo satellite", "gdal")
+    assert layer.isValid()
+    project.addMapLayer(layer)
+    iface.canvas.setDestinationCrs(layer.crs())
+    iface.canvas.setExtent(layer.extent())
+    iface.active_layer = layer
+    return layer
+
+
+def wait_until(predicate, timeout: float = 180.0, what: str = "condition") -> None:
+    """Process Qt events until ``predicate()`` is true (QgsTask.finished runs on the main thread)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        QCoreApplication.processEvents()
+        time.sleep(0.01)
+
+
+def wait_for_task(dock, task, timeout: float = 180.0) -> None:
+    """Wait until ``task`` is done and the dock has handled it."""
+    wait_until(lambda: task.status() in (task.Complete, task.Terminated) and dock.task is not task,
+               timeout, f"task {task.description()}")
+    QCoreApplication.processEvents()
+

@@ -1,0 +1,259 @@
+"""The dock panel in a real QGIS: photo, click, locate in a QgsTask, result layer, caching,
+latest click wins, worker crash and restart, a missing worker environment, screenshot."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+
+import pytest
+from qgis.core import (
+    QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsMapRendererSequentialJob, QgsProject, QgsVectorLayer,
+)
+from qgis.PyQt.QtCore import QPoint, Qt
+from qgis.PyQt.QtGui import QColor, QImage, QPainter
+from qgis.PyQt.QtTest import QTest
+
+from .conftest import DEMO, ROOT, VENV_PYTHON, wait_for_task, wait_until
+
+WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
+
+
+def click_photo(dock, x: float, y: float) -> tuple[float, float]:
+    """Click the photo view where photo pixel (x, y) is shown; returns the recorded click."""
+    pos: QPoint = dock.photo_view.view_position(x, y)
+    QTest.mouseClick(dock.photo_view.viewport(), Qt.LeftButton, Qt.NoModifier, pos)
+    return dock.photo_view.click
+
+
+def cli_locate(click, tmp_path, window_args=()) -> dict:
+    """The same object located by the library's own CLI in the worker environment."""
+    meta = json.loads((DEMO / "demo.json").read_text())
+    out = tmp_path / "cli.geojson"
+    subprocess.run([str(VENV_PYTHON), "-m", "smgeo_geo.cli", "locate", "--reference", str(DEMO / meta["reference"]),
+                    "--query", str(DEMO / meta["query"]), "--click", f"{click[0]},{click[1]}", "--out", str(out),
+                    *window_args], check=True, capture_output=True, text=True)
+    return json.loads(out.read_text())["features"][0]
+
+
+def lonlat_ring(layer: QgsVectorLayer, feature) -> list[tuple[float, float]]:
+    geom = feature.geometry()
+    geom.transform(QgsCoordinateTransform(layer.crs(), WGS84, QgsProject.instance()))
+    return [(p.x(), p.y()) for p in geom.asPolygon()[0]]
+
+
+def open_dock_with_demo(plugin, demo_meta):
+    dock = plugin.show_dock()
+    assert dock.isVisible() and plugin.dock_action.isChecked()
+    assert dock.set_photo(str(DEMO / demo_meta["query"]))
+    return dock
+
+
+def render_screenshot(iface, dock, layers, path) -> None:
+    """The panel beside the map (rendered by QGIS), saved as one PNG."""
+    panel = dock.grab().toImage()
+    settings = iface.canvas.mapSettings()
+    settings.setLayers(layers)
+    settings.setOutputSize(iface.canvas.size())
+    settings.setBackgroundColor(QColor("white"))
+    job = QgsMapRendererSequentialJob(settings)
+    job.start()
+    job.waitForFinished()
+    map_image = job.renderedImage()
+    width = panel.width() + map_image.width()
+    height = max(panel.height(), map_image.height())
+    image = QImage(width, height, QImage.Format_ARGB32)
+    image.fill(QColor("white"))
+    painter = QPainter(image)
+    painter.drawImage(0, 0, panel)
+    painter.drawImage(panel.width(), 0, map_image)
+    painter.end()
+    assert image.save(str(path))
+
+
+def test_click_locate_shows_the_object_on_the_map(plugin, iface, demo_layer, demo_meta, tmp_path):
+    dock = open_dock_with_demo(plugin, demo_meta)
+    assert dock.layer_combo.currentLayer() is demo_layer  # the active raster layer by default
+    dock.heatmap_check.setChecked(True)
+    dock.window_combo.setCurrentIndex(dock.window_combo.findData("whole"))
+
+    click = click_photo(dock, *demo_meta["click"])
+    assert click == pytest.approx(demo_meta["click"], abs=1.0)
+    assert dock.photo_view.marker.pos().x() == pytest.approx(click[0])
+    task = dock.task
+    assert task is not None, "a click with a reference layer chosen starts the search"
+    wait_for_task(dock, task)
+    assert task.error is None, task.error
+
+    layer = QgsProject.instance().mapLayersByName("SMGeo results")[0]
+    assert layer.crs().authid() == "EPSG:32654" == demo_layer.crs().authid()
+    feats = list(layer.getFeatures())
+    assert len(feats) == 1
+    feat = feats[0]
+    # The plugin drew exactly what the library's CLI finds for the same click.
+    expected = cli_locate(click, tmp_path)
+    ring = lonlat_ring(layer, feat)
+    expected_ring = expected["geometry"]["coordinates"][0]
+    assert {(round(x, 7), round(y, 7)) for x, y in ring} == {(round(x, 7), round(y, 7)) for x, y in expected_ring}
+    props = expected["properties"]
+    assert feat["score"] == pytest.approx(props["score"], abs=1e-6)
+    assert feat["rank"] == 0
+    assert [feat["px_x1"], feat["px_y1"], feat["px_x2"], feat["px_y2"]] == pytest.approx(props["pixel_box"], abs=1e-4)
+    assert feat["model_id"] == props["model_id"] and feat["model_id"].startswith("smgeo_tiny_synth@")
+    assert feat["source_crs"] == "EPSG:32654"
+    assert feat["query_image"] == str(DEMO / demo_meta["query"])
+    assert (feat["click_x"], feat["click_y"]) == pytest.approx(click)
+    # The found box overlaps the object's true footprint (the demo model finds it).
+    x1, y1, x2, y2 = demo_meta["true_pixel_box"]
+    ix = max(0.0, min(x2, feat["px_x2"]) - max(x1, feat["px_x1"]))
+    iy = max(0.0, min(y2, feat["px_y2"]) - max(y1, feat["px_y1"]))
+    assert ix * iy > 0
+
+    # Zoomed to the result; labelled; heatmap added; candidates listed.
+    canvas_to_layer = QgsCoordinateTransform(iface.canvas.mapSettings().destinationCrs(), layer.crs(),
+                                             QgsProject.instance())
+    assert canvas_to_layer.transformBoundingBox(iface.canvas.extent()).contains(feat.geometry().boundingBox())
+    assert layer.labelsEnabled()
+    heat = QgsProject.instance().mapLayersByName("SMGeo heatmap")
+    assert len(heat) == 1 and heat[0].isValid() and heat[0].crs().authid() == "EPSG:32654"
+    assert heat[0].extent().intersects(demo_layer.extent())
+    assert dock.candidates_list.count() == 5
+    dock.candidates_list.item(1).setCheckState(Qt.Checked)
+    candidates = QgsProject.instance().mapLayersByName("SMGeo candidates")[0]
+    assert [f["rank"] for f in candidates.getFeatures()] == [1]
+    assert "score" in dock.status_label.text() and "cached" not in dock.status_label.text()
+
+    # A second click on the same photo and layer reuses the cached reference features.
+    click_photo(dock, *demo_meta["click"])
+    second = dock.task
+    wait_for_task(dock, second)
+    assert second.result["reference_cached"] is True
+    assert "cached" in dock.status_label.text()
+    assert layer.featureCount() == 2
+
+    # Save to GeoPackage: the CRS and attributes survive.
+    gpkg = dock.save_results(str(tmp_path / "results.gpkg"))
+    saved = QgsVectorLayer(f"{gpkg}|layername=smgeo_results", "saved", "ogr")
+    assert saved.isValid() and saved.featureCount() == 2 and saved.crs().authid() == "EPSG:32654"
+    assert {f["rank"] for f in saved.getFeatures()} == {0}
+
+    shot = tmp_path / "qgis_panel.png"
+    render_screenshot(iface, dock, [layer, candidates, heat[0], demo_layer], shot)
+    assert shot.read_bytes()[:4] == b"\x89PNG"
+    if os.environ.get("SMGEO_SCREENSHOTS"):
+        import shutil
+
+        shutil.copy(shot, os.path.join(os.environ["SMGEO_SCREENSHOTS"], "qgis_panel.png"))
+
+
+def test_map_extent_is_transformed_to_the_raster_crs(plugin, iface, demo_layer, demo_meta, tmp_path):
+    dock = open_dock_with_demo(plugin, demo_meta)
+    dock.auto_check.setChecked(False)
+    dock.window_combo.setCurrentIndex(dock.window_combo.findData("extent"))
+    # The map shows Web Mercator; the raster is UTM 54N. Show the raster's left 3/4.
+    web = QgsCoordinateReferenceSystem("EPSG:3857")
+    iface.canvas.setDestinationCrs(web)
+    ext = demo_layer.extent()
+    part = type(ext)(ext.xMinimum(), ext.yMinimum(), ext.xMinimum() + 0.75 * ext.width(), ext.yMaximum())
+    to_web = QgsCoordinateTransform(demo_layer.crs(), web, QgsProject.instance())
+    iface.canvas.setExtent(to_web.transformBoundingBox(part))
+    click_photo(dock, *demo_meta["click"])
+    task = dock.locate()
+    wait_for_task(dock, task)
+    assert task.error is None, task.error
+    col, row, width, height = task.result["window"]
+    # The window is the shown extent, back in raster pixels (clipped to the raster).
+    back = QgsCoordinateTransform(web, demo_layer.crs(), QgsProject.instance()).transformBoundingBox(
+        iface.canvas.extent())
+    px = demo_layer.rasterUnitsPerPixelX()
+    expected_cols = (max(back.xMinimum(), ext.xMinimum()) - ext.xMinimum()) / px, \
+        (min(back.xMaximum(), ext.xMaximum()) - ext.xMinimum()) / px
+    assert col == pytest.approx(expected_cols[0], abs=1.0)
+    assert col + width == pytest.approx(expected_cols[1], abs=1.0)
+    assert width < demo_layer.width()  # not the whole raster
+    # The same window through the CLI's --bbox gives the same object.
+    feature = cli_locate(dock.photo_view.click, tmp_path,
+                         ["--bbox", f"{back.xMinimum()},{back.yMinimum()},{back.xMaximum()},{back.yMaximum()}",
+                          "--bbox-crs", "EPSG:32654"])
+    assert task.result["detections"][0]["pixel_box"] == pytest.approx(feature["properties"]["pixel_box"], abs=1e-4)
+
+
+def test_latest_click_wins(plugin, iface, demo_layer, demo_meta):
+    dock = open_dock_with_demo(plugin, demo_meta)
+    first = click_photo(dock, 20.0, 20.0)
+    first_task = dock.task
+    last = click_photo(dock, *demo_meta["click"])
+    last_task = dock.task
+    assert first_task is not last_task and first_task.isCanceled()
+    wait_for_task(dock, last_task)
+    wait_until(lambda: first_task.status() in (first_task.Complete, first_task.Terminated), what="first task")
+    layer = QgsProject.instance().mapLayersByName("SMGeo results")[0]
+    clicks = [(f["click_x"], f["click_y"]) for f in layer.getFeatures()]
+    assert clicks == [pytest.approx(last)] and first != last
+
+
+def test_crashed_worker_is_restarted_and_reported(plugin, iface, demo_layer, demo_meta):
+    dock = open_dock_with_demo(plugin, demo_meta)
+    click_photo(dock, *demo_meta["click"])
+    wait_for_task(dock, dock.task)
+    from smgeo_locator.service import shared_client
+
+    client = shared_client()
+    pid = client.pid
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not client.running, 30, "the worker to die")
+    click_photo(dock, *demo_meta["click"])
+    task = dock.task
+    wait_for_task(dock, task)
+    assert task.error is None and task.result is not None
+    assert client.restarts == 1 and client.pid != pid
+    assert any("restarted" in m for m in iface.messages())
+    assert "-9" in client.last_crash  # the exit status of the killed worker
+
+
+def test_without_a_worker_environment_the_plugin_loads_and_says_what_to_do(plugin, iface, demo_layer, demo_meta,
+                                                                           monkeypatch):
+    # QGIS's own Python does not have smgeo-geo: pointing the plugin at it is a set-up mistake.
+    monkeypatch.setenv("SMGEO_PYTHON", "/usr/bin/python3")
+    from smgeo_locator import service
+
+    service.stop_shared_client()
+    dock = open_dock_with_demo(plugin, demo_meta)
+    click_photo(dock, *demo_meta["click"])
+    task = dock.task
+    wait_for_task(dock, task)
+    assert task.result is None
+    text = " ".join(iface.messages())
+    assert "make setup" in text and "No module named 'smgeo_geo'" in text
+    service.stop_shared_client()
+
+
+def test_no_interpreter_found_gives_set_up_instructions(plugin, iface, project, monkeypatch, tmp_path):
+    from smgeo_locator import settings
+
+    monkeypatch.delenv("SMGEO_PYTHON")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(settings, "PLUGIN_DIR", tmp_path / "profile" / "python" / "plugins" / "smgeo_locator")
+    assert settings.PluginSettings.load().worker_python() == ""
+    dock = plugin.show_dock()
+    assert "make setup" in dock.status_label.text() and "Worker Python" in dock.status_label.text()
+    assert dock.locate() is None  # nothing to locate yet: a message, no exception
+    assert "drone photo" in " ".join(iface.messages())
+
+
+def test_unreadable_photo_is_reported(plugin, iface, tmp_path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a jpeg")
+    dock = plugin.show_dock()
+    assert dock.set_photo(str(bad)) is False
+    assert "broken.jpg" in " ".join(iface.messages())
+
+
+def test_recent_photos_are_remembered(plugin, demo_meta):
+    dock = open_dock_with_demo(plugin, demo_meta)
+    assert dock.recent_combo.itemData(1) == str(DEMO / demo_meta["query"])
+    from smgeo_locator.settings import PluginSettings
+
+    assert PluginSettings.load().recent_photos[0] == str(DEMO / demo_meta["query"])
