@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps demo test bench clean
+.PHONY: setup system-deps demo test test-qgis plugin bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,14 +14,22 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)  ## Python environment in .venv (torch, timm, rasterio, ...)
 
-system-deps:  ## Debian packages the tests use (GDAL command-line tools)
+system-deps:  ## Debian packages the tests use (GDAL tools, QGIS 3.22, pytest for /usr/bin/python3)
 	bash scripts/install-system-deps.sh
 
 demo: setup  ## the main job on the bundled default
 	$(VENV)/bin/smgeo demo --out demo_output
 
-test: setup system-deps  ## the whole test suite
+test: setup system-deps  ## the whole test suite: library and model, then the QGIS plugin
 	$(PY) -m pytest -q
+	$(MAKE) test-qgis
+
+test-qgis: setup system-deps  ## plugin tests in a real, headless QGIS (Debian's /usr/bin/python3)
+	@/usr/bin/python3 -c "import qgis.core" || { echo "QGIS Python bindings missing: run 'make system-deps'"; exit 1; }
+	QT_QPA_PLATFORM=offscreen SMGEO_PYTHON=$(abspath $(PY)) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/qgis
+
+plugin: setup  ## installable QGIS plugin zip in dist/
+	$(PY) scripts/build_plugin.py
 
 bench: setup  ## speed benchmarks (ratios measured in one run)
 	$(PY) bench/bench_model.py --json bench/results/model_cpu.json

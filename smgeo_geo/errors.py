@@ -48,3 +48,7 @@ class MetadataError(SMGeoError):
 
 class DatasetError(InputFileError):
     """A dataset folder or list file does not follow the CVOGL layout."""
+
+
+class DeviceError(SMGeoError):
+    """The asked compute device (e.g. ``cuda``) is not available to torch here."""

@@ -28,7 +28,7 @@ import torch
 from affine import Affine
 from rasterio.windows import Window
 
-from smgeo_geo.errors import WindowError
+from smgeo_geo.errors import DeviceError, WindowError
 from smgeo_geo.photo import check_click, read_photo
 from smgeo_geo.raster import PixelMapping, ReferenceRaster, open_reference
 from smgeo_geo.result import Detection
@@ -67,6 +67,8 @@ class GeoPredictor:
     """A loaded SMGeo model + caches; ``set_reference`` / ``set_query`` / ``locate``."""
 
     def __init__(self, checkpoint: str | Path | None = None, device: str = "cpu", cache_size: int = 16) -> None:
+        if str(device).startswith("cuda") and not torch.cuda.is_available():
+            raise DeviceError(f"device {device!r}: torch {torch.__version__} sees no CUDA GPU here; use 'cpu'")
         path = Path(checkpoint) if checkpoint is not None else bundled_checkpoint()
         self.model = load_checkpoint(path, device=device)
         self.config = self.model.config

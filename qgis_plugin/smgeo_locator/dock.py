@@ -162,6 +162,9 @@ class LocatorDock(QgsDockWidget):
         self.settings.add_recent_photo(path)
         self.settings.save()
         self._refresh_recent()
+        self.recent_combo.blockSignals(True)
+        self.recent_combo.setCurrentIndex(1)  # the photo just chosen heads the list
+        self.recent_combo.blockSignals(False)
         self.click_label.setText(f"{width} x {height} px: click the target")
         return True
 
@@ -235,8 +238,8 @@ class LocatorDock(QgsDockWidget):
         task = self.sender()
         if task is self.task:
             self.progress.setValue(int(value))
-            if task.status:
-                self.status_label.setText(task.status)
+            if task.stage:
+                self.status_label.setText(task.stage)
 
     def _located(self, task: WorkerTask) -> None:
         if task is not self.task:

@@ -142,6 +142,7 @@ class LocateAlgorithm(_Algorithm):
             raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
         for record in result["detections"][: candidates + 1]:
             sink.addFeature(results.feature_from_record(record, fields), QgsFeatureSink.FastInsert)
+        feedback.setProgress(100.0)
         best = result["detections"][0]
         feedback.pushInfo(f"score {best['score']:.3f} at lon {best['centroid_lonlat'][0]:.7f}, "
                           f"lat {best['centroid_lonlat'][1]:.7f} ({result['seconds']:.2f} s)")
@@ -185,6 +186,7 @@ class BatchAlgorithm(_Algorithm):
         params = {"manifest": manifest, "reference": _raster_path(layer, "Reference raster") if layer else None,
                   "out": out, "workers": self.parameterAsInt(parameters, self.WORKERS, context)}
         summary = _run("batch", params, feedback)
+        feedback.setProgress(100.0)
         feedback.pushInfo(f"{summary['ok']} ok, {summary['error']} error(s) -> {out}")
         if summary["ok"] and Path(out).is_file():
             details = QgsProcessingContext.LayerDetails("SMGeo batch detections", context.project(), self.OUTPUT)

@@ -44,6 +44,8 @@ def shared_client(settings: PluginSettings | None = None) -> WorkerClient:
         except WorkerCrashed as exc:
             raise WorkerUnavailable(f"SMGeo worker ({python}) did not start: {exc}. {SETUP_HELP}") from None
         except WorkerError as exc:
+            if "No module named" in str(exc):  # an interpreter without the project's environment
+                raise WorkerUnavailable(f"SMGeo worker ({python}) lacks a package: {exc}. {SETUP_HELP}") from None
             raise WorkerUnavailable(f"SMGeo worker could not load the model ({exc.kind}): {exc}. "
                                     f"Check the checkpoint and device in SMGeo settings.") from None
         with _lock:

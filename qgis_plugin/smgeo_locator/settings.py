@@ -3,8 +3,8 @@
 ``python``: interpreter of the environment where smgeo-geo is installed (the worker runs
 there). Found automatically, first match wins:
 
-1. the ``SMGEO_PYTHON`` environment variable;
-2. the saved setting;
+1. the saved setting (Settings dialog);
+2. the ``SMGEO_PYTHON`` environment variable;
 3. ``worker_python.txt`` next to this file (written by ``make plugin`` with the building
    checkout's ``.venv/bin/python``);
 4. ``.venv/bin/python`` of the repository, when the plugin folder sits in (or is a link
@@ -74,7 +74,7 @@ def _shebang_python(script: str) -> str:
 
 def candidate_pythons(saved: str = "") -> list[str]:
     """Interpreters to try, in order (see the module docstring)."""
-    out = [os.environ.get("SMGEO_PYTHON", ""), saved]
+    out = [saved, os.environ.get("SMGEO_PYTHON", "")]
     marker = PLUGIN_DIR / "worker_python.txt"
     if marker.is_file():
         out.append(marker.read_text(encoding="utf-8").strip())

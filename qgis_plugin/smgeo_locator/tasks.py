@@ -34,12 +34,12 @@ class WorkerTask(QgsTask):
         self.done = done
         self.result: dict | None = None
         self.error: WorkerError | None = None
-        self.status = ""
+        self.stage = ""  # what the worker is doing (progress text)
         self.request_id: int | None = None
         self.cancelled_by_worker = False
 
     def _progress(self, fraction: float, message: str) -> None:
-        self.status = message
+        self.stage = message
         self.setProgress(max(0.0, min(100.0, 100.0 * fraction)))
 
     def _on_id(self, request_id: int) -> None:
@@ -50,7 +50,7 @@ class WorkerTask(QgsTask):
     def run(self) -> bool:
         try:
             self.setProgress(1.0)
-            self.status = "starting SMGeo worker"
+            self.stage = "starting SMGeo worker"
             self.client = self.client_factory()
             if self.isCanceled():
                 raise RequestCancelled()

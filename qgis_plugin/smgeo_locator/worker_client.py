@@ -16,6 +16,7 @@ import json
 import os
 import queue
 import subprocess
+import tempfile
 import threading
 from collections import deque
 from typing import Callable
@@ -102,7 +103,7 @@ class WorkerClient:
             self._process = subprocess.Popen(
                 [self.python, "-m", WORKER_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, env=env, text=True, encoding="utf-8", bufsize=1,
-                start_new_session=True)
+                start_new_session=True, cwd=tempfile.gettempdir())  # QGIS's cwd must not shadow modules
             proc = self._process
             threading.Thread(target=self._read_stdout, args=(proc,), daemon=True, name="smgeo-client-out").start()
             threading.Thread(target=self._read_stderr, args=(proc,), daemon=True, name="smgeo-client-err").start()
@@ -144,6 +145,7 @@ class WorkerClient:
                 box.put(message)
             elif message.get("event") == "error":
                 self.log(f"SMGeo worker: {message.get('error')}")
+        proc.stdout.close()
         code = proc.wait()
         tail = " | ".join(list(self._stderr_tail)[-5:])
         with self._lock:
@@ -164,6 +166,7 @@ class WorkerClient:
             if line:
                 self._stderr_tail.append(line)
                 self.log(line)
+        proc.stderr.close()
 
     # -- requests ------------------------------------------------------------------------
     def _new_id(self) -> int:

@@ -80,3 +80,15 @@ def test_click_outside_the_photo_is_a_click_error(scene):
     predictor.set_query(scene["photo"])
     with pytest.raises(ClickError, match=r"click \(500, 3\) lies outside the 128x128 photo"):
         predictor.locate((500, 3))
+
+
+def test_an_unavailable_gpu_is_a_clear_error(scene):
+    import torch
+
+    from smgeo_geo.errors import DeviceError
+
+    if torch.cuda.is_available():  # on a GPU machine the same call must work
+        assert GeoPredictor(scene["checkpoint"], device="cuda").model is not None
+    else:
+        with pytest.raises(DeviceError, match="'cuda'.*no CUDA GPU.*use 'cpu'"):
+            GeoPredictor(scene["checkpoint"], device="cuda")

@@ -144,6 +144,31 @@ def demo_layer(project, iface, demo_meta):
     return layer
 
 
+_exit_status: int | None = None
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config) -> None:
+    """Leave without running Python's interpreter teardown: destroying QGIS's C++ objects
+    in Python's garbage-collection order can crash after all results are reported (QGIS
+    3.22 + PyQt5), which would turn a green run red. Workers are stopped first."""
+    if _exit_status is None:
+        return
+    try:
+        from smgeo_locator.service import stop_shared_client
+
+        stop_shared_client()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_exit_status)
+
+
 def wait_until(predicate, timeout: float = 180.0, what: str = "condition") -> None:
     """Process Qt events until ``predicate()`` is true (QgsTask.finished runs on the main thread)."""
     deadline = time.monotonic() + timeout
