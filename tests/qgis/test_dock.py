@@ -260,3 +260,15 @@ def test_recent_photos_are_remembered(plugin, demo_meta):
     from smgeo_locator.settings import PluginSettings
 
     assert PluginSettings.load().recent_photos[0] == str(DEMO / demo_meta["query"])
+
+
+def test_photo_gps_window_without_gps_says_so(plugin, iface, demo_layer, demo_meta):
+    dock = open_dock_with_demo(plugin, demo_meta)  # the demo photo carries no GPS tags
+    dock.window_combo.setCurrentIndex(dock.window_combo.findData("photo_gps"))
+    click_photo(dock, *demo_meta["click"])
+    task = dock.task
+    wait_for_task(dock, task)
+    assert task.result is None and task.error.kind == "MetadataError"
+    text = " ".join(iface.messages())
+    assert demo_meta["query"] in text and "no GPS position" in text
+    assert not QgsProject.instance().mapLayersByName("SMGeo results")
