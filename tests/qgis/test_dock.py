@@ -272,3 +272,20 @@ def test_photo_gps_window_without_gps_says_so(plugin, iface, demo_layer, demo_me
     text = " ".join(iface.messages())
     assert demo_meta["query"] in text and "no GPS position" in text
     assert not QgsProject.instance().mapLayersByName("SMGeo results")
+
+
+def test_cancel_button_stops_the_search(plugin, iface, demo_layer, demo_meta):
+    from smgeo_locator.service import stop_shared_client
+
+    stop_shared_client()  # a fresh worker takes seconds to load the model: Cancel lands before the answer
+    dock = open_dock_with_demo(plugin, demo_meta)
+    dock.auto_check.setChecked(False)
+    click_photo(dock, *demo_meta["click"])
+    task = dock.locate()
+    assert dock.cancel_button.isEnabled()
+    QTest.mouseClick(dock.cancel_button, Qt.LeftButton)
+    wait_for_task(dock, task)
+    assert task.isCanceled() and task.result is None
+    assert dock.status_label.text() == "cancelled" and not dock.cancel_button.isEnabled()
+    assert not QgsProject.instance().mapLayersByName("SMGeo results")
+    assert not [m for m in iface.messages() if "rror" in m]  # a cancel is not an error
