@@ -120,6 +120,7 @@ def process_group(rows: list[Row], checkpoint: str | None, device: str = "cpu", 
         for row in rows:
             try:
                 predictor.set_query(row.query)
+                predictor.validate_click(row.click)
                 if row.hint is not None:
                     win = windows.window_from_center(raster, *row.hint, clip=True)
                     predictor.set_reference(raster, win)

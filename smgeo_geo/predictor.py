@@ -124,6 +124,13 @@ class GeoPredictor:
         self._query_size_wh = (w, h)
         self._predictor.set_query(_to_tensor(image), size=model_size((h, w), max(self.config.query_size)))
 
+    def validate_click(self, click: tuple[float, float]) -> tuple[float, float]:
+        """``click`` = (x, y) photo pixels checked against the photo set (ClickError if
+        outside), so a bad click fails before any reference window is encoded."""
+        if self._query_size_wh is None:
+            raise PredictorStateError("no drone photo set: call set_query() first")
+        return check_click(click, self._query_size_wh)
+
     # -- locate -------------------------------------------------------------------------
     def locate(self, click: tuple[float, float], top_k: int = 5) -> Detection:
         """Best detection (rank 0) for ``click`` = (x, y) photo pixels; the others of the

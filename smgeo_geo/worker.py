@@ -249,7 +249,7 @@ class Worker:
             predictor.set_query(p["query"])
             self._query_key = query_key
         top_k = int(p.get("top_k", 5))
-        click = p["click"]
+        click = predictor.validate_click(p["click"])
         window_spec = p.get("window") or {"mode": "whole"}
         mode = window_spec.get("mode", "whole")
         window = None

@@ -45,6 +45,7 @@ def command(reference, query, click_xy, out, heatmap, top_k, **kw) -> None:
     predictor = load_predictor(kw)
     with open_reference(reference, bands=kw["bands"]) as raster:
         predictor.set_query(query)
+        predictor.validate_click(xy)
         window, search = choose_window(raster, query, kw, predictor)
         if search:
             det = predictor.search(raster, xy, top_k)

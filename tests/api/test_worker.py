@@ -141,6 +141,8 @@ def test_user_errors_are_replies_and_the_worker_keeps_serving(worker, scene, tmp
     assert worker.final(2)["event"] == "result"
     click_error = worker.final(3)["error"]
     assert click_error["type"] == "ClickError" and "10000" in click_error["message"]
+    stages = [r["message"] for r in worker.replies if r.get("id") == 3 and r["event"] == "progress"]
+    assert "encoding reference window" not in stages  # rejected before the expensive step
 
     missing = tmp_path / "nowhere.tif"
     worker.send({"id": 4, "method": "locate", "params": {"reference": str(missing), "query": str(scene["photo"]),
