@@ -36,6 +36,9 @@ class Frame:
         self.ev = np.array([-math.sin(angle), math.cos(angle)])
 
     def pt(self, u: float, v: float) -> np.ndarray:
+        if isinstance(u, (float, int)) and isinstance(v, (float, int)):  # scalars: the same float64 sums, in
+            (ox, oy), (ux, uy), (vx, vy) = self.origin.tolist(), self.eu.tolist(), self.ev.tolist()  # Python
+            return np.array([ox + u * ux + v * vx, oy + u * uy + v * vy])
         return self.origin + u * self.eu + v * self.ev
 
     def pts(self, local) -> np.ndarray:
@@ -209,7 +212,8 @@ class SceneBuilder:
         solids = self.scene.solids[s0:]
         if not solids:
             return np.zeros(0, bool)
-        probes = [np.concatenate([s.foot, s.foot.mean(0)[None]]) for s in solids]
+        add = np.add.reduce  # add(foot, 0) / len(foot) == foot.mean(0), without its Python overhead
+        probes = [np.concatenate([s.foot, (add(s.foot, 0) / len(s.foot))[None]]) for s in solids]
         idx = np.cumsum([0] + [len(p) for p in probes[:-1]])
         h = hit(np.concatenate(probes), 0.5)
         return np.logical_or.reduceat(h, idx)

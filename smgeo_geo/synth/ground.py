@@ -10,6 +10,8 @@ crops, shadows and vehicles come from the :class:`~.capture.Capture`.
 
 from __future__ import annotations
 
+import operator
+
 import cv2
 import numpy as np
 
@@ -63,6 +65,7 @@ def _overlaps(bounds: np.ndarray, window) -> np.ndarray:
             & (bounds[:, 3] > window[1]))
 
 
+_BAND = 1 << 15  # pixels per band of the ground composition (see render_ground)
 _TEXTURE: dict[str, np.ndarray] = {}
 TEXEL = 0.2  # metres per texel of the fine world texture
 
@@ -85,10 +88,32 @@ def fine_texture(blurred: bool) -> np.ndarray:
     return _TEXTURE[key]
 
 
+_TILED: dict[str, np.ndarray] = {}
+MAX_TILES = 6  # largest tiled copy of a fine texture kept per process: 6 x 6 x 4 MiB
+
+
+def _tiled_texture(blurred: bool, rows: float, cols: float) -> np.ndarray:
+    """:func:`fine_texture` repeated to cover texel coordinates ``[0, rows) x [0, cols)``
+    (at most :data:`MAX_TILES` periods a side), cached per process. Its size is a whole
+    number of periods, so wrapping it is wrapping the texture: a BORDER_WRAP warp reads the
+    same texels (same result, bit for bit) but takes OpenCV's fast in-range path instead
+    of its per-pixel border path wherever the coordinates fall inside it."""
+    tex = fine_texture(blurred)
+    n = tex.shape[0]
+    ty = int(min(MAX_TILES, max(1, -(-rows // n))))
+    tx = int(min(MAX_TILES, max(1, -(-cols // n))))
+    key = "blur" if blurred else "sharp"
+    big = _TILED.get(key)
+    if big is None or big.shape[0] < ty * n or big.shape[1] < tx * n:
+        side = max(ty, tx, big.shape[0] // n if big is not None else 1)  # square: grows at most a few times
+        big = _TILED[key] = np.tile(tex, (side, side))
+    return big
+
+
 def _sample_texture(window, res: float, shape: tuple[int, int]) -> np.ndarray:
-    tex = fine_texture(res > 2 * TEXEL)
     k = res / TEXEL
     m = np.array([[k, 0, (window[0] + 0.5 * res) / TEXEL - 0.5], [0, k, (window[1] + 0.5 * res) / TEXEL - 0.5]])
+    tex = _tiled_texture(res > 2 * TEXEL, m[1, 2] + k * shape[0] + 2, m[0, 2] + k * shape[1] + 2)
     return cv2.warpAffine(tex, m, (shape[1], shape[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_WRAP)
 
@@ -110,25 +135,35 @@ def render_ground(scene: Scene, cap: Capture, window: tuple[float, float, float,
             cv2.fillPoly(fid, [pts], int(i + 1), lineType=cv2.LINE_8, shift=SHIFT)
     n_large, n_mid = (n.sample(window, res, (h, w)) for n in _noises(scene))
     texture = _sample_texture(window, res, (h, w))
-    texture += noise_crop(rng, h, w)[..., 0] * (0.35 / 64)
-    n_mid *= 0.85
+    grain = noise_crop(rng, h, w)
     # open land (feature 0) is grass with drier, browner patches: 12 palette levels
     n_feat = len(amps)
-    level = np.clip(n_mid * 12.1 + 5.45, 0, 11).astype(np.int32)  # 11 * (0.45 + 1.1 n), rounded
-    fid = np.where(fid == 0, level + n_feat, fid)
     pal = _palette(scene, cap) * 255.0
     dry = np.asarray(cap.material_rgb("soil", 0.5), dtype=np.float32) * 255.0
     mix = np.linspace(0, 0.55, 12, dtype=np.float32)[:, None]
     pal = np.concatenate([pal, pal[0] + (dry - pal[0]) * mix])
     amps = np.concatenate([amps, np.repeat(amps[:1], 12, 0)])
-    mod = amps[:, 0][fid]
-    mod *= n_large
-    mod += 1.0
-    mod += amps[:, 1][fid] * n_mid
-    mod += amps[:, 2][fid] * texture
-    img = np.take(pal, fid, axis=0)
-    img *= mod[..., None]
-    out = cv2.convertScaleAbs(img)
+    a0, a1, a2 = (np.ascontiguousarray(amps[:, k]) for k in range(3))
+    out = np.empty((h, w, 3), np.uint8)
+    # element-wise, so computed in bands of rows that stay in the CPU cache (same values)
+    step = max(1, _BAND // max(w, 1))
+    for y0 in range(0, h, step):
+        rows = slice(y0, y0 + step)
+        tex = texture[rows]
+        tex += grain[rows, :, 0] * (0.35 / 64)
+        nm = n_mid[rows]
+        nm *= 0.85
+        level = np.clip(nm * 12.1 + 5.45, 0, 11).astype(np.int32)  # 11 * (0.45 + 1.1 n), rounded
+        f = fid[rows]
+        f = np.where(f == 0, level + n_feat, f)
+        mod = a0[f]
+        mod *= n_large[rows]
+        mod += 1.0
+        mod += a1[f] * nm
+        mod += a2[f] * tex
+        img = np.take(pal, f, axis=0)
+        img *= mod[..., None]
+        out[rows] = cv2.convertScaleAbs(img)
     _draw_rows(out, scene, cap, window, res)
     _draw_marks(out, scene, window, res)
     _draw_shadows(out, scene, cap, window, res)
@@ -228,12 +263,19 @@ def solid_table(scene: Scene) -> dict:
     tab = getattr(scene, "_stab", None)
     if tab is None or tab["version"] != scene.version:
         sol = scene.solids
-        is4 = np.array([len(s.foot) == 4 for s in sol], bool)
-        tab = {"version": scene.version,
-               "bounds": np.array([_solid_bounds(s) for s in sol]).reshape(-1, 4),
-               "presence": np.array([s.presence for s in sol], int), "is4": is4,
-               "spts": np.array([_shadow_points(s) for s, k in zip(sol, is4) if k]).reshape(-1, 10, 3),
-               "index4": np.flatnonzero(is4)}
+        old = tab["solids"] if tab is not None else []
+        m = len(old)
+        if m > len(sol) or not all(map(operator.is_, sol[:m], old)):  # not just grown: start over
+            old, m = [], 0
+        new = sol[m:]
+        is4 = np.array([len(s.foot) == 4 for s in new], bool)
+        spts = [_shadow_points(s) for s, k in zip(new, is4) if k]
+        part = {"bounds": np.array([_solid_bounds(s) for s in new]).reshape(-1, 4),
+                "presence": np.array([s.presence for s in new], int), "is4": is4,
+                "spts": (np.stack(spts) if spts else np.zeros((0, 10))).reshape(-1, 10, 3)}
+        if m:  # the scene grew (lazy blocks): the rows of the solids already tabulated stay
+            part = {k: np.concatenate([tab[k], v]) for k, v in part.items()}
+        tab = {"version": scene.version, "solids": list(sol), **part, "index4": np.flatnonzero(part["is4"])}
         scene._stab = tab  # type: ignore[attr-defined]
     return tab
 

@@ -109,7 +109,12 @@ def build_scene(seed: int, extent: float, required: str, diff: Difficulty) -> Sc
     lu = _lines(rng, a_loc[0], need[0], reach)
     lv = _lines(rng, a_loc[1], need[1], reach)
     sw = 3.0
-    to_world = lambda u, v: c0 + u * eu + v * ev  # noqa: E731
+    (c0x, c0y), (eux, euy), (evx, evy) = c0.tolist(), eu.tolist(), ev.tolist()
+
+    def to_world(u, v):  # c0 + u * eu + v * ev, element by element in the same order
+        if isinstance(u, (float, int)) and isinstance(v, (float, int)):
+            return np.array([c0x + u * eux + v * evx, c0y + u * euy + v * evy])
+        return c0 + u * eu + v * ev
 
     # town centre and urbanity of every block
     town = anchor + rng.normal(0, 120, 2)

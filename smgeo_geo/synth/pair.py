@@ -50,7 +50,9 @@ def render_satellite_view(scene: Scene, cap: Capture, cam: ParallelCamera, rng: 
     window = (cam.x0, cam.y0, cam.x0 + cam.width * cam.res, cam.y0 + cam.height * cam.res)
     canvas = render_ground(scene, cap, window, cam.res, rng)
     draw_objects(canvas, cam, scene, cap)
-    return canvas.astype(np.float32) / 255.0
+    img = canvas.astype(np.float32)
+    img /= 255.0  # == canvas.astype(np.float32) / 255.0
+    return img
 
 
 def render_drone_view(scene: Scene, cap: Capture, cam: PerspectiveCamera, rng: np.random.Generator,
@@ -93,7 +95,9 @@ def render_drone_view(scene: Scene, cap: Capture, cam: PerspectiveCamera, rng: n
         if len(uv):
             box = (uv[:, 0].min() - 2, uv[:, 1].min() - 2, uv[:, 0].max() + 2, uv[:, 1].max() + 2)
     draw_objects(canvas, cam, scene, cap, ids, target.tid if target else 0, raw, box)
-    out.update(image=canvas.astype(np.float32) / 255.0, ids=ids, raw=raw)
+    img = canvas.astype(np.float32)
+    img /= 255.0  # == canvas.astype(np.float32) / 255.0
+    out.update(image=img, ids=ids, raw=raw)
     return out
 
 

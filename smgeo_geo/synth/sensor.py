@@ -31,7 +31,9 @@ def _gamma_lut(gamma: float, s_curve: float = 0.0) -> np.ndarray:
 
 
 def _to_u8(img: np.ndarray) -> np.ndarray:
-    return np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    t = img * 255.0  # np.clip(img * 255.0 + 0.5, 0, 255), with one temporary
+    t += 0.5
+    return np.clip(t, 0, 255, out=t).astype(np.uint8)
 
 
 def _add_noise(img: np.ndarray, rng: np.random.Generator, sigma: float, chroma: float) -> np.ndarray:
