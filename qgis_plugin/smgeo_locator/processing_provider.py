@@ -104,7 +104,8 @@ class LocateAlgorithm(_Algorithm):
                                                        QgsProcessingParameterNumber.Double, minValue=0))
         self.addParameter(QgsProcessingParameterNumber(self.CLICK_Y, "Click y (photo pixels)",
                                                        QgsProcessingParameterNumber.Double, minValue=0))
-        self.addParameter(QgsProcessingParameterRasterLayer(self.REFERENCE, "Reference raster (satellite / orthophoto)"))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.REFERENCE,
+                                                            "Reference raster (satellite / orthophoto)"))
         self.addParameter(QgsProcessingParameterEnum(self.WINDOW, "Search window", self.MODES, defaultValue=0))
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, "Extent (for 'Extent below')", optional=True))
         self.addParameter(QgsProcessingParameterNumber(self.CANDIDATES, "Candidates besides the best",

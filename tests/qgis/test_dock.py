@@ -289,3 +289,36 @@ def test_cancel_button_stops_the_search(plugin, iface, demo_layer, demo_meta):
     assert dock.status_label.text() == "cancelled" and not dock.cancel_button.isEnabled()
     assert not QgsProject.instance().mapLayersByName("SMGeo results")
     assert not [m for m in iface.messages() if "rror" in m]  # a cancel is not an error
+
+
+def test_exif_rotated_photo_is_clicked_upright(plugin, iface, demo_layer, demo_meta, tmp_path):
+    """A photo stored sideways with an EXIF orientation tag (as cameras write them): the view
+    and the worker both use the upright photo, so the click means the same pixel to both."""
+    upright, sideways = tmp_path / "upright.jpg", tmp_path / "sideways.jpg"
+    make = ("import sys; from PIL import Image; im = Image.open(sys.argv[1]).convert('RGB');"
+            "im = im.crop((0, 0, im.width, im.height * 3 // 4)); im.save(sys.argv[2], quality=100, subsampling=0);"
+            "ex = Image.Exif(); ex[0x0112] = 6;"  # Orientation 6: stored turned, shown 90 deg clockwise
+            "im.transpose(Image.Transpose.ROTATE_90).save(sys.argv[3], exif=ex, quality=100, subsampling=0);"
+            "from smgeo_geo.photo import read_photo; print(*read_photo(sys.argv[3]).shape[:2])")
+    height, width = map(int, subprocess.run([str(VENV_PYTHON), "-c", make, str(DEMO / demo_meta["query"]),
+                                             str(upright), str(sideways)],
+                                            check=True, capture_output=True, text=True).stdout.split())
+    assert width > height  # upright it is wide; stored, it is tall
+    dock = plugin.show_dock()
+    assert dock.set_photo(str(sideways))
+    assert dock.photo_view.photo_size == (width, height)
+    x, y = demo_meta["click"]
+    assert y < height
+    click = click_photo(dock, x, y)
+    wait_for_task(dock, dock.task)
+    assert dock.task is None and dock.last_result is not None
+    layer = QgsProject.instance().mapLayersByName("SMGeo results")[0]
+    (feat,) = list(layer.getFeatures())
+    assert (feat["click_x"], feat["click_y"]) == pytest.approx(click)
+    # the same click on the upright copy, through the CLI, finds the same object
+    out = tmp_path / "upright.geojson"
+    subprocess.run([str(VENV_PYTHON), "-m", "smgeo_geo.cli", "locate",
+                    "--reference", str(DEMO / demo_meta["reference"]), "--query", str(upright), "--click", f"{click[0]},{click[1]}", "--out", str(out)],
+                   check=True, capture_output=True, text=True)
+    expected = json.loads(out.read_text())["features"][0]["properties"]["pixel_box"]
+    assert [feat["px_x1"], feat["px_y1"], feat["px_x2"], feat["px_y2"]] == pytest.approx(expected, abs=2.0)
