@@ -17,7 +17,7 @@ from qgis.PyQt.QtWidgets import (
     QProgressBar, QPushButton, QVBoxLayout, QWidget,
 )
 
-from . import results
+from . import export, results
 from .photo_view import PhotoLoadError, PhotoView
 from .service import log, shared_client
 from .settings import SETUP_HELP, PluginSettings
@@ -174,22 +174,26 @@ class LocatorDock(QgsDockWidget):
             self.locate()
 
     # -- locate ---------------------------------------------------------------------------
+    def _canvas_extent_in(self, crs) -> QgsRectangle:
+        """The map's current extent, transformed from the canvas CRS to ``crs``."""
+        canvas = self.iface.mapCanvas()
+        transform = QgsCoordinateTransform(canvas.mapSettings().destinationCrs(), crs, QgsProject.instance())
+        return transform.transformBoundingBox(canvas.extent())
+
     def _window_spec(self, layer: QgsRasterLayer) -> dict:
         """The search window for the worker, taken on the main thread; map extents are
         transformed from the canvas CRS to the raster layer's CRS."""
         mode = self.window_combo.currentData()
         if mode == "extent":
-            canvas = self.iface.mapCanvas()
-            extent: QgsRectangle = canvas.extent()
-            transform = QgsCoordinateTransform(canvas.mapSettings().destinationCrs(), layer.crs(),
-                                               QgsProject.instance())
-            box = transform.transformBoundingBox(extent)
+            box = self._canvas_extent_in(layer.crs())
             return {"mode": "bounds", "bounds": [box.xMinimum(), box.yMinimum(), box.xMaximum(), box.yMaximum()],
                     "crs": layer.crs().toWkt()}
         return {"mode": mode}
 
-    def request_params(self) -> dict | None:
-        """Locate parameters from the panel, or None (after telling the user what is missing)."""
+    def request_params(self) -> tuple[dict, export.Snapshot | None] | None:
+        """Locate parameters from the panel and, for a layer that is not a file (XYZ/WMS
+        tiles...), the snapshot of the map extent to write first; None (after telling the
+        user what is missing) when the panel is not ready."""
         click = self.photo_view.click
         layer = self.layer_combo.currentLayer()
         if self.photo_view.photo_size is None:
@@ -199,29 +203,46 @@ class LocatorDock(QgsDockWidget):
             self.notify("Click the target in the photo first.", Qgis.Warning)
             return None
         if not isinstance(layer, QgsRasterLayer):
-            self.notify("Choose a reference raster layer (a georeferenced GeoTIFF/COG).", Qgis.Warning)
+            self.notify("Choose a reference raster layer (a georeferenced GeoTIFF/COG, or a tile layer).",
+                        Qgis.Warning)
             return None
-        if layer.providerType() != "gdal" or not os.path.isfile(layer.source().split("|")[0]):
-            self.notify(f"Layer '{layer.name()}' is not a raster file (provider {layer.providerType()}); "
-                        f"SMGeo reads GeoTIFF/COG/VRT files.", Qgis.Warning)
+        params = {"query": self.photo_path, "click": list(click), "top_k": 5}
+        snapshot = None
+        path = export.file_path(layer)
+        if path:
+            params.update(reference=path, window=self._window_spec(layer))
+        elif self.window_combo.currentData() != "extent":
+            self.notify(f"Layer '{layer.name()}' is a {layer.providerType()} layer, not a file: SMGeo reads the "
+                        f"part of it shown on the map. Choose the search window \"Map's current extent\".",
+                        Qgis.Warning)
             return None
-        params = {"reference": layer.source().split("|")[0], "query": self.photo_path, "click": list(click),
-                  "window": self._window_spec(layer), "top_k": 5}
+        else:
+            try:
+                canvas = self.iface.mapCanvas()
+                snapshot = export.plan_snapshot(layer, self._canvas_extent_in(layer.crs()),
+                                                tempfile.mkdtemp(prefix="smgeo_layer_"),
+                                                max(canvas.width(), canvas.height()))
+            except export.SnapshotError as exc:
+                self.notify(str(exc), Qgis.Warning)
+                return None
+            params.update(reference=snapshot.path, window={"mode": "whole"})
         if self.heatmap_check.isChecked():
             folder = tempfile.mkdtemp(prefix="smgeo_heatmap_")
             params["heatmap"] = os.path.join(folder, f"heatmap_{int(time.time() * 1000)}.tif")
-        return params
+        return params, snapshot
 
     def locate(self) -> WorkerTask | None:
         """Start a locate task (a running one is cancelled: the latest click wins)."""
-        params = self.request_params()
-        if params is None:
+        request = self.request_params()
+        if request is None:
             return None
+        params, snapshot = request
         if self.task is not None:
             self.cancel()
         settings = self.settings
+        prepare = (f"reading layer '{snapshot.layer_name}'", snapshot.write) if snapshot is not None else None
         task = WorkerTask("SMGeo: locate object", lambda: shared_client(settings), "locate", params,
-                          done=self._located)
+                          done=self._located, prepare=prepare)
         task.progressChanged.connect(self._task_progress)
         self.task = task
         self.progress.setValue(0)

@@ -7,6 +7,7 @@ the Processing toolbox, batch mode and the model designer.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from qgis.core import (
@@ -17,7 +18,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QIcon
 
-from . import results
+from . import export, results
 from .service import shared_client
 from .worker_client import WorkerError
 
@@ -26,8 +27,8 @@ PHOTO_EXTENSIONS = "Images (*.jpg *.jpeg *.JPG *.JPEG *.png *.PNG *.tif *.tiff);
 
 
 def _raster_path(layer, name: str) -> str:
-    path = layer.source().split("|")[0]
-    if layer.providerType() != "gdal" or not os.path.isfile(path):
+    path = export.file_path(layer)
+    if not path:
         raise QgsProcessingException(f"{name}: layer '{layer.name()}' is not a raster file "
                                      f"(provider {layer.providerType()}); SMGeo reads GeoTIFF/COG/VRT files")
     return path
@@ -125,17 +126,28 @@ class LocateAlgorithm(_Algorithm):
         click = [self.parameterAsDouble(parameters, self.CLICK_X, context),
                  self.parameterAsDouble(parameters, self.CLICK_Y, context)]
         mode = self.parameterAsEnum(parameters, self.WINDOW, context)
-        if mode == 1:
-            extent = self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs())
-            if extent.isNull() or extent.isEmpty():
-                raise QgsProcessingException("Extent: 'Extent below' was chosen but no extent was given")
-            window = {"mode": "bounds", "crs": layer.crs().toWkt(),
-                      "bounds": [extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum()]}
-        else:
-            window = {"mode": "photo_gps" if mode == 2 else "whole"}
+        extent = self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs()) if mode == 1 else None
+        if mode == 1 and (extent.isNull() or extent.isEmpty()):
+            raise QgsProcessingException("Extent: 'Extent below' was chosen but no extent was given")
         candidates = self.parameterAsInt(parameters, self.CANDIDATES, context)
-        result = _run("locate", {"reference": _raster_path(layer, "Reference raster"), "query": photo,
-                                 "click": click, "window": window, "top_k": max(5, candidates + 1)}, feedback)
+        params = {"query": photo, "click": click, "top_k": max(5, candidates + 1)}
+        if export.file_path(layer):
+            window = {"mode": "photo_gps" if mode == 2 else "whole"}
+            if mode == 1:
+                window = {"mode": "bounds", "crs": layer.crs().toWkt(),
+                          "bounds": [extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum()]}
+            params.update(reference=export.file_path(layer), window=window)
+        elif mode != 1:
+            raise QgsProcessingException(f"Reference raster: layer '{layer.name()}' is a {layer.providerType()} "
+                                         f"layer, not a file: choose 'Extent below' and give the extent to read")
+        else:  # a tile/web layer: the extent is read into a GeoTIFF first
+            try:
+                snapshot = export.plan_snapshot(layer, extent, tempfile.mkdtemp(prefix="smgeo_layer_"))
+                feedback.setProgressText(f"reading layer '{layer.name()}'")
+                params.update(reference=snapshot.write(), window={"mode": "whole"})
+            except export.SnapshotError as exc:
+                raise QgsProcessingException(str(exc)) from None
+        result = _run("locate", params, feedback)
         fields = results.result_fields()
         sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Polygon,
                                              results.crs_of(result["crs"]))

@@ -22,21 +22,25 @@ class WorkerTask(QgsTask):
     ``done(task)`` on the main thread when it ends (``task.result`` or ``task.error``).
 
     ``client`` is a callable returning the :class:`WorkerClient`; it is called in ``run()``
-    because starting the worker and loading the model take seconds."""
+    because starting the worker and loading the model take seconds. ``prepare``, if given,
+    runs first in ``run()`` (e.g. writing a tile layer's snapshot; it may raise WorkerError)."""
 
     def __init__(self, description: str, client: Callable[[], WorkerClient], method: str, params: dict,
-                 done: Callable[["WorkerTask"], None] | None = None) -> None:
+                 done: Callable[["WorkerTask"], None] | None = None,
+                 prepare: tuple[str, Callable[[], object]] | None = None) -> None:
         super().__init__(description, QgsTask.CanCancel)
         self.client_factory = client
         self.client: WorkerClient | None = None
         self.method = method
         self.params = dict(params)
         self.done = done
+        self.prepare = prepare
         self.result: dict | None = None
         self.error: WorkerError | None = None
         self.stage = ""  # what the worker is doing (progress text)
         self.request_id: int | None = None
         self.cancelled_by_worker = False
+        self.ended = False  # set by finished(); stays readable after QGIS deletes the C++ task
 
     def _progress(self, fraction: float, message: str) -> None:
         self.stage = message
@@ -50,6 +54,11 @@ class WorkerTask(QgsTask):
     def run(self) -> bool:
         try:
             self.setProgress(1.0)
+            if self.prepare is not None:
+                self.stage, step = self.prepare
+                step()
+                if self.isCanceled():
+                    raise RequestCancelled()
             self.stage = "starting SMGeo worker"
             self.client = self.client_factory()
             if self.isCanceled():
@@ -73,6 +82,7 @@ class WorkerTask(QgsTask):
         super().cancel()
 
     def finished(self, ok: bool) -> None:
+        self.ended = True
         if self.error is not None and not isinstance(self.error, RequestCancelled):
             QgsMessageLog.logMessage(f"{self.description()}: {self.error.kind}: {self.error}", LOG_TAG,
                                      Qgis.Warning)

@@ -180,8 +180,9 @@ def wait_until(predicate, timeout: float = 180.0, what: str = "condition") -> No
 
 
 def wait_for_task(dock, task, timeout: float = 180.0) -> None:
-    """Wait until ``task`` is done and the dock has handled it."""
-    wait_until(lambda: task.status() in (task.Complete, task.Terminated) and dock.task is not task,
+    """Wait until ``task`` is done and the dock has handled it (``task.ended``: QGIS may
+    delete a finished task's C++ object, after which ``task.status()`` raises)."""
+    wait_until(lambda: task.ended and dock.task is not task,
                timeout, f"task {task.description()}")
     QCoreApplication.processEvents()
 

@@ -191,7 +191,8 @@ def test_latest_click_wins(plugin, iface, demo_layer, demo_meta):
     last_task = dock.task
     assert first_task is not last_task and first_task.isCanceled()
     wait_for_task(dock, last_task)
-    wait_until(lambda: first_task.status() in (first_task.Complete, first_task.Terminated), what="first task")
+    # (QGIS deletes a finished task's C++ object: ask the Python-side flag, not status())
+    wait_until(lambda: first_task.ended, what="first task")
     layer = QgsProject.instance().mapLayersByName("SMGeo results")[0]
     clicks = [(f["click_x"], f["click_y"]) for f in layer.getFeatures()]
     assert clicks == [pytest.approx(last)] and first != last
@@ -318,7 +319,8 @@ def test_exif_rotated_photo_is_clicked_upright(plugin, iface, demo_layer, demo_m
     # the same click on the upright copy, through the CLI, finds the same object
     out = tmp_path / "upright.geojson"
     subprocess.run([str(VENV_PYTHON), "-m", "smgeo_geo.cli", "locate",
-                    "--reference", str(DEMO / demo_meta["reference"]), "--query", str(upright), "--click", f"{click[0]},{click[1]}", "--out", str(out)],
+                    "--reference", str(DEMO / demo_meta["reference"]), "--query", str(upright),
+                    "--click", f"{click[0]},{click[1]}", "--out", str(out)],
                    check=True, capture_output=True, text=True)
     expected = json.loads(out.read_text())["features"][0]["properties"]["pixel_box"]
     assert [feat["px_x1"], feat["px_y1"], feat["px_x2"], feat["px_y2"]] == pytest.approx(expected, abs=2.0)
