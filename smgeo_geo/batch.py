@@ -26,7 +26,7 @@ from typing import Callable, Iterable
 
 from shapely import wkt
 
-from smgeo_geo.errors import InputFileError, SMGeoError
+from smgeo_geo.errors import InputFileError, OutputError, SMGeoError
 from smgeo_geo.result import Detection
 
 DEFAULT_RADIUS_M = 250.0
@@ -180,7 +180,7 @@ def run_batch(rows: list[Row], out: str | os.PathLike, checkpoint: str | None = 
     """Process the rows not yet done, then (re)write ``out`` (a .gpkg). Returns counts."""
     out = Path(out)
     if not out.parent.is_dir():
-        raise InputFileError(f"output folder {out.parent} does not exist")
+        raise OutputError(f"output folder {out.parent} does not exist")
     folder = parts_dir(out)
     folder.mkdir(exist_ok=True)
     done = {p.stem for p in folder.glob("*.json")}

@@ -46,8 +46,10 @@ class MetadataError(SMGeoError):
     """Photo metadata (EXIF GPS, DJI XMP) is missing or unusable for the asked purpose."""
 
 
-class DatasetError(InputFileError):
-    """A dataset folder or list file does not follow the CVOGL layout."""
+class OutputError(SMGeoError, OSError):
+    """An output file or folder cannot be written as asked (missing folder, a folder that
+    holds other files, an image that cannot be encoded). Reading a dataset that does not
+    follow the CVOGL layout raises :class:`smgeo_model.data.DatasetError` instead."""
 
 
 class DeviceError(SMGeoError):

@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from smgeo_geo.coords import CRSLike, to_crs
-from smgeo_geo.errors import InputFileError
+from smgeo_geo.errors import OutputError
 from smgeo_geo.result import Detection, detections_to_geodataframe, to_feature_collection
 
 
@@ -27,7 +27,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     path = os.fspath(path)
     folder, name = os.path.split(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise InputFileError(f"{path}: folder {folder} does not exist")
+        raise OutputError(f"{path}: folder {folder} does not exist")
     stem, ext = os.path.splitext(name)
     tmp = os.path.join(folder, f".{stem}.{uuid.uuid4().hex[:12]}.tmp{ext}")
     try:

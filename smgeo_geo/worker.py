@@ -60,8 +60,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 from smgeo_geo.errors import SMGeoError
 

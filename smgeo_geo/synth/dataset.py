@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from smgeo_geo.errors import DatasetError
+from smgeo_geo.errors import OutputError
 from smgeo_geo.synth.difficulty import get_difficulty
 from smgeo_geo.synth.georef import ZONES, TileGrid, geotiff_from_jpeg, satellite_name
 from smgeo_geo.synth.options import GENERATOR_VERSION, PairOptions, SynthOptionError
@@ -100,7 +100,7 @@ def _jpeg(rgb: np.ndarray, quality: int) -> bytes:
     ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), [
         cv2.IMWRITE_JPEG_QUALITY, int(quality), cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420])
     if not ok:
-        raise DatasetError("could not encode a JPEG image")
+        raise OutputError("could not encode a JPEG image")
     return buf.tobytes()
 
 
@@ -112,15 +112,15 @@ def _write(path: Path, data: bytes) -> None:
 
 def _prepare_folder(folder: Path, name: str, overwrite: bool) -> None:
     if folder.exists() and not folder.is_dir():
-        raise DatasetError(f"{folder} exists and is not a folder")
+        raise OutputError(f"{folder} exists and is not a folder")
     if folder.is_dir() and any(folder.iterdir()):
         if not overwrite:
-            raise DatasetError(f"dataset folder {folder} exists and is not empty; pass --overwrite to replace it "
+            raise OutputError(f"dataset folder {folder} exists and is not empty; pass --overwrite to replace it "
                                f"(or choose another --out / --name)")
         ours = {"query", "satellite", "manifest.json"} | {f"{name}_{s}.pth" for s in SPLITS}
         foreign = [p.name for p in folder.iterdir() if p.name not in ours and not p.name.endswith(".tmp")]
         if foreign:
-            raise DatasetError(f"refusing to overwrite {folder}: it holds files the generator did not write "
+            raise OutputError(f"refusing to overwrite {folder}: it holds files the generator did not write "
                                f"({', '.join(sorted(foreign)[:5])}); remove them or choose another folder")
         for s in SPLITS:  # lists first: a half-deleted dataset must not look valid
             (folder / f"{name}_{s}.pth").unlink(missing_ok=True)
@@ -173,7 +173,7 @@ def generate_dataset(out_root: str | os.PathLike, pairs: int, seed: int = 0, nam
     elapsed = time.perf_counter() - start
     names = [it[2] for it in items]
     if len(set(names)) != len(names):  # cannot happen (unique grid cells); never write a bad list
-        raise DatasetError("internal error: two tiles got the same file name")
+        raise OutputError("internal error: two tiles got the same file name")
 
     by_split = {s: [it for it, lab in zip(items, labels) if lab == s] for s in SPLITS}
     manifest = {

@@ -15,7 +15,7 @@ from affine import Affine
 from shapely.geometry import Point
 
 from smgeo_geo.coords import pixel_to_crs
-from smgeo_geo.errors import CRSError, InputFileError
+from smgeo_geo.errors import CRSError, OutputError
 from smgeo_geo.raster import open_reference
 from smgeo_geo.result import Detection, detections_to_geodataframe, to_feature_collection
 from smgeo_geo.vector_io import atomic_path, write_geojson, write_geopackage, write_heatmap_geotiff
@@ -140,5 +140,5 @@ def test_atomic_write_keeps_old_file_on_error(tmp_path):
             open(tmp, "w").write("half")
             raise RuntimeError("disk full")
     assert target.read_text() == "old" and os.listdir(tmp_path) == ["keep.geojson"]
-    with pytest.raises(InputFileError, match="no_such_dir"):
+    with pytest.raises(OutputError, match="no_such_dir"):
         write_geojson([], tmp_path / "no_such_dir" / "x.geojson")

@@ -16,9 +16,9 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from qgis.core import QgsApplication, QgsProject, QgsRasterLayer  # noqa: E402  (after the platform is set)
+from qgis.core import QgsProject, QgsRasterLayer  # noqa: E402  (after the platform is set)
 from qgis.gui import QgsLayerTreeMapCanvasBridge, QgsMapCanvas, QgsMessageBar  # noqa: E402
-from qgis.PyQt.QtCore import QCoreApplication, QSize, Qt  # noqa: E402
+from qgis.PyQt.QtCore import QCoreApplication, QSize  # noqa: E402
 from qgis.PyQt.QtWidgets import QMainWindow, QToolBar, QVBoxLayout, QWidget  # noqa: E402
 from qgis.testing import start_app  # noqa: E402
 

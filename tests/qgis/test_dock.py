@@ -16,7 +16,7 @@ from qgis.PyQt.QtCore import QPoint, Qt
 from qgis.PyQt.QtGui import QColor, QImage, QPainter
 from qgis.PyQt.QtTest import QTest
 
-from .conftest import DEMO, ROOT, VENV_PYTHON, wait_for_task, wait_until
+from .conftest import DEMO, VENV_PYTHON, wait_for_task, wait_until
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 

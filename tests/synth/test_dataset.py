@@ -11,7 +11,7 @@ import pytest
 import rasterio
 from PIL import Image
 
-from smgeo_geo.errors import DatasetError, SMGeoError
+from smgeo_geo.errors import OutputError, SMGeoError
 from smgeo_geo.synth import CLASS_WEIGHTS, CLASSES, generate_dataset
 from smgeo_geo.synth.dataset import pair_classes, split_assignment
 from smgeo_model.data import read_split, satellite_georef
@@ -112,12 +112,12 @@ def test_splits_are_complete_and_seeded():
 
 
 def test_refuses_to_overwrite_and_validates_options(dataset, tmp_path):
-    with pytest.raises(DatasetError, match="exists and is not empty; pass --overwrite"):
+    with pytest.raises(OutputError, match="exists and is not empty; pass --overwrite"):
         generate_dataset(dataset, pairs=1, seed=0, **SMALL)
     foreign = tmp_path / NAME
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
-    with pytest.raises(DatasetError, match="did not write.*notes.txt"):
+    with pytest.raises(OutputError, match="did not write.*notes.txt"):
         generate_dataset(tmp_path, pairs=1, seed=0, overwrite=True, **SMALL)
     assert (foreign / "notes.txt").read_text() == "mine"
     for bad in (dict(pairs=0), dict(pairs=1, difficulty="extreme"), dict(pairs=1, query_size=8),
