@@ -220,8 +220,7 @@ class LocatorDock(QgsDockWidget):
             try:
                 canvas = self.iface.mapCanvas()
                 snapshot = export.plan_snapshot(layer, self._canvas_extent_in(layer.crs()),
-                                                tempfile.mkdtemp(prefix="smgeo_layer_"),
-                                                max(canvas.width(), canvas.height()))
+                                                long_side=max(canvas.width(), canvas.height()))
             except export.SnapshotError as exc:
                 self.notify(str(exc), Qgis.Warning)
                 return None
@@ -243,6 +242,7 @@ class LocatorDock(QgsDockWidget):
         prepare = (f"reading layer '{snapshot.layer_name}'", snapshot.write) if snapshot is not None else None
         task = WorkerTask("SMGeo: locate object", lambda: shared_client(settings), "locate", params,
                           done=self._located, prepare=prepare)
+        task.snapshot = snapshot  # removed by _located once the worker has read it
         task.progressChanged.connect(self._task_progress)
         self.task = task
         self.progress.setValue(0)
@@ -263,6 +263,10 @@ class LocatorDock(QgsDockWidget):
                 self.status_label.setText(task.stage)
 
     def _located(self, task: WorkerTask) -> None:
+        snapshot = getattr(task, "snapshot", None)
+        if snapshot is not None:
+            snapshot.relabel(task.result)
+            snapshot.remove()
         if task is not self.task:
             return  # an older click: superseded
         self.task = None

@@ -4,12 +4,15 @@ The worker reads GDAL files. For any other raster layer the part to search (the 
 extent, in the layer's CRS) is first written to a temporary GeoTIFF: :func:`plan_snapshot`
 runs on the main thread (it clones the layer's data provider, so the layer itself is never
 used off the main thread), :meth:`Snapshot.write` in the task's thread (tile downloads must
-not freeze QGIS).
+not freeze QGIS). A snapshot is temporary: :meth:`Snapshot.remove` deletes it once the
+worker has searched it, and :meth:`Snapshot.relabel` names the layer, not the deleted file,
+in the results.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 
 from qgis.core import (
@@ -41,6 +44,7 @@ class Snapshot:
     pixels to the GeoTIFF ``path``."""
 
     layer_name: str
+    provider_type: str
     provider: QgsRasterDataProvider
     extent: QgsRectangle
     crs: QgsCoordinateReferenceSystem
@@ -49,9 +53,9 @@ class Snapshot:
     path: str
 
     def write(self, feedback: QgsRasterBlockFeedback | None = None) -> str:
-        """Write the GeoTIFF (any thread); returns its path."""
+        """Write the GeoTIFF (any thread; any number of times); returns its path."""
         pipe = QgsRasterPipe()
-        if not pipe.set(self.provider):
+        if not pipe.set(self.provider.clone()):  # the pipe owns (and deletes) what it is given
             raise SnapshotError(f"layer '{self.layer_name}': its data provider cannot be read")
         writer = QgsRasterFileWriter(self.path)
         writer.setOutputFormat("GTiff")
@@ -62,16 +66,40 @@ class Snapshot:
                                 f"(QgsRasterFileWriter error {int(error)}; is the service reachable?)")
         return self.path
 
+    @property
+    def label(self) -> str:
+        """What the results record as their reference (the snapshot file does not last)."""
+        return f"layer '{self.layer_name}' ({self.provider_type}), map extent"
 
-def plan_snapshot(layer: QgsRasterLayer, extent: QgsRectangle, folder: str, long_side: int = DEFAULT_SIDE) -> Snapshot:
+    def relabel(self, result: dict | None) -> None:
+        """Name the layer instead of the snapshot file in a worker ``locate`` result."""
+        for record in (result or {}).get("detections", []):
+            record["reference"] = self.label
+
+    def remove(self) -> None:
+        """Delete the GeoTIFF (and GDAL's side files) and its folder if that is then empty."""
+        folder = os.path.dirname(self.path)
+        for name in (self.path, self.path + ".aux.xml", self.path + ".ovr"):
+            if os.path.exists(name):
+                os.remove(name)
+        try:
+            os.rmdir(folder)
+        except OSError:
+            pass  # not empty (someone else's files) or gone: leave it
+
+
+def plan_snapshot(layer: QgsRasterLayer, extent: QgsRectangle, folder: str | None = None,
+                  long_side: int = DEFAULT_SIDE) -> Snapshot:
     """A snapshot of ``extent`` (in the layer's CRS) of ``layer`` at ``long_side`` pixels
     across the extent's long side (the map canvas's own size, to read what is shown at the
-    resolution it is shown), clipped to the layer; main thread only. Raises
+    resolution it is shown), clipped to the layer, written to ``folder`` (default: a new
+temporary folder); main thread only. Raises
     :class:`SnapshotError` when nothing of the layer is there."""
     area = extent.intersect(layer.extent())
     if area.isEmpty() or area.width() <= 0 or area.height() <= 0:
         raise SnapshotError(f"layer '{layer.name()}': the map extent does not overlap the layer")
     scale = long_side / max(extent.width(), extent.height())  # pixels per layer unit
     width, height = max(32, round(area.width() * scale)), max(32, round(area.height() * scale))
-    return Snapshot(layer.name(), layer.dataProvider().clone(), QgsRectangle(area),
+    folder = folder or tempfile.mkdtemp(prefix="smgeo_layer_")
+    return Snapshot(layer.name(), layer.providerType(), layer.dataProvider().clone(), QgsRectangle(area),
                     QgsCoordinateReferenceSystem(layer.crs()), width, height, os.path.join(folder, "reference.tif"))

@@ -7,7 +7,6 @@ the Processing toolbox, batch mode and the model designer.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from qgis.core import (
@@ -131,6 +130,7 @@ class LocateAlgorithm(_Algorithm):
             raise QgsProcessingException("Extent: 'Extent below' was chosen but no extent was given")
         candidates = self.parameterAsInt(parameters, self.CANDIDATES, context)
         params = {"query": photo, "click": click, "top_k": max(5, candidates + 1)}
+        snapshot = None
         if export.file_path(layer):
             window = {"mode": "photo_gps" if mode == 2 else "whole"}
             if mode == 1:
@@ -142,12 +142,21 @@ class LocateAlgorithm(_Algorithm):
                                          f"layer, not a file: choose 'Extent below' and give the extent to read")
         else:  # a tile/web layer: the extent is read into a GeoTIFF first
             try:
-                snapshot = export.plan_snapshot(layer, extent, tempfile.mkdtemp(prefix="smgeo_layer_"))
-                feedback.setProgressText(f"reading layer '{layer.name()}'")
-                params.update(reference=snapshot.write(), window={"mode": "whole"})
+                snapshot = export.plan_snapshot(layer, extent)
             except export.SnapshotError as exc:
                 raise QgsProcessingException(str(exc)) from None
-        result = _run("locate", params, feedback)
+        if snapshot is None:
+            result = _run("locate", params, feedback)
+        else:
+            try:
+                feedback.setProgressText(f"reading layer '{layer.name()}'")
+                params.update(reference=snapshot.write(), window={"mode": "whole"})
+                result = _run("locate", params, feedback)
+                snapshot.relabel(result)
+            except export.SnapshotError as exc:
+                raise QgsProcessingException(str(exc)) from None
+            finally:
+                snapshot.remove()
         fields = results.result_fields()
         sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Polygon,
                                              results.crs_of(result["crs"]))

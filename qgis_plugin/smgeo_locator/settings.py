@@ -87,9 +87,10 @@ def candidate_pythons(saved: str = "") -> list[str]:
 
 
 def find_worker_python(saved: str = "") -> str:
+    """The first usable interpreter, as an absolute path (the worker runs in another folder)."""
     for path in candidate_pythons(saved):
         if _executable(path):
-            return path
+            return os.path.abspath(path)
     return ""
 
 

@@ -134,3 +134,20 @@ def test_settings_dialog_saves_checkpoint_and_device(plugin, iface, demo_layer, 
         assert task.result is None and "no CUDA GPU" in " ".join(iface.messages())
     stop_shared_client()
     assert str(DEMO) in dock.photo_path
+
+
+def test_worker_python_given_relative_to_the_start_folder_still_runs(monkeypatch):
+    # QGIS started from a checkout with SMGEO_PYTHON=.venv/bin/python: the worker runs in
+    # another folder, so the interpreter is resolved to an absolute path first.
+    from smgeo_locator.settings import find_worker_python
+    from smgeo_locator.worker_client import WorkerClient
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("SMGEO_PYTHON", os.path.relpath(VENV_PYTHON))
+    python = find_worker_python("")
+    assert os.path.isabs(python) and os.path.samefile(python, VENV_PYTHON)
+    client = WorkerClient(python)
+    try:
+        assert client.request("hello", {})["protocol"] >= 1
+    finally:
+        client.stop()

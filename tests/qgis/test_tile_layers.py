@@ -4,9 +4,12 @@ with GDAL's gdal2tiles and served from file:// URLs, so no network is needed."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import os
 import shutil
+import tempfile
 import subprocess
 
 import pytest
@@ -63,8 +66,11 @@ def test_tile_layer_is_read_for_the_map_extent_and_searched(plugin, iface, xyz_l
     wait_for_task(dock, task)
     assert task.error is None, task.error
 
-    # The snapshot is the map extent, in the layer's CRS, read in the task.
-    snapshot = QgsRasterLayer(task.params["reference"], "snapshot", "gdal")
+    # The snapshot, read in the task, is gone once searched; the results name the layer instead.
+    assert not os.path.exists(task.params["reference"])
+    again = dataclasses.replace(task.snapshot, path=str(tmp_path / "again.tif")).write()
+    # It is the map extent, in the layer's CRS.
+    snapshot = QgsRasterLayer(again, "snapshot", "gdal")
     assert snapshot.isValid() and snapshot.crs() == WEB_MERCATOR and snapshot.bandCount() >= 3
     px = snapshot.rasterUnitsPerPixelX()
     got, want = ([r.xMinimum(), r.yMinimum(), r.xMaximum(), r.yMaximum()] for r in (snapshot.extent(), shown))
@@ -75,9 +81,10 @@ def test_tile_layer_is_read_for_the_map_extent_and_searched(plugin, iface, xyz_l
     layer = QgsProject.instance().mapLayersByName("SMGeo results")[0]
     assert layer.crs() == WEB_MERCATOR
     (feat,) = list(layer.getFeatures())
+    assert feat["reference"] == "layer 'satellite tiles' (wms), map extent"
     # exactly what the library finds on that snapshot
     search = ["--search"] if task.result["window"] is None else []  # a snapshot too big for one window
-    expected = _cli_pixel_box(task.params["reference"], click, tmp_path, *search)
+    expected = _cli_pixel_box(again, click, tmp_path, *search)
     assert [feat["px_x1"], feat["px_y1"], feat["px_x2"], feat["px_y2"]] == pytest.approx(expected, abs=1e-3)
     # and on the map it is inside the tiled area (the demo scene)
     demo = QgsRasterLayer(str(DEMO / demo_meta["reference"]), "demo", "gdal")
@@ -105,10 +112,13 @@ def test_locate_algorithm_reads_a_tile_layer_extent(plugin, xyz_layer, demo_meta
     params = {"PHOTO": str(DEMO / demo_meta["query"]), "CLICK_X": x, "CLICK_Y": y, "REFERENCE": xyz_layer,
               "WINDOW": 1, "EXTENT": f"{box.xMinimum()},{box.xMaximum()},{box.yMinimum()},{box.yMaximum()} "
                                     f"[EPSG:3857]", "CANDIDATES": 0, "OUTPUT": str(tmp_path / "tiles.gpkg")}
+    before = set(os.listdir(tempfile.gettempdir()))
     result = processing.run("smgeo:locate", params)
     layer = QgsVectorLayer(result["OUTPUT"], "located", "ogr")
     (feat,) = list(layer.getFeatures())
     assert layer.crs() == WEB_MERCATOR and box.contains(feat.geometry().boundingBox())
+    assert feat["reference"] == "layer 'satellite tiles' (wms), map extent"
+    assert not [n for n in set(os.listdir(tempfile.gettempdir())) - before if n.startswith("smgeo_layer_")]
     assert not math.isnan(result["CENTROID_LON"])
 
     with pytest.raises(QgsProcessingException, match="not a file: choose 'Extent below'"):
