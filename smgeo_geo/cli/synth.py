@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -40,7 +41,8 @@ def _splits(value: str) -> tuple[float, float, float]:
               help="satellite metres per pixel [default: 512 m / reference size, CVOGL's tile width]")
 @click.option("--difficulty", type=click.Choice(["easy", "medium", "hard"]), default="medium", show_default=True)
 @click.option("--splits", default="0.8,0.1,0.1", show_default=True, help="train,val,test fractions")
-@click.option("--workers", type=int, default=1, show_default=True, help="processes (results do not depend on it)")
+@click.option("--workers", type=int, default=None,
+              help="processes; results do not depend on it [default: the CPU cores this process may use]")
 @click.option("--epsg", type=int, default=None, help="UTM zone, e.g. 32632 [default: drawn from the seed]")
 @click.option("--geotiff/--no-geotiff", default=True, show_default=True,
               help="also write a georeferenced GeoTIFF beside every satellite JPEG")
@@ -58,11 +60,13 @@ def command(out, pairs, seed, name, reference_size, query_size, ground_resolutio
 
     \b
     Example:
-      smgeo synth --out data --pairs 2000 --seed 0 --workers 2
+      smgeo synth --out data --pairs 2000 --seed 0
       smgeo synth --out data --pairs 2000 --seed 0 --reference-size 256 --query-size 128 --no-geotiff
     """
     from smgeo_geo.synth import generate_dataset
 
+    if workers is None:
+        workers = min(pairs, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     manifest = generate_dataset(out, pairs, seed=seed, name=name, reference_size=reference_size,
                                 query_size=_query_size(query_size), ground_resolution=ground_resolution,
                                 difficulty=difficulty, splits=_splits(splits), workers=workers, overwrite=overwrite,
@@ -70,4 +74,5 @@ def command(out, pairs, seed, name, reference_size, query_size, ground_resolutio
     c = manifest["counts"]
     rate = pairs / max(manifest["elapsed_s"], 1e-9)
     click.echo(f"wrote {pairs} pairs ({c['train']} train / {c['val']} val / {c['test']} test, {manifest['crs']}) "
-               f"to {Path(out) / name} in {manifest['elapsed_s']:.1f} s ({rate:.2f} pairs/s)")
+               f"to {Path(out) / name} in {manifest['elapsed_s']:.1f} s ({rate:.2f} pairs/s, {workers} "
+               f"process{'es' if workers > 1 else ''})")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from smgeo_geo.cli import main
@@ -23,6 +25,8 @@ def test_synth_writes_a_dataset_and_refuses_to_overwrite(tmp_path, capsys):
     assert run(["synth", "--out", str(tmp_path), "--name", "SYN", *ARGS]) == 0
     out = capsys.readouterr().out
     assert "wrote 3 pairs" in out and "SYN" in out
+    cores = min(3, len(os.sched_getaffinity(0)))  # by default every core this process may use
+    assert f"{cores} process" in out
     assert sum(len(read_split(tmp_path, "SYN", s)) for s in ("train", "val", "test")) == 3
     assert not list((tmp_path / "SYN" / "satellite").glob("*.tif"))  # --no-geotiff
     before = (tmp_path / "SYN" / "SYN_train.pth").read_bytes()
