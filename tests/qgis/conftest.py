@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# QGIS saves band statistics in .aux.xml files beside rasters it draws: not beside the
+# bundled demo raster in the source tree.
+os.environ.setdefault("GDAL_PAM_ENABLED", "NO")
 
 from qgis.core import QgsProject, QgsRasterLayer  # noqa: E402  (after the platform is set)
 from qgis.gui import QgsLayerTreeMapCanvasBridge, QgsMapCanvas, QgsMessageBar  # noqa: E402
