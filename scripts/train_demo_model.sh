@@ -6,10 +6,11 @@ set -euo pipefail
 DATA=${1:-data}
 RUN=${2:-runs/demo_tiny}
 EPOCHS=${EPOCHS:-10}
+PAIRS=${PAIRS:-2400}
 SMGEO=${SMGEO:-.venv/bin/smgeo}
 if [ ! -f "$DATA/SYNTH_DroneAerial/SYNTH_DroneAerial_test.pth" ]; then
-  $SMGEO synth --out "$DATA" --pairs 2400 --seed 0 --reference-size 256 --query-size 128 \
-    --ground-resolution 1.5 --workers 2
+  $SMGEO synth --out "$DATA" --pairs "$PAIRS" --seed 0 --reference-size 256 --query-size 128 \
+    --ground-resolution 1.5
 fi
 $SMGEO train --data-root "$DATA" --data-name SYNTH_DroneAerial --config tiny --max-epoch "$EPOCHS" \
   --batch-size 8 --lr 1e-3 --warmup-epochs 1 --seed 0 --workers 1 --out "$RUN"

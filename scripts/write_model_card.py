@@ -31,6 +31,11 @@ def main(run: Path) -> None:
         f"{100 * e.get('val_acc@0.5', 0):.1f} | {100 * e.get('val_mIoU', 0):.1f} | {e['seconds']:.0f} |" for e in epochs)
     table = (run / "test.md").read_text()
     data = report["data"]
+    manifest = json.loads((Path(data["root"]) / data["name"] / "manifest.json").read_text())
+    opts, counts = manifest["options"], manifest["counts"]
+    synth_cmd = (f"smgeo synth --out data --pairs {manifest['pairs']} --seed {manifest['seed']} "
+                 f"--reference-size {opts['reference_size']} --query-size {opts['query_size'][0]} "
+                 f"--ground-resolution {opts['ground_resolution_m']:g}")
     card = f"""# Model card: smgeo_tiny_synth (bundled demo model)
 
 **What**: the SMGeo network in its `tiny` configuration (2.39 M parameters: Swin embed 32,
@@ -40,9 +45,8 @@ made by `smgeo synth`. Input: satellite 256 x 256 px (1.5 m/px, 384 m across), d
 128 x 128 px. It is a demonstration model for this repository's demo, tests and plugin, not a
 model for real imagery.
 
-**Data**: `smgeo synth --out data --pairs 2400 --seed 0 --reference-size 256 --query-size 128
---ground-resolution 1.5 --workers 2` -> 1,920 train / 240 val / 240 test pairs. The test split
-was never used for training or model selection (best epoch chosen on val).
+**Data**: `{synth_cmd}`
+-> {counts['train']:,} train / {counts['val']:,} val / {counts['test']:,} test pairs. The test split was never used for training or model selection (best epoch chosen on val).
 
 **Command** (seeded; about {sum(e['seconds'] for e in epochs) / 60:.0f} min of training on 2 CPU cores, shared):
 `bash scripts/train_demo_model.sh data runs/demo_tiny` (Adam lr 1e-3, 1 warm-up epoch then cosine,
