@@ -125,14 +125,17 @@ def render_ground(scene: Scene, cap: Capture, window: tuple[float, float, float,
     h = int(round((window[3] - window[1]) / res))
     bounds, amps = _ground_tables(scene)
     fid = np.zeros((h, w), np.int32)
-    for i in np.flatnonzero(_overlaps(bounds, window)):
-        g = scene.ground[i]
-        pts = cv_points(g.pts, window, res)
-        if g.width > 0:
-            cv2.polylines(fid, [pts], False, int(i + 1), thickness=max(1, int(round(g.width / res))),
-                          lineType=cv2.LINE_8, shift=SHIFT)
-        else:
-            cv2.fillPoly(fid, [pts], int(i + 1), lineType=cv2.LINE_8, shift=SHIFT)
+    seen = np.flatnonzero(_overlaps(bounds, window)).tolist()
+    if seen:
+        feats = [scene.ground[i] for i in seen]
+        ends = np.cumsum([len(g.pts) for g in feats]).tolist()
+        pix = cv_points(np.concatenate([g.pts for g in feats]), window, res)  # element-wise: one call for all
+        for i, g, a, b in zip(seen, feats, [0] + ends, ends):
+            if g.width > 0:
+                cv2.polylines(fid, [pix[a:b]], False, i + 1, thickness=max(1, int(round(g.width / res))),
+                              lineType=cv2.LINE_8, shift=SHIFT)
+            else:
+                cv2.fillPoly(fid, [pix[a:b]], i + 1, lineType=cv2.LINE_8, shift=SHIFT)
     n_large, n_mid = (n.sample(window, res, (h, w)) for n in _noises(scene))
     texture = _sample_texture(window, res, (h, w))
     grain = noise_crop(rng, h, w)
@@ -144,6 +147,7 @@ def render_ground(scene: Scene, cap: Capture, window: tuple[float, float, float,
     pal = np.concatenate([pal, pal[0] + (dry - pal[0]) * mix])
     amps = np.concatenate([amps, np.repeat(amps[:1], 12, 0)])
     a0, a1, a2 = (np.ascontiguousarray(amps[:, k]) for k in range(3))
+    pal_rgb = [np.ascontiguousarray(pal[:, k]) for k in range(3)]
     out = np.empty((h, w, 3), np.uint8)
     # element-wise, so computed in bands of rows that stay in the CPU cache (same values)
     step = max(1, _BAND // max(w, 1))
@@ -156,14 +160,17 @@ def render_ground(scene: Scene, cap: Capture, window: tuple[float, float, float,
         level = np.clip(nm * 12.1 + 5.45, 0, 11).astype(np.int32)  # 11 * (0.45 + 1.1 n), rounded
         f = fid[rows]
         f = np.where(f == 0, level + n_feat, f)
-        mod = a0[f]
+        mod = a0.take(f, mode="clip")  # == a0[f] (f is in range), without the bounds checks
         mod *= n_large[rows]
         mod += 1.0
-        mod += a1[f] * nm
-        mod += a2[f] * tex
-        img = np.take(pal, f, axis=0)
-        img *= mod[..., None]
-        out[rows] = cv2.convertScaleAbs(img)
+        mod += a1.take(f, mode="clip") * nm
+        mod += a2.take(f, mode="clip") * tex
+        channels = []
+        for p in pal_rgb:  # == convertScaleAbs(pal[f] * mod[..., None]), a channel at a time (faster)
+            c = p.take(f, mode="clip")
+            c *= mod
+            channels.append(cv2.convertScaleAbs(c))
+        out[rows] = cv2.merge(channels)
     _draw_rows(out, scene, cap, window, res)
     _draw_marks(out, scene, window, res)
     _draw_shadows(out, scene, cap, window, res)
@@ -229,12 +236,28 @@ def _draw_marks(img: np.ndarray, scene: Scene, window, res: float) -> None:
         drawn = True
     if not drawn:
         return
-    x, y, w, h = cv2.boundingRect(alpha)
-    if w == 0:
-        return
-    a = alpha[y:y + h, x:x + w].astype(np.float32) * (1 / 255.0)
-    sub = img[y:y + h, x:x + w]
-    sub[...] = cv2.blendLinear(colour[y:y + h, x:x + w], sub, a, 1.0 - a)
+    for ys, xs in _tiles_in_use(alpha):  # elsewhere alpha is 0 and the blend would keep img as it is
+        a = alpha[ys, xs].astype(np.float32) * (1 / 255.0)
+        sub = img[ys, xs]
+        sub[...] = cv2.blendLinear(colour[ys, xs], sub, a, 1.0 - a)
+
+
+_TILE = 64
+
+
+def _tiles_in_use(mask: np.ndarray) -> list[tuple[slice, slice]]:
+    """(rows, cols) slices of the ``_TILE``-pixel tiles of a uint8 ``mask`` holding a
+    non-zero pixel. Per-pixel compositing restricted to them gives the same image as over
+    the whole raster wherever the mask's zero leaves a pixel unchanged (sparse masks)."""
+    x, y, w, h = cv2.boundingRect(mask)
+    out = []
+    for y0 in range(y, y + h, _TILE):
+        rows = slice(y0, min(y0 + _TILE, y + h))
+        for x0 in range(x, x + w, _TILE):
+            cols = slice(x0, min(x0 + _TILE, x + w))
+            if mask[rows, cols].any():
+                out.append((rows, cols))
+    return out
 
 
 def shadow_polygons(s: Solid, cap: Capture) -> list[np.ndarray]:

@@ -24,9 +24,17 @@ def noise_bank() -> np.ndarray:
     return _BANK["bank"]
 
 
-def noise_crop(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """``(h, w, 3)`` int16 crop of :func:`noise_bank` (std 64) at an offset drawn from ``rng``."""
-    bank = noise_bank()
+def luminance_bank() -> np.ndarray:
+    """:func:`noise_bank` with its first channel copied to all three (grey noise), cached."""
+    if "lum" not in _BANK:
+        _BANK["lum"] = np.repeat(noise_bank()[..., :1], 3, axis=2)
+    return _BANK["lum"]
+
+
+def noise_crop(rng: np.random.Generator, h: int, w: int, grey: bool = False) -> np.ndarray:
+    """``(h, w, 3)`` int16 crop of :func:`noise_bank` (std 64) at an offset drawn from ``rng``;
+    ``grey``: the crop of :func:`luminance_bank` at that offset (its first channel, thrice)."""
+    bank = luminance_bank() if grey else noise_bank()
     if h > BANK_SIZE or w > BANK_SIZE:
         bank = np.tile(bank, (h // BANK_SIZE + 1, w // BANK_SIZE + 1, 1))
     oy = int(rng.integers(0, bank.shape[0] - h + 1))

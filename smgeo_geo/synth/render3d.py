@@ -114,6 +114,15 @@ def ridge(s: Solid) -> tuple[np.ndarray, np.ndarray]:
     return r0, r1
 
 
+def ridge_line(s: Solid) -> np.ndarray:
+    """(2, 3) end points (x, y, z) of the ridge of a gable or hip roof, cached on the solid."""
+    cached = getattr(s, "_ridge", None)
+    if cached is None:
+        r0, r1 = ridge(s)
+        cached = s._ridge = np.array([[*r0, s.top + s.rise], [*r1, s.top + s.rise]])  # type: ignore[attr-defined]
+    return cached
+
+
 def project_polygon(cam, pts: np.ndarray) -> np.ndarray | None:
     """Project a planar polygon, clipping it to the near plane (perspective cameras)."""
     if not cam.perspective:
@@ -139,6 +148,11 @@ def project_polygon(cam, pts: np.ndarray) -> np.ndarray | None:
 def _rgb(c) -> tuple[int, int, int]:
     return (min(255, max(0, int(c[0] * 255.0))), min(255, max(0, int(c[1] * 255.0))),
             min(255, max(0, int(c[2] * 255.0))))
+
+
+def _rgb_rows(c: np.ndarray) -> list[tuple[int, int, int]]:
+    """:func:`_rgb` of every row of ``c`` (N, 3), vectorised (same truncation and clamping)."""
+    return list(map(tuple, np.clip((c * 255.0).astype(np.int64), 0, 255).tolist()))
 
 
 def cv_coords(uv: np.ndarray) -> np.ndarray:
@@ -225,6 +239,24 @@ class Painter:
         self.bbox = np.stack([np.minimum.reduceat(uv[:, 0], starts), np.minimum.reduceat(uv[:, 1], starts),
                               np.maximum.reduceat(uv[:, 0], starts), np.maximum.reduceat(uv[:, 1], starts)], 1)
         self.clip = np.minimum.reduceat(depth, starts) < cam.near if cam.perspective else np.zeros(len(solids), bool)
+        self.window_ok = self._window_candidates(solids, faces, pts)
+
+    def _window_candidates(self, solids: list[Solid], faces: list[Faces], pts: np.ndarray) -> np.ndarray:
+        """Per face: False where :meth:`_windows` would draw nothing on an unclipped wall (its
+        own first tests, for all walls at once: under 2.5 m tall, or both vertical edges
+        under 10 px on screen)."""
+        ok = np.ones(int(self.face_off[-1]), bool)
+        n_walls = np.array([len(s.foot) if s.windows > 0 else 0 for s in solids])
+        if not n_walls.any():
+            return ok
+        owner = np.repeat(np.arange(len(solids)), n_walls)
+        j = np.arange(len(owner)) - np.repeat(np.cumsum(n_walls) - n_walls, n_walls)  # wall index in its solid
+        p0 = self.pt_off[owner] + 4 * j
+        uv = [self.pix[p0 + m] / ONE + 0.5 for m in range(4)]
+        short = (np.hypot(*(uv[3] - uv[0]).T) < 10) & (np.hypot(*(uv[2] - uv[1]).T) < 10)
+        low = np.minimum(pts[p0 + 2, 2], pts[p0 + 3, 2]) - pts[p0, 2] < 2.5
+        ok[self.face_off[owner] + j] = ~(short | low)
+        return ok
 
     def _fill(self, pts: np.ndarray, colour, tid: int, ids: bool) -> None:
         cv2.fillPoly(self.canvas, [pts], colour, cv2.LINE_AA, SHIFT)
@@ -264,7 +296,7 @@ class Painter:
             walls = [walls[j] for j in np.argsort(-d)]
         for k, pts in walls:
             self._fill(pts, self.colours[f0 + k], s.tid, ids)
-            if s.windows > 0:
+            if s.windows > 0 and (clip or self.window_ok[f0 + k]):
                 self._windows(s, fc, k, pts, float(self.light[f0 + k]))
         for k, pts in roofs:
             self._fill(pts, self.colours[f0 + k], s.tid, ids)
@@ -278,11 +310,10 @@ class Painter:
             if x1 - x0 > 8:
                 self._parapet(s, lr)
         elif s.roof in ("gable", "hip") and s.rise > 0 and x1 - x0 > 6:
-            r0, r1 = ridge(s)
-            uv = project_polygon(cam, np.array([[*r0, s.top + s.rise], [*r1, s.top + s.rise]]))
+            uv = project_polygon(cam, ridge_line(s))
             if uv is not None and len(uv) == 2:
-                cv2.line(self.canvas, tuple(cv_coords(uv[0])), tuple(cv_coords(uv[1])), _rgb(np.asarray(rr) * 0.7 * lr), 1,
-                         cv2.LINE_AA, SHIFT)
+                a, b = cv_coords(uv).tolist()
+                cv2.line(self.canvas, a, b, _rgb(np.asarray(rr) * 0.7 * lr), 1, cv2.LINE_AA, SHIFT)
         for m in s.deck_marks:
             px = float(cam.px_per_m(cam.project(np.c_[m.segs[0], np.full(2, m.z)])[1]).mean()) * m.width
             colour = _rgb(np.asarray(MARK_COLOURS[m.colour]) * min(1.0, px) + np.asarray(rr) * lr * (1 - min(1.0, px)))
@@ -350,14 +381,14 @@ class Painter:
         glass_rgb = _rgb(np.array([0.12, 0.13, 0.15]) * light_top)
         pix = cv_coords(uv)
         size = np.ptp(uv[:, 4:8, 0], 1) + np.ptp(uv[:, 4:8, 1], 1)
-        for i in np.flatnonzero(ok):
-            rgb = v[i, 6:9]
-            body = cv2.convexHull(pix[i, :8])
-            cv2.fillConvexPoly(self.canvas, body, _rgb(rgb * light_top * 0.62), cv2.LINE_AA, SHIFT)
-            cv2.fillConvexPoly(self.canvas, pix[i, 4:8], _rgb(rgb * light_top), cv2.LINE_AA, SHIFT)
+        lit = v[:, 6:9] * light_top
+        sides, roofs, cabins = (_rgb_rows(lit * 0.62), _rgb_rows(lit), _rgb_rows(lit * 0.95))
+        for i in np.flatnonzero(ok).tolist():
+            cv2.fillConvexPoly(self.canvas, cv2.convexHull(pix[i, :8]), sides[i], cv2.LINE_AA, SHIFT)
+            cv2.fillConvexPoly(self.canvas, pix[i, 4:8], roofs[i], cv2.LINE_AA, SHIFT)
             if size[i] >= 5:
                 cv2.fillConvexPoly(self.canvas, pix[i, 8:12], glass_rgb, cv2.LINE_AA, SHIFT)
-                cv2.fillConvexPoly(self.canvas, pix[i, 12:16], _rgb(rgb * light_top * 0.95), cv2.LINE_AA, SHIFT)
+                cv2.fillConvexPoly(self.canvas, pix[i, 12:16], cabins[i], cv2.LINE_AA, SHIFT)
 
     def _windows(self, s: Solid, fc: Faces, k: int, pts: np.ndarray, light: float) -> None:
         quad = fc.pts[fc.start[k]:fc.start[k + 1]]
@@ -392,7 +423,7 @@ class Painter:
         uvw, depth = self.cam.project(pts.reshape(-1, 3))
         if (depth < getattr(self.cam, "near", -1e9)).any():
             return
-        polys = [cv_coords(p) for p in uvw.reshape(-1, 4, 2)]
+        polys = list(cv_coords(uvw.reshape(-1, 4, 2)))
         glass = np.array([0.16, 0.19, 0.24]) * (0.6 + 0.4 * light)
         cv2.fillPoly(self.canvas, polys, _rgb(glass), cv2.LINE_AA, SHIFT)
 

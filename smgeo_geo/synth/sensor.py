@@ -31,7 +31,9 @@ def _gamma_lut(gamma: float, s_curve: float = 0.0) -> np.ndarray:
 
 
 def _to_u8(img: np.ndarray) -> np.ndarray:
-    t = img * 255.0  # np.clip(img * 255.0 + 0.5, 0, 255), with one temporary
+    """uint8 of ``np.clip(img * 255.0 + 0.5, 0, 255)``, computed in place: ``img`` (float32,
+    a temporary of the caller) is overwritten."""
+    t = np.multiply(img, 255.0, out=img)
     t += 0.5
     return np.clip(t, 0, 255, out=t).astype(np.uint8)
 
@@ -39,8 +41,7 @@ def _to_u8(img: np.ndarray) -> np.ndarray:
 def _add_noise(img: np.ndarray, rng: np.random.Generator, sigma: float, chroma: float) -> np.ndarray:
     """Luminance + chroma Gaussian noise (sigma in [0, 1] units) on a uint8 image."""
     h, w = img.shape[:2]
-    n = noise_crop(rng, h, w)
-    lum = cv2.merge([n[..., 0]] * 3)
+    lum = noise_crop(rng, h, w, grey=True)
     out = cv2.addWeighted(img, 1.0, lum, sigma * 255.0 / 64 * (1 - chroma), 0.0, dtype=cv2.CV_8U)
     return cv2.addWeighted(out, 1.0, noise_crop(rng, h, w), sigma * 255.0 / 64 * chroma, 0.0, dtype=cv2.CV_8U)
 
