@@ -198,8 +198,10 @@ class Painter:
         if not reps:
             return
         _, depth = cam.project(np.array(reps))
-        order = sorted(range(len(reps)), key=lambda i: (-round(float(depth[i]), 3),
-                                                        solids[i].order if i < len(solids) else 0))
+        depth = depth.tolist()  # far to near (depth rounded to mm), then the order within a group
+        keys = [(-round(d, 3), s.order) for d, s in zip(depth, solids)] + \
+            [(-round(d, 3), 0) for d in depth[len(solids):]]
+        order = sorted(range(len(keys)), key=keys.__getitem__)
         self._prepare(solids)
         tree_data = self._tree_data(trees) if len(trees) else None
         for i in order:
@@ -445,29 +447,32 @@ class Painter:
         lights = self.cap.light(CLUMP_DIRS.reshape(-1, 3)).reshape(16, 7)[k] * CLUMP_TONE[k]
         radius = (CLUMP_SIZE[k] * r[:, None] * ppm[:, 1:8] * ONE).astype(int)
         colours = np.clip(albedo[:, None, :] * lights[..., None] * 0.92 * 255, 0, 255).astype(int)
-        return {"uv": uv, "pix": cv_coords(uv).tolist(), "depth": depth, "r_px": r * ppm[:, 0],
+        r_px = r * ppm[:, 0]
+        c = uv[:, 0]
+        show = (c[:, 0] >= -r_px) & (c[:, 0] <= self.w + r_px) & (c[:, 1] >= -r_px) & (c[:, 1] <= self.h + r_px)
+        if self.cam.perspective:
+            show &= depth.min(1) >= self.cam.near
+        tb = self.target_box
+        near_target = np.ones(n, bool) if tb is None else \
+            (c[:, 0] + r_px >= tb[0]) & (c[:, 0] - r_px <= tb[2]) & (c[:, 1] + r_px >= tb[1]) & (c[:, 1] - r_px <= tb[3])
+        trunk = np.abs(uv[:, 9, 0] - uv[:, 8, 0]) + np.abs(uv[:, 9, 1] - uv[:, 8, 1]) > 2
+        return {"show": show.tolist(), "near_target": near_target.tolist(), "trunk": trunk.tolist(),
+                "crown_px": (r_px * 0.92 * ONE).astype(int).tolist(), "pix": cv_coords(uv).tolist(),
                 "trunk_px": np.maximum(1, np.round(0.35 * ppm[:, 8])).astype(int).tolist(),
                 "dark": np.clip(albedo * 0.55 * 255, 0, 255).astype(int).tolist(), "order": np.argsort(lights, 1).tolist(),
                 "radius": radius.tolist(), "colours": colours.tolist()}
 
     def _tree(self, d: dict, i: int) -> None:
-        uv, depth = d["uv"][i], d["depth"][i]
-        if self.cam.perspective and depth.min() < self.cam.near:
-            return
-        r_px = float(d["r_px"][i])
-        c = uv[0]
-        if c[0] < -r_px or c[0] > self.w + r_px or c[1] < -r_px or c[1] > self.h + r_px:
+        if not d["show"][i]:  # behind the camera or off screen
             return
         pix = d["pix"][i]
-        if abs(uv[9, 0] - uv[8, 0]) + abs(uv[9, 1] - uv[8, 1]) > 2:
+        if d["trunk"][i]:
             cv2.line(self.canvas, pix[8], pix[9], (56, 46, 36), d["trunk_px"][i], cv2.LINE_AA, SHIFT)
-        rad = int(r_px * 0.92 * ONE)
+        rad = d["crown_px"][i]
         dark = d["dark"][i]
         cv2.circle(self.canvas, pix[0], rad, dark, -1, cv2.LINE_AA, SHIFT)
         cv2.circle(self.canvas, pix[10], rad, dark, -1, cv2.LINE_AA, SHIFT)
-        tb = self.target_box
-        if self.ids is not None and (tb is None or (c[0] + r_px >= tb[0] and c[0] - r_px <= tb[2] and
-                                                    c[1] + r_px >= tb[1] and c[1] - r_px <= tb[3])):
+        if self.ids is not None and d["near_target"][i]:
             cv2.circle(self.ids, pix[0], rad, 0, -1, cv2.LINE_8, SHIFT)
             cv2.circle(self.ids, pix[10], rad, 0, -1, cv2.LINE_8, SHIFT)
         radius, colours = d["radius"][i], d["colours"][i]
