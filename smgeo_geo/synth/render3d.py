@@ -242,6 +242,9 @@ class Painter:
                               np.maximum.reduceat(uv[:, 0], starts), np.maximum.reduceat(uv[:, 1], starts)], 1)
         self.clip = np.minimum.reduceat(depth, starts) < cam.near if cam.perspective else np.zeros(len(solids), bool)
         self.window_ok = self._window_candidates(solids, faces, pts)
+        # Python lists of what _solid reads per solid (indexing numpy arrays one item at a time is slow)
+        self.bbox_rows, self.face_rows, self.pt_rows = self.bbox.tolist(), self.face_off.tolist(), self.pt_off.tolist()
+        self.vis_rows, self.clip_rows = self.vis.tolist(), self.clip.tolist()
 
     def _window_candidates(self, solids: list[Solid], faces: list[Faces], pts: np.ndarray) -> np.ndarray:
         """Per face: False where :meth:`_windows` would draw nothing on an unclipped wall (its
@@ -269,22 +272,24 @@ class Painter:
 
     def _solid(self, s: Solid, i: int) -> None:
         cam = self.cam
-        x0, y0, x1, y1 = self.bbox[i]
+        x0, y0, x1, y1 = self.bbox_rows[i]
         if x1 < 0 or x0 > self.w or y1 < 0 or y0 > self.h:
             return
-        f0, f1 = self.face_off[i], self.face_off[i + 1]
-        vis = np.flatnonzero(self.vis[f0:f1])
-        if not len(vis):
+        f0, f1 = self.face_rows[i], self.face_rows[i + 1]
+        seen = self.vis_rows
+        vis = [k for k in range(f1 - f0) if seen[f0 + k]]
+        if not vis:
             return
         fc = self.faces[i]
-        p0 = self.pt_off[i]
-        clip = self.clip[i]
+        p0 = self.pt_rows[i]
+        clip = self.clip_rows[i]
+        start = fc.start.tolist()
         tb = self.target_box
         ids = self.ids is not None and s.kind != "vehicle" and (
             tb is None or (x1 >= tb[0] and x0 <= tb[2] and y1 >= tb[1] and y0 <= tb[3]))
         walls, roofs = [], []
         for k in vis:
-            a, b = fc.start[k], fc.start[k + 1]
+            a, b = start[k], start[k + 1]
             if clip:
                 uv = project_polygon(cam, fc.pts[a:b])
                 if uv is None:
