@@ -102,6 +102,80 @@ def solid_faces(s: Solid) -> Faces:
     return fc
 
 
+def cache_quad_faces(solids: list[Solid]) -> None:
+    """Fill the :func:`solid_faces` cache of every uncached 4-vertex solid in ``solids`` at
+    once: the same arrays, from the same float64 operations, vectorised over solids (most
+    solids are 4-vertex houses, halls and roof units, and per-solid numpy calls are slow)."""
+    todo = [s for s in solids if len(s.foot) == 4 and getattr(s, "_faces", None) is None]
+    if not todo:
+        return
+    pitched = [s.roof in ("gable", "hip") and s.rise > 0 for s in todo]
+    for group in ([s for s, p in zip(todo, pitched) if p], [s for s, p in zip(todo, pitched) if not p]):
+        if group:
+            _quad_faces(group)
+
+
+def _quad_faces(group: list[Solid]) -> None:
+    n = len(group)
+    f = np.stack([s.foot for s in group])  # (n, 4, 2)
+    top = np.array([s.top for s in group])
+    base = np.array([s.base for s in group])
+    tops = np.repeat(top[:, None], 4, 1)
+    shed = np.array([s.roof == "shed" for s in group])
+    if shed.any():
+        tops[shed, 2:4] += np.array([s.rise for s in group])[shed, None]
+    nxt = [1, 2, 3, 0]
+    fn = f[:, nxt]
+    e = fn - f
+    ln = np.maximum(np.sqrt((e * e).sum(2)), 1e-12)
+    wall_n = np.zeros((n, 4, 3))
+    wall_n[..., 0], wall_n[..., 1] = e[..., 1] / ln, -e[..., 0] / ln
+    walls = np.empty((n, 4, 4, 3))
+    walls[:, :, 0, :2], walls[:, :, 1, :2], walls[:, :, 2, :2], walls[:, :, 3, :2] = f, fn, fn, f
+    walls[:, :, 0, 2], walls[:, :, 1, 2] = base[:, None], base[:, None]
+    walls[:, :, 2, 2], walls[:, :, 3, 2] = tops[:, nxt], tops
+    wall_cents = _add(walls, 2) / 4
+    if group[0].roof in ("gable", "hip") and group[0].rise > 0:  # the whole group is pitched
+        zr = top + np.array([s.rise for s in group])
+        r = np.array([np.concatenate(ridge(s)) for s in group])  # (n, 4): r0x, r0y, r1x, r1y
+        planes = np.empty((n, 2, 4, 3))
+        planes[:, 0, :2, :2], planes[:, 1, :2, :2] = f[:, 0:2], f[:, 2:4]
+        planes[:, 0, 2, :2], planes[:, 0, 3, :2] = r[:, 2:4], r[:, 0:2]
+        planes[:, 1, 2, :2], planes[:, 1, 3, :2] = r[:, 0:2], r[:, 2:4]
+        planes[:, :, :2, 2], planes[:, :, 2:, 2] = top[:, None, None], zr[:, None, None]
+        ends = np.empty((n, 2, 3, 3))
+        ends[:, 0, :2, :2], ends[:, 1, 0, :2], ends[:, 1, 1, :2] = f[:, 1:3], f[:, 3], f[:, 0]
+        ends[:, 0, 2, :2], ends[:, 1, 2, :2] = r[:, 2:4], r[:, 0:2]
+        ends[:, :, :2, 2], ends[:, :, 2, 2] = top[:, None, None], zr[:, None]
+        pts = np.concatenate([walls.reshape(n, 16, 3), planes.reshape(n, 8, 3), ends.reshape(n, 6, 3)], 1)
+        cents = np.concatenate([wall_cents, _add(planes, 2) / 4, _add(ends, 2) / 3], 1)
+        start = np.array([0, 4, 8, 12, 16, 20, 24, 27, 30])
+        for k, s in enumerate(group):
+            hip = s.roof == "hip"
+            normals = [_plane_normal(planes[k, 0]), _plane_normal(planes[k, 1]),
+                       _plane_normal(ends[k, 0]) if hip else wall_n[k, 1],
+                       _plane_normal(ends[k, 1]) if hip else wall_n[k, 3]]
+            _set_faces(s, pts[k], start, np.vstack([wall_n[k]] + normals), cents[k],
+                       np.array([False] * 4 + [True, True, hip, hip]))
+        return
+    roof_pts = np.empty((n, 4, 3))
+    roof_pts[..., :2], roof_pts[..., 2] = f, tops
+    pts = np.concatenate([walls.reshape(n, 16, 3), roof_pts], 1)
+    cents = np.concatenate([wall_cents, (_add(roof_pts, 1) / 4)[:, None]], 1)
+    start = np.array([0, 4, 8, 12, 16, 20])
+    roof = np.array([False] * 4 + [True])
+    up = np.array([0.0, 0.0, 1.0])
+    for k, s in enumerate(group):
+        normal = _plane_normal(roof_pts[k]) if s.roof == "shed" else up
+        _set_faces(s, pts[k], start, np.vstack([wall_n[k], normal]), cents[k], roof)
+
+
+def _set_faces(s: Solid, pts, start, normals, cents, roof) -> None:
+    fc = Faces()
+    fc.pts, fc.start, fc.normals, fc.cents, fc.roof = pts, start, normals, cents, roof
+    s._faces = fc  # type: ignore[attr-defined]
+
+
 def ridge(s: Solid) -> tuple[np.ndarray, np.ndarray]:
     """End points (x, y) of the ridge of a gable or hip roof."""
     f = s.foot
@@ -216,6 +290,7 @@ class Painter:
         if not solids:
             return
         cam = self.cam
+        cache_quad_faces(solids)
         faces = [solid_faces(s) for s in solids]
         n_pts = np.array([len(f.pts) for f in faces])
         n_faces = np.array([len(f.normals) for f in faces])
