@@ -103,15 +103,18 @@ def render_drone_view(scene: Scene, cap: Capture, cam: PerspectiveCamera, rng: n
 
 def _eligible(scene: Scene, cam: ParallelCamera, cls: str, reference_size: int, ss: int) -> list[tuple[Target, tuple]]:
     out = []
-    for t in scene.targets:
-        if t.class_name != cls:
-            continue
-        uv, _ = cam.project(scene.target_points(t.tid))
-        x0, y0 = uv.min(0) / ss
-        x1, y1 = uv.max(0) / ss
+    targets = [t for t in scene.targets if t.class_name == cls]
+    if not targets:
+        return out
+    pts = [scene.target_points(t.tid) for t in targets]
+    starts = np.cumsum([0] + [len(p) for p in pts[:-1]])
+    uv, _ = cam.project(np.concatenate(pts))  # the parallel camera projects point by point
+    lo = np.stack([np.minimum.reduceat(uv[:, 0], starts), np.minimum.reduceat(uv[:, 1], starts)], 1) / ss
+    hi = np.stack([np.maximum.reduceat(uv[:, 0], starts), np.maximum.reduceat(uv[:, 1], starts)], 1) / ss
+    for t, (x0, y0), (x1, y1) in zip(targets, lo.tolist(), hi.tolist()):
         if x0 >= 2 and y0 >= 2 and x1 <= reference_size - 2 and y1 <= reference_size - 2 and \
                 min(x1 - x0, y1 - y0) >= 4 and t.size_m <= 0.8 * cam.width * cam.res:
-            out.append((t, (float(x0), float(y0), float(x1), float(y1))))
+            out.append((t, (x0, y0, x1, y1)))
     return out
 
 
