@@ -16,7 +16,7 @@ import numpy as np
 
 from smgeo_geo.synth import blocks, objects as ob
 from smgeo_geo.synth import geometry as geo
-from smgeo_geo.synth.builder import Frame, SceneBuilder
+from smgeo_geo.synth.builder import Frame, SceneBuilder, SceneRng
 from smgeo_geo.synth.difficulty import Difficulty
 from smgeo_geo.synth.scene import Scene
 
@@ -91,7 +91,7 @@ def _band(line: np.ndarray, half: float) -> np.ndarray:
 
 def build_scene(seed: int, extent: float, required: str, diff: Difficulty) -> Scene:
     """Scene for a pair whose target class is ``required``; tile ``extent`` metres wide."""
-    rng = np.random.default_rng(seed)
+    rng = SceneRng(seed)
     margin = float(np.clip(0.5 * extent, 120, 300))
     size = extent + 2 * margin
     b = SceneBuilder(size, (margin, margin, extent), seed, rng)
