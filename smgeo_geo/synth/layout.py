@@ -278,14 +278,15 @@ def _fill_block(b: SceneBuilder, cell: dict, style: dict, sw: float, required: s
 
 def _streets(b: SceneBuilder, rng, lu, lv, cells, to_world, eu, ev, sw: float) -> None:
     """Roads along both families of grid lines, merged into polylines of one kind."""
+    urban_cells = {key for key, c in cells.items() if c["urb"] > 0}
     for fam, (lines, cross) in enumerate(((lu, lv), (lv, lu))):
         for k, (pos, width, main) in enumerate(lines):
             run: list[np.ndarray] = []
             kind_prev = None
             for j in range(len(cross) - 1):
                 keys = ((k - 1, j), (k, j)) if fam == 0 else ((j, k - 1), (j, k))
-                urban = any(cells.get(key, {"urb": -1})["urb"] > 0 for key in keys)
-                exists = any(key in cells for key in keys)
+                urban = keys[0] in urban_cells or keys[1] in urban_cells
+                exists = keys[0] in cells or keys[1] in cells
                 kind = ("urban" if urban else ("rural" if rng.random() > 0.3 else None)) if exists else None
                 a = to_world(pos, cross[j][0]) if fam == 0 else to_world(cross[j][0], pos)
                 c = to_world(pos, cross[j + 1][0]) if fam == 0 else to_world(cross[j + 1][0], pos)
@@ -323,7 +324,6 @@ def _road(b: SceneBuilder, rng, pts: np.ndarray, width: float, main: bool, kind:
         heading = math.atan2(d[1], d[0])
         for s in (-1, 1):  # traffic
             p = a + d * t[:, None] + n * s * width / 4
-            rows = np.c_[p, np.full(len(t), heading), np.full(len(t), 4.5), np.full(len(t), 1.85),
-                         np.full(len(t), 1.5), np.full(len(t), 0.05 if main else 0.02)]
-            b.slots.extend(map(tuple, rows.tolist()))
+            occ = 0.05 if main else 0.02
+            b.slots.extend([(x, y, heading, 4.5, 1.85, 1.5, occ) for x, y in p.tolist()])
     b.roads.append({"pts": pts, "width": width, "urban": urban})
