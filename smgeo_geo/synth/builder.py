@@ -32,13 +32,14 @@ class SceneRng(np.random.Generator):
         return super().uniform(low, high, size)
 
 
-def union_area(polys: list[np.ndarray], res: float = 0.25) -> float:
-    """Area (m^2) of the union of polygons, by rasterising them at ``res`` m."""
+def union_area(polys: list[np.ndarray], res: float = 0.25,
+               bounds: tuple[float, float, float, float] | None = None) -> float:
+    """Area (m^2) of the union of polygons, by rasterising them at ``res`` m (``bounds``:
+    their bounding box, when known)."""
     pts = np.concatenate(polys)
-    lo, hi = pts.min(0), pts.max(0)
-    x0, y0 = lo - 1
-    w, h = (np.ceil((hi - lo) / res) + 3).astype(int)
-    mask = np.zeros((h, w), np.uint8)
+    lx, ly, hx, hy = geo.bbox(pts) if bounds is None else bounds
+    x0, y0 = lx - 1, ly - 1
+    mask = np.zeros((math.ceil((hy - ly) / res) + 3, math.ceil((hx - lx) / res) + 3), np.uint8)
     q = np.round(((pts - (x0, y0)) / res - 0.5) * 4).astype(np.int32)  # all polygons at once
     k = 0
     for p in polys:
@@ -219,7 +220,7 @@ class SceneBuilder:
         x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
         t.centre = ((x0 + x1) / 2, (y0 + y1) / 2)
         t.size_m = float(max(x1 - x0, y1 - y0))
-        t.area_m2 = geo.area(polys[0]) if len(polys) == 1 else union_area(polys)
+        t.area_m2 = geo.area(polys[0]) if len(polys) == 1 else union_area(polys, bounds=(x0, y0, x1, y1))
 
     # --- clearing and finishing --------------------------------------------------------------
     def add_clear(self, kind: str, where: np.ndarray, radius: float) -> None:
