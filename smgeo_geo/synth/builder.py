@@ -7,6 +7,7 @@ v across, metres from the block corner); :class:`Frame` maps local to scene metr
 from __future__ import annotations
 
 import math
+import operator
 
 import cv2
 import numpy as np
@@ -141,6 +142,7 @@ class SceneBuilder:
         self.clears: list = []
         self.fill_block = None  # callable(builder, cell) set by the layout
         self.roads: list[dict] = []  # {"pts", "width", "urban"} of every street polyline (for bridges)
+        self._tables: dict[str, tuple[list, np.ndarray]] = {}  # see _rows_array
 
     # --- primitives -------------------------------------------------------------------------
     def ground(self, pts, material: str, layer: int, width: float = 0.0, var: float | None = None,
@@ -307,11 +309,23 @@ class SceneBuilder:
         self.finish()
         return True
 
+    def _rows_array(self, name: str, rows: list[tuple]) -> np.ndarray:
+        """``np.array(rows)`` as ``(N, 7)`` float64, converting only the rows added since the
+        last call when the earlier ones are still the same objects (lazy blocks only append)."""
+        done, table = self._tables.get(name, ([], np.zeros((0, 7))))
+        n = len(done)
+        if len(rows) < n or not all(map(operator.is_, rows[:n], done)):
+            n, table = 0, np.zeros((0, 7))
+        if len(rows) > n:
+            table = np.concatenate([table, np.array(rows[n:], dtype=np.float64).reshape(-1, 7)])
+        self._tables[name] = (list(rows), table)
+        return table.copy()  # the scene's own copy: the cached rows stay as converted
+
     def finish(self) -> Scene:
         sc = self.scene
         sc.ground.sort(key=lambda g: g.layer)  # stable: within a layer, creation order
-        sc.trees = np.array(self.trees, dtype=np.float64).reshape(-1, 7)
-        sc.slots = np.array(self.slots, dtype=np.float64).reshape(-1, 7)
+        sc.trees = self._rows_array("trees", self.trees)
+        sc.slots = self._rows_array("slots", self.slots)
         sc.max_height = max([0.0] + [s.height() for s in sc.solids])
         if len(sc.trees):
             sc.max_height = max(sc.max_height, float((sc.trees[:, 3] + sc.trees[:, 2]).max()))

@@ -19,8 +19,8 @@ def rect(cx: float, cy: float, length: float, width: float, angle: float) -> np.
     c, s = math.cos(angle), math.sin(angle)
     ax, ay = c * length / 2, s * length / 2
     bx, by = -s * width / 2, c * width / 2
-    return np.array([[cx - ax - bx, cy - ay - by], [cx + ax - bx, cy + ay - by], [cx + ax + bx, cy + ay + by],
-                     [cx - ax + bx, cy - ay + by]])
+    return np.array([cx - ax - bx, cy - ay - by, cx + ax - bx, cy + ay - by, cx + ax + bx, cy + ay + by,
+                     cx - ax + bx, cy - ay + by]).reshape(4, 2)  # flat list: faster than nested
 
 
 def circle(cx: float, cy: float, r: float, n: int = 0) -> np.ndarray:
