@@ -45,8 +45,8 @@ def _scatter_trees(b: SceneBuilder, fr: Frame, placer: Placer | None, n: int, r=
             continue
         if placer is not None and not placer.is_free_point(u, v, rr * 0.8):
             continue
-        p = fr.pt(u, v)
-        b.tree(p[0], p[1], rr, rr + rng.uniform(2.5, 9))
+        x, y = fr.xy(u, v)
+        b.tree(x, y, rr, rr + rng.uniform(2.5, 9))
 
 
 def _street_trees(b: SceneBuilder, fr: Frame, offset: float) -> None:
@@ -54,10 +54,10 @@ def _street_trees(b: SceneBuilder, fr: Frame, offset: float) -> None:
     spacing = rng.uniform(9, 15)
     r = rng.uniform(2.2, 3.8)
     for v in (-offset, fr.D + offset):
-        for u in np.arange(spacing / 2, fr.L, spacing):
+        for u in np.arange(spacing / 2, fr.L, spacing).tolist():
             if rng.random() < 0.85:
-                p = fr.pt(u, v)
-                b.tree(p[0], p[1], r * rng.uniform(0.85, 1.15), r + rng.uniform(3, 6))
+                x, y = fr.xy(u, v)
+                b.tree(x, y, r * rng.uniform(0.85, 1.15), r + rng.uniform(3, 6))
 
 
 def residential(b: SceneBuilder, fr: Frame, style: dict, sidewalk: float) -> None:
@@ -76,9 +76,9 @@ def residential(b: SceneBuilder, fr: Frame, style: dict, sidewalk: float) -> Non
     if rng.random() < 0.5:
         _street_trees(b, fr, sidewalk * 0.5)
     for v in (-sidewalk - 1.2, fr.D + sidewalk + 1.2):  # cars parked at the kerb
-        for u in np.arange(3, fr.L - 3, 6.0):
-            p = fr.pt(u, v)
-            b.slot(p[0], p[1], fr.angle, p=0.18)
+        for u in np.arange(3, fr.L - 3, 6.0).tolist():
+            x, y = fr.xy(u, v)
+            b.slot(x, y, fr.angle, p=0.18)
 
 
 def apartments(b: SceneBuilder, fr: Frame, style: dict) -> None:
@@ -143,8 +143,8 @@ def industrial(b: SceneBuilder, fr: Frame, style: dict) -> None:
             continue
         ob.hall(b, fr, spot[0], spot[1], L, D, kind)
         for k in range(int(rng.integers(0, 4))):
-            p = fr.pt(spot[0] - L / 2 + 4 + k * 4.0, spot[1] + D / 2 + 9)
-            b.slot(p[0], p[1], fr.angle + math.pi / 2, 13.0, 2.5, 3.8, p=0.7)
+            x, y = fr.xy(spot[0] - L / 2 + 4 + k * 4.0, spot[1] + D / 2 + 9)
+            b.slot(x, y, fr.angle + math.pi / 2, 13.0, 2.5, 3.8, p=0.7)
     spot = placer.place(min(40, fr.L - 14), 17)
     if spot:
         ob.parking_lot(b, fr, spot[0], spot[1], min(40, fr.L - 14), 17, rng.uniform(0.3, 0.8), trees=False)
@@ -356,10 +356,10 @@ def fields(b: SceneBuilder, fr: Frame, style: dict) -> None:
         b.field(poly, angle, float(rng.uniform(2.5, 6.0)))
     if rng.random() < 0.3:  # hedgerow / tree line on one edge
         v = ob.pick(rng, [0.5, fr.D - 0.5])
-        for u in np.arange(3, fr.L - 3, rng.uniform(5, 9)):
-            p = fr.pt(u + rng.normal(0, 1), v)
+        for u in np.arange(3, fr.L - 3, rng.uniform(5, 9)).tolist():
+            x, y = fr.xy(u + rng.normal(0, 1), v)
             rr = rng.uniform(2.5, 5)
-            b.tree(p[0], p[1], rr, rr + rng.uniform(3, 9))
+            b.tree(x, y, rr, rr + rng.uniform(3, 9))
 
 
 def forest(b: SceneBuilder, fr: Frame, style: dict) -> None:
@@ -369,12 +369,12 @@ def forest(b: SceneBuilder, fr: Frame, style: dict) -> None:
     us = np.arange(spacing / 2, fr.L, spacing)
     vs = np.arange(spacing / 2, fr.D, spacing)
     conifer = rng.random() < 0.4
-    for u in us:
-        for v in vs:
+    for u in us.tolist():
+        for v in vs.tolist():
             if rng.random() < 0.85:
-                p = fr.pt(u + rng.normal(0, 1.5), v + rng.normal(0, 1.5))
+                x, y = fr.xy(u + rng.normal(0, 1.5), v + rng.normal(0, 1.5))
                 rr = rng.uniform(2.5, 4.0) if conifer else rng.uniform(3.0, 5.5)
-                b.tree(p[0], p[1], rr, rr + rng.uniform(5, 14), var=rng.uniform(0, 0.3) if conifer else None)
+                b.tree(x, y, rr, rr + rng.uniform(5, 14), var=rng.uniform(0, 0.3) if conifer else None)
 
 
 def riverside(b: SceneBuilder, fr: Frame, style: dict) -> None:

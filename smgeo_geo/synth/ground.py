@@ -309,10 +309,9 @@ def solid_table(scene: Scene) -> dict:
             old, m = [], 0
         new = sol[m:]
         is4 = np.array([len(s.foot) == 4 for s in new], bool)
-        spts = [_shadow_points(s) for s, k in zip(new, is4) if k]
         part = {"bounds": np.array([_solid_bounds(s) for s in new]).reshape(-1, 4),
                 "presence": np.array([s.presence for s in new], int), "is4": is4,
-                "spts": (np.stack(spts) if spts else np.zeros((0, 10))).reshape(-1, 10, 3)}
+                "spts": _shadow_points([s for s, k in zip(new, is4) if k])}
         if m:  # the scene grew (lazy blocks): the rows of the solids already tabulated stay
             part = {k: np.concatenate([tab[k], v]) for k, v in part.items()}
         tab = {"version": scene.version, "solids": list(sol), **part, "index4": np.flatnonzero(part["is4"])}
@@ -371,24 +370,25 @@ def _draw_shadows(img: np.ndarray, scene: Scene, cap: Capture, window, res: floa
         sub[...] = cv2.multiply(sub, cv2.merge(factor), scale=1 / 255.0)
 
 
-def _shadow_points(s: Solid) -> np.ndarray:
-    """(10, 3) points (x, y, height) whose shifted hull is the shadow of a 4-vertex solid."""
-    cached = getattr(s, "_spts", None)
-    if cached is None:
-        f = s.foot
-        top = np.full(4, s.top)
-        extra = np.zeros((2, 3))
-        extra[:, :2], extra[:, 2] = f[:2], s.base
-        if s.roof in ("gable", "hip") and s.rise > 0:
-            extra[:, :2], extra[:, 2] = ((f[0] + f[3]) / 2, (f[1] + f[2]) / 2), s.top + s.rise
-        elif s.roof == "shed":
-            top[2:4] += s.rise
-        cached = np.zeros((10, 3))
-        cached[:4, :2], cached[:4, 2] = f, s.base
-        cached[4:8, :2], cached[4:8, 2] = f, top
-        cached[8:] = extra
-        s._spts = cached  # type: ignore[attr-defined]
-    return cached
+def _shadow_points(solids: list[Solid]) -> np.ndarray:
+    """(N, 10, 3) points (x, y, height) whose shifted hull is the shadow of each 4-vertex solid:
+    its footprint at the base and at the eaves (the raised edge 2-3 of a shed roof), plus the
+    ridge ends of a gable / hip roof (else footprint vertices 0-1 at the base again)."""
+    out = np.zeros((len(solids), 10, 3))
+    if not solids:
+        return out
+    f = np.array([s.foot for s in solids])
+    base, top, rise = np.array([(s.base, s.top, s.rise) for s in solids]).T
+    out[:, :4, :2], out[:, :4, 2] = f, base[:, None]
+    out[:, 4:8, :2], out[:, 4:8, 2] = f, top[:, None]
+    out[:, 8:, :2], out[:, 8:, 2] = f[:, :2], base[:, None]
+    ridge = np.array([s.roof in ("gable", "hip") and s.rise > 0 for s in solids])
+    shed = np.array([s.roof == "shed" for s in solids])
+    out[shed, 6:8, 2] += rise[shed, None]
+    r = f[ridge]
+    out[ridge, 8, :2], out[ridge, 9, :2] = (r[:, 0] + r[:, 3]) / 2, (r[:, 1] + r[:, 2]) / 2
+    out[ridge, 8:, 2] = (top[ridge] + rise[ridge])[:, None]
+    return out
 
 
 def _solid_bounds(s: Solid) -> tuple[float, float, float, float]:

@@ -10,13 +10,14 @@ context tells which one is meant.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 
 from smgeo_geo.synth import blocks, objects as ob
 from smgeo_geo.synth import geometry as geo
-from smgeo_geo.synth.builder import Frame, SceneBuilder
+from smgeo_geo.synth.builder import Frame, SceneBuilder, SceneRng
 from smgeo_geo.synth.difficulty import Difficulty
 from smgeo_geo.synth.scene import Scene
 
@@ -44,6 +45,19 @@ URBAN_USES = [  # (urbanity threshold, uses, weights)
      [0.45, 0.18, 0.07, 0.07, 0.05, 0.08, 0.05, 0.02, 0.03]),
 ]
 RURAL_USES = (["field", "forest", "farm", "riverside"], [0.78, 0.1, 0.1, 0.02])
+
+
+@functools.lru_cache
+def _use_cdf(w: tuple[float, ...]) -> np.ndarray:
+    cdf = (np.array(w) / sum(w)).cumsum()
+    cdf /= cdf[-1]
+    return cdf
+
+
+def _pick_use(rng: np.random.Generator, uses: list[str], w: list[float]) -> str:
+    """``uses[rng.choice(len(uses), p=np.array(w) / sum(w))]``: numpy's choice searches one
+    random() draw in this cumulative table; here the table is built once per weight list."""
+    return uses[int(_use_cdf(tuple(w)).searchsorted(rng.random(), side="right"))]
 
 
 def _lines(rng: np.random.Generator, a: float, need: float, reach: float) -> list[tuple[float, float, bool]]:
@@ -91,7 +105,7 @@ def _band(line: np.ndarray, half: float) -> np.ndarray:
 
 def build_scene(seed: int, extent: float, required: str, diff: Difficulty) -> Scene:
     """Scene for a pair whose target class is ``required``; tile ``extent`` metres wide."""
-    rng = np.random.default_rng(seed)
+    rng = SceneRng(seed)
     margin = float(np.clip(0.5 * extent, 120, 300))
     size = extent + 2 * margin
     b = SceneBuilder(size, (margin, margin, extent), seed, rng)
@@ -111,9 +125,12 @@ def build_scene(seed: int, extent: float, required: str, diff: Difficulty) -> Sc
     sw = 3.0
     (c0x, c0y), (eux, euy), (evx, evy) = c0.tolist(), eu.tolist(), ev.tolist()
 
-    def to_world(u, v):  # c0 + u * eu + v * ev, element by element in the same order
+    def world_xy(u: float, v: float) -> tuple[float, float]:  # c0 + u * eu + v * ev, in the same order
+        return c0x + u * eux + v * evx, c0y + u * euy + v * evy
+
+    def to_world(u, v):
         if isinstance(u, (float, int)) and isinstance(v, (float, int)):
-            return np.array([c0x + u * eux + v * evx, c0y + u * euy + v * evy])
+            return np.array(world_xy(u, v))
         return c0 + u * eu + v * ev
 
     # town centre and urbanity of every block
@@ -126,10 +143,11 @@ def build_scene(seed: int, extent: float, required: str, diff: Difficulty) -> Sc
             v0, v1 = lv[j][0] + lv[j][1] / 2 + sw, lv[j + 1][0] - lv[j + 1][1] / 2 - sw
             if u1 - u0 < 15 or v1 - v0 < 15:
                 continue
-            corners = np.array([to_world(u0, v0), to_world(u1, v0), to_world(u1, v1), to_world(u0, v1)])
-            if corners[:, 0].max() < 0 or corners[:, 0].min() > size or corners[:, 1].max() < 0 \
-                    or corners[:, 1].min() > size:
+            quad = [world_xy(u0, v0), world_xy(u1, v0), world_xy(u1, v1), world_xy(u0, v1)]
+            xs, ys = [q[0] for q in quad], [q[1] for q in quad]
+            if max(xs) < 0 or min(xs) > size or max(ys) < 0 or min(ys) > size:
                 continue
+            corners = np.array(quad)
             centre = corners.mean(0)
             urb = 1 - np.hypot(*(centre - town)) / town_r + rng.normal(0, 0.12)
             cells[(i, j)] = {"frame": Frame(corners[0], gamma, u1 - u0, v1 - v0), "urb": urb, "centre": centre,
@@ -165,11 +183,10 @@ def build_scene(seed: int, extent: float, required: str, diff: Difficulty) -> Sc
         if c["urb"] > 0:
             for thr, uses, w in URBAN_USES:
                 if c["urb"] > thr:
-                    c["use"] = uses[int(rng.choice(len(uses), p=np.array(w) / sum(w)))]
+                    c["use"] = _pick_use(rng, uses, w)
                     break
         else:
-            uses, w = RURAL_USES
-            c["use"] = uses[int(rng.choice(len(uses), p=np.array(w) / sum(w)))]
+            c["use"] = _pick_use(rng, *RURAL_USES)
         if c["use"] in NEED and (c["frame"].L < NEED[c["use"]][0] * 0.8 or c["frame"].D < NEED[c["use"]][1] * 0.8):
             c["use"] = "residential" if c["urb"] > 0 else "field"
     tile_cells = [k for k, c in cells.items() if k != anchor_cell and
@@ -278,24 +295,23 @@ def _fill_block(b: SceneBuilder, cell: dict, style: dict, sw: float, required: s
 
 def _streets(b: SceneBuilder, rng, lu, lv, cells, to_world, eu, ev, sw: float) -> None:
     """Roads along both families of grid lines, merged into polylines of one kind."""
+    urban_cells = {key for key, c in cells.items() if c["urb"] > 0}
     for fam, (lines, cross) in enumerate(((lu, lv), (lv, lu))):
         for k, (pos, width, main) in enumerate(lines):
             run: list[np.ndarray] = []
             kind_prev = None
             for j in range(len(cross) - 1):
                 keys = ((k - 1, j), (k, j)) if fam == 0 else ((j, k - 1), (j, k))
-                urban = any(cells.get(key, {"urb": -1})["urb"] > 0 for key in keys)
-                exists = any(key in cells for key in keys)
+                urban = keys[0] in urban_cells or keys[1] in urban_cells
+                exists = keys[0] in cells or keys[1] in cells
                 kind = ("urban" if urban else ("rural" if rng.random() > 0.3 else None)) if exists else None
-                a = to_world(pos, cross[j][0]) if fam == 0 else to_world(cross[j][0], pos)
-                c = to_world(pos, cross[j + 1][0]) if fam == 0 else to_world(cross[j + 1][0], pos)
                 if kind != kind_prev and run:
                     _road(b, rng, np.array(run), width, main, kind_prev, sw)
                     run = []
-                if kind is not None:
+                if kind is not None:  # the run goes on to the next crossing
                     if not run:
-                        run.append(a)
-                    run.append(c)
+                        run.append(to_world(pos, cross[j][0]) if fam == 0 else to_world(cross[j][0], pos))
+                    run.append(to_world(pos, cross[j + 1][0]) if fam == 0 else to_world(cross[j + 1][0], pos))
                 kind_prev = kind
             if run and kind_prev:
                 _road(b, rng, np.array(run), width, main, kind_prev, sw)
@@ -323,7 +339,6 @@ def _road(b: SceneBuilder, rng, pts: np.ndarray, width: float, main: bool, kind:
         heading = math.atan2(d[1], d[0])
         for s in (-1, 1):  # traffic
             p = a + d * t[:, None] + n * s * width / 4
-            rows = np.c_[p, np.full(len(t), heading), np.full(len(t), 4.5), np.full(len(t), 1.85),
-                         np.full(len(t), 1.5), np.full(len(t), 0.05 if main else 0.02)]
-            b.slots.extend(map(tuple, rows.tolist()))
+            occ = 0.05 if main else 0.02
+            b.slots.extend([(x, y, heading, 4.5, 1.85, 1.5, occ) for x, y in p.tolist()])
     b.roads.append({"pts": pts, "width": width, "urban": urban})

@@ -26,8 +26,9 @@ WALLS = [(0.87, 0.83, 0.75), (0.81, 0.77, 0.71), (0.91, 0.89, 0.85), (0.73, 0.56
 
 def jitter(rng: np.random.Generator, rgb, amount: float = 0.05) -> tuple[float, float, float]:
     k = rng.uniform(1 - amount, 1 + amount)
-    n = rng.normal(0, amount / 4, 3).tolist()
-    return tuple(min(1.0, max(0.0, float(c) * k + e)) for c, e in zip(rgb, n))  # type: ignore[return-value]
+    (r, g, b), (er, eg, eb) = rgb, rng.normal(0, amount / 4, 3).tolist()
+    return (min(1.0, max(0.0, float(r) * k + er)), min(1.0, max(0.0, float(g) * k + eg)),
+            min(1.0, max(0.0, float(b) * k + eb)))
 
 
 def pick(rng: np.random.Generator, items):
@@ -41,7 +42,7 @@ def house(b: SceneBuilder, lot: Frame, style: dict, pool_p: float = 0.1) -> None
     f, d = lot.L, lot.D
     b.ground(lot.rect(f / 2, d / 2, f, d), "lawn", 0, var=style["lawn"] + rng.uniform(-0.15, 0.15))
     if rng.random() < style["hedge"]:
-        b.ground(lot.pts([[0.4, 0.5], [0.4, d - 0.4], [f - 0.4, d - 0.4]]), "hedge", 1, width=0.9)
+        b.ground([lot.xy(0.4, 0.5), lot.xy(0.4, d - 0.4), lot.xy(f - 0.4, d - 0.4)], "hedge", 1, width=0.9)
     w = min(16.0, max(7.0, rng.uniform(0.5, 0.72) * f))
     hd = min(d * 0.5, max(6.0, rng.uniform(8, 12.5)))
     setback = rng.uniform(4, 7.5)
@@ -60,7 +61,7 @@ def house(b: SceneBuilder, lot: Frame, style: dict, pool_p: float = 0.1) -> None
             3.2, kind="building", group=g, tid=tid, parapet=roof == "flat")
     if rng.random() < 0.3 and d - (setback + hd) > 8:  # rear wing
         ww, wd = w * rng.uniform(0.35, 0.5), hd * rng.uniform(0.5, 0.8)
-        side = rng.choice([-1, 1])
+        side = (-1, 1)[int(rng.integers(0, 2))]  # rng.choice([-1, 1]) (the same draw), without its overhead
         wu = uc + side * (w - ww) / 2
         wv = setback + hd + wd / 2 - 0.5
         r2 = (ww / 2) * math.tan(math.radians(30)) if roof != "flat" else 0.0
@@ -72,14 +73,14 @@ def house(b: SceneBuilder, lot: Frame, style: dict, pool_p: float = 0.1) -> None
     if 1.5 < du < f - 1.5:
         b.ground(lot.rect(du, (setback + hd * 0.6) / 2, setback + hd * 0.6, 3.0, math.pi / 2), style["drive"], 3)
         if rng.random() < 0.6:
-            p = lot.pt(du, rng.uniform(2.5, max(2.6, setback - 0.5)))
-            b.slot(p[0], p[1], lot.angle + math.pi / 2, p=0.8)
+            x, y = lot.xy(du, rng.uniform(2.5, max(2.6, setback - 0.5)))
+            b.slot(x, y, lot.angle + math.pi / 2, p=0.8)
     back0 = setback + hd + 2
     if d - back0 > 6:
         for _ in range(int(rng.integers(0, 4))):
             r = rng.uniform(1.8, 4.2)
-            p = lot.pt(rng.uniform(1.5, f - 1.5), rng.uniform(back0 + 1, d - 1))
-            b.tree(p[0], p[1], r, r + rng.uniform(2.5, 7))
+            x, y = lot.xy(rng.uniform(1.5, f - 1.5), rng.uniform(back0 + 1, d - 1))
+            b.tree(x, y, r, r + rng.uniform(2.5, 7))
         if rng.random() < pool_p and d - back0 > 11 and f > 12:
             pu, pv = rng.uniform(6, f - 6), rng.uniform(back0 + 4, d - 4)
             b.ground(lot.rect(pu, pv, 10.5, 6.5), "deck", 4)
@@ -348,9 +349,9 @@ def parking_lot(b: SceneBuilder, fr: Frame, u: float, v: float, L: float, D: flo
     if trees:
         for edge, _ in rows[::2]:
             for uu in (0.2, L - 0.2):
-                p = sub.pt(uu, edge)
+                x, y = sub.xy(uu, edge)
                 if rng.random() < 0.7:
-                    b.tree(p[0], p[1], rng.uniform(2.5, 4), rng.uniform(5, 9))
+                    b.tree(x, y, rng.uniform(2.5, 4), rng.uniform(5, 9))
     if tid:
         b.finish_target(tid, [lot])
     return tid
