@@ -392,10 +392,9 @@ class Painter:
             if x1 - x0 > 8:
                 self._parapet(s, lr)
         elif s.roof in ("gable", "hip") and s.rise > 0 and x1 - x0 > 6:
-            uv = project_polygon(cam, ridge_line(s))
-            if uv is not None and len(uv) == 2:
-                a, b = cv_coords(uv).tolist()
-                cv2.line(self.canvas, a, b, _rgb(np.asarray(rr) * 0.7 * lr), 1, cv2.LINE_AA, SHIFT)
+            ends = self._ridge_pixels(s, p0)
+            if ends is not None:
+                cv2.line(self.canvas, ends[0], ends[1], _rgb(np.asarray(rr) * 0.7 * lr), 1, cv2.LINE_AA, SHIFT)
         for m in s.deck_marks:
             px = float(cam.px_per_m(cam.project(np.c_[m.segs[0], np.full(2, m.z)])[1]).mean()) * m.width
             colour = _rgb(np.asarray(MARK_COLOURS[m.colour]) * min(1.0, px) + np.asarray(rr) * lr * (1 - min(1.0, px)))
@@ -404,6 +403,15 @@ class Painter:
                 if uv is not None and len(uv) == 2:
                     cv2.line(self.canvas, tuple(cv_coords(uv[0])), tuple(cv_coords(uv[1])), colour, max(1, int(round(px))),
                              cv2.LINE_AA, SHIFT)
+
+    def _ridge_pixels(self, s: Solid, p0: int) -> list | None:
+        """Drawing coordinates of the two ends of a pitched roof's ridge (None where the near
+        plane cuts it). The parallel camera projects point by point, so its projection of the
+        faces (roof plane 0 ends with r1, r0) is reused; a perspective camera projects anew."""
+        if not self.cam.perspective and len(s.foot) == 4:
+            return [self.pix[p0 + 19].tolist(), self.pix[p0 + 18].tolist()]
+        uv = project_polygon(self.cam, ridge_line(s))
+        return cv_coords(uv).tolist() if uv is not None and len(uv) == 2 else None
 
     def _tiles(self, fc: Faces, k: int, pts: np.ndarray, rgb, light: float) -> None:
         """Rows of roof tiles on a pitched roof plane, when they are resolved (drone views)."""
