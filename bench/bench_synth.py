@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 from smgeo_geo.synth import generate_dataset
-from smgeo_model.data import write_split  # noqa: F401 - imported by generate_dataset (torch): not timed
 
 CASES = {
     "default": {"reference_size": 1024, "query_size": 256},
@@ -47,6 +46,9 @@ def main() -> None:
     args = parser.parse_args()
 
     n = args.pairs
+    # generate_dataset imports torch for the list files: import it now so that it is not timed
+    # (here, not at module level: worker processes re-import this module and need no torch)
+    import smgeo_model.data  # noqa: F401
     if n < 4:
         parser.error("--pairs must be at least 4")
     results: dict = {"pairs": n, "cpus": os.cpu_count(), "machine": platform.platform(), "cases": {}}
