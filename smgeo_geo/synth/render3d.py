@@ -48,15 +48,18 @@ class Faces:
 
 
 def solid_faces(s: Solid) -> Faces:
-    """Faces of a solid: walls (one per footprint edge, in edge order), gable ends, roof planes."""
+    """Faces of a solid: walls (one per footprint edge, in edge order), then the roof: two
+    planes and two gable ends (pitched 4-vertex solids), else one roof polygon (flat, or shed
+    on 4 vertices: edge 2-3 raised). Cached on the solid."""
     cached = getattr(s, "_faces", None)
     if cached is not None:
         return cached
+    if len(s.foot) == 4:
+        cache_quad_faces([s])
+        return s._faces  # type: ignore[attr-defined]
     f = s.foot
     n = len(f)
     tops = np.full(n, s.top)
-    if s.roof == "shed" and n == 4:
-        tops[2:4] += s.rise
     nxt = list(range(1, n)) + [0]
     fn = f[nxt]
     e = fn - f
@@ -66,46 +69,20 @@ def solid_faces(s: Solid) -> Faces:
     walls = np.empty((n, 4, 3))
     walls[:, 0, :2], walls[:, 1, :2], walls[:, 2, :2], walls[:, 3, :2] = f, fn, fn, f
     walls[:, 0, 2], walls[:, 1, 2], walls[:, 2, 2], walls[:, 3, 2] = s.base, s.base, tops[nxt], tops
-    polys, normals, roof = [], [], []
-    if s.roof in ("gable", "hip") and n == 4 and s.rise > 0:
-        z, zr = s.top, s.top + s.rise
-        (r0x, r0y), (r1x, r1y) = (v.tolist() for v in ridge(s))
-        (a0, b0), (a1, b1), (a2, b2), (a3, b3) = f.tolist()
-        planes = [np.array([[a0, b0, z], [a1, b1, z], [r1x, r1y, zr], [r0x, r0y, zr]]),
-                  np.array([[a2, b2, z], [a3, b3, z], [r0x, r0y, zr], [r1x, r1y, zr]])]
-        ends = [np.array([[a1, b1, z], [a2, b2, z], [r1x, r1y, zr]]), np.array([[a3, b3, z], [a0, b0, z], [r0x, r0y, zr]])]
-        for p in planes:
-            polys.append(p)
-            normals.append(_plane_normal(p))
-            roof.append(True)
-        for p, i in zip(ends, (1, 3)):
-            polys.append(p)
-            normals.append(_plane_normal(p) if s.roof == "hip" else wall_n[i])
-            roof.append(s.roof == "hip")
-    else:
-        p = np.empty((n, 3))
-        p[:, :2], p[:, 2] = f, tops
-        polys.append(p)
-        normals.append(_plane_normal(p) if s.roof == "shed" else np.array([0.0, 0.0, 1.0]))
-        roof.append(True)
-    fc = Faces()
-    fc.pts = np.concatenate([walls.reshape(-1, 3)] + polys)
-    starts = list(range(0, 4 * n + 1, 4))
-    for p in polys:
-        starts.append(starts[-1] + len(p))
-    fc.start = np.array(starts)
-    fc.normals = np.vstack([wall_n] + normals)
+    roof = np.empty((n, 3))
+    roof[:, :2], roof[:, 2] = f, tops
+    normal = _plane_normal(roof) if s.roof == "shed" else np.array([0.0, 0.0, 1.0])
     # np.add.reduce(x, axis) / count is what ndarray.mean computes, without its Python overhead
-    fc.cents = np.vstack([_add(walls, 1) / 4] + [_add(p, 0) / len(p) for p in polys])
-    fc.roof = np.array([False] * n + roof)
-    s._faces = fc  # type: ignore[attr-defined]
-    return fc
+    _set_faces(s, np.concatenate([walls.reshape(-1, 3), roof]), np.array(list(range(0, 4 * n + 1, 4)) + [5 * n]),
+               np.vstack([wall_n, normal]), np.vstack([_add(walls, 1) / 4, _add(roof, 0) / n]),
+               np.array([False] * n + [True]))
+    return s._faces  # type: ignore[attr-defined]
 
 
 def cache_quad_faces(solids: list[Solid]) -> None:
     """Fill the :func:`solid_faces` cache of every uncached 4-vertex solid in ``solids`` at
-    once: the same arrays, from the same float64 operations, vectorised over solids (most
-    solids are 4-vertex houses, halls and roof units, and per-solid numpy calls are slow)."""
+    once, vectorised over solids (most solids are 4-vertex houses, halls and roof units, and
+    per-solid numpy calls are slow); each solid's arrays do not depend on the others."""
     todo = [s for s in solids if len(s.foot) == 4 and getattr(s, "_faces", None) is None]
     if not todo:
         return
