@@ -18,7 +18,7 @@ import numpy as np
 from smgeo_geo.synth import geometry as geo
 from smgeo_geo.synth.capture import MARK_COLOURS, MATERIALS, Capture, vehicle_corners
 from smgeo_geo.synth.noise import WorldNoise, noise_crop
-from smgeo_geo.synth.scene import GroundFeature, Scene, Solid
+from smgeo_geo.synth.scene import Scene, Solid, cache_ground_bounds
 
 SHIFT = 3
 ONE = 1 << SHIFT
@@ -43,28 +43,12 @@ def _noises(scene: Scene) -> tuple[WorldNoise, WorldNoise]:
 def _ground_tables(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
     cache = getattr(scene, "_gtab", None)
     if cache is None or cache[0] != scene.version:
-        _fill_bounds([g for g in scene.ground if "_bounds" not in g.__dict__ and len(g.pts)])
+        cache_ground_bounds(scene.ground)
         bounds = np.array([g.bounds() for g in scene.ground]).reshape(-1, 4)
         amps = np.array([(0.10, 0.10, 0.10)] + [MATERIALS[g.material][1:4] for g in scene.ground], dtype=np.float32)
         cache = (scene.version, bounds, amps)
         scene._gtab = cache  # type: ignore[attr-defined]
     return cache[1], cache[2]
-
-
-def _fill_bounds(features: list[GroundFeature]) -> None:
-    """Cache :meth:`GroundFeature.bounds` of many features at once (the same min/max and
-    half-width sums, vectorised)."""
-    if not features:
-        return
-    counts = [len(g.pts) for g in features]
-    starts = np.cumsum([0] + counts[:-1])
-    pts = np.concatenate([g.pts for g in features])
-    lo = np.stack([np.minimum.reduceat(pts[:, 0], starts), np.minimum.reduceat(pts[:, 1], starts)], 1)
-    hi = np.stack([np.maximum.reduceat(pts[:, 0], starts), np.maximum.reduceat(pts[:, 1], starts)], 1)
-    half = np.array([g.width for g in features]) / 2
-    rows = np.c_[lo - half[:, None], hi + half[:, None]].tolist()
-    for g, b in zip(features, rows):
-        g.__dict__["_bounds"] = tuple(b)
 
 
 def _palette(scene: Scene, cap: Capture) -> np.ndarray:

@@ -39,6 +39,21 @@ class GroundFeature:
         return b
 
 
+def cache_ground_bounds(features: list[GroundFeature]) -> None:
+    """Fill the :meth:`GroundFeature.bounds` cache of every feature lacking it, in one
+    vectorised pass (the same min / max and half-width sums, so the same values)."""
+    todo = [g for g in features if "_bounds" not in g.__dict__ and len(g.pts)]
+    if not todo:
+        return
+    starts = np.cumsum([0] + [len(g.pts) for g in todo[:-1]])
+    pts = np.concatenate([g.pts for g in todo])
+    lo = np.stack([np.minimum.reduceat(pts[:, 0], starts), np.minimum.reduceat(pts[:, 1], starts)], 1)
+    hi = np.stack([np.maximum.reduceat(pts[:, 0], starts), np.maximum.reduceat(pts[:, 1], starts)], 1)
+    half = np.array([g.width for g in todo])[:, None] / 2
+    for g, b in zip(todo, np.c_[lo - half, hi + half].tolist()):
+        g.__dict__["_bounds"] = tuple(b)
+
+
 @dataclass
 class Marks:
     """Painted lines on the ground (court lines, parking stalls, lane markings): ``(K, 2, 2)``
