@@ -6,23 +6,40 @@ Installed from the repository folder ``model/`` under the package name ``smgeo_m
 >>> model = build_model("tiny")
 >>> out = model(query, clicks, reference)   # query [B,3,h,w], clicks [B,2] (x, y), reference [B,3,H,W]
 >>> out["heatmap"].shape                     # [B, 1, H/16, W/16]
+
+The names below are imported on first use, so ``import smgeo_model.fileio`` or
+``smgeo_model.errors`` does not import torch.
 """
 
-from smgeo_model.build import build_model, count_parameters
-from smgeo_model.checkpoint import bundled_checkpoint, load_checkpoint, load_swin_weights, read_checkpoint_config, save_checkpoint
-from smgeo_model.config import CONFIGS, SMGeoConfig, ablation_configs, get_config
-from smgeo_model.decode import decode_boxes
-from smgeo_model.errors import CheckpointError, ConfigError, SMGeoModelError
-from smgeo_model.loss import SMGeoLoss
-from smgeo_model.metrics import box_iou, localization_metrics
-from smgeo_model.predictor import Prediction, PredictorStateError, ResizeTransform, SMGeoPredictor
-from smgeo_model.smgeo import QueryEmbedding, ReferenceEmbedding, SMGeo
-from smgeo_model.targets import build_targets
+from __future__ import annotations
 
-__all__ = [
-    "CONFIGS", "CheckpointError", "ConfigError", "Prediction", "PredictorStateError", "QueryEmbedding",
-    "ReferenceEmbedding", "ResizeTransform", "bundled_checkpoint", "SMGeo", "SMGeoConfig", "SMGeoLoss", "SMGeoModelError",
-    "SMGeoPredictor", "ablation_configs", "box_iou", "build_model", "build_targets", "count_parameters",
-    "decode_boxes", "get_config", "load_checkpoint", "load_swin_weights", "localization_metrics",
-    "read_checkpoint_config", "save_checkpoint",
-]
+import importlib
+
+_LAZY = {
+    "build_model": "build", "count_parameters": "build",
+    "bundled_checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "load_swin_weights": "checkpoint",
+    "read_checkpoint_config": "checkpoint", "save_checkpoint": "checkpoint",
+    "CONFIGS": "config", "SMGeoConfig": "config", "ablation_configs": "config", "get_config": "config",
+    "decode_boxes": "decode",
+    "CheckpointError": "errors", "ConfigError": "errors", "SMGeoModelError": "errors",
+    "PredictorStateError": "errors",
+    "SMGeoLoss": "loss",
+    "box_iou": "metrics", "localization_metrics": "metrics",
+    "Prediction": "predictor", "ResizeTransform": "predictor", "SMGeoPredictor": "predictor",
+    "QueryEmbedding": "smgeo", "ReferenceEmbedding": "smgeo", "SMGeo": "smgeo",
+    "build_targets": "targets",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"smgeo_model.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'smgeo_model' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from smgeo_model.config import SMGeoConfig
 from smgeo_model.errors import CheckpointError, ConfigError
+from smgeo_model.fileio import atomic_path, write_text
 
 FORMAT, VERSION = "smgeo", 1
 BUNDLED_NAME = "smgeo_tiny_synth"
@@ -43,21 +43,6 @@ def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
 
 
-def atomic_write(target: Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temporary file beside ``target``, then rename it over ``target``."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
     """Write ``model`` (an :class:`~smgeo_model.SMGeo`) as safetensors + JSON config.
 
@@ -68,8 +53,9 @@ def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, metadata: d
     weights.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     doc = {"format": FORMAT, "version": VERSION, "config": model.config.to_dict(), "metadata": metadata or {}}
-    atomic_write(weights, lambda tmp: save_file(state, tmp, metadata={"format": FORMAT}))
-    atomic_write(meta_path, lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=2, sort_keys=True)))
+    with atomic_path(weights, CheckpointError) as tmp:
+        save_file(state, str(tmp), metadata={"format": FORMAT})
+    write_text(meta_path, json.dumps(doc, indent=2, sort_keys=True), CheckpointError)
     return weights
 
 

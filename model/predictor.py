@@ -18,12 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from smgeo_model.decode import decode_boxes
-from smgeo_model.errors import SMGeoModelError
+from smgeo_model.errors import PredictorStateError
 from smgeo_model.smgeo import QueryEmbedding, ReferenceEmbedding, SMGeo
-
-
-class PredictorStateError(SMGeoModelError, RuntimeError):
-    """predict() was called before set_reference()/set_query()."""
 
 
 @dataclass(frozen=True)

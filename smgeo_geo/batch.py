@@ -107,8 +107,8 @@ def _predictor(checkpoint: str | None, device: str):
 
 def process_group(rows: list[Row], checkpoint: str | None, device: str = "cpu", top_k: int = 5) -> list[dict]:
     """Locate every row of a group (same reference and hint); one record per row."""
-    from smgeo_geo import windows
     from smgeo_geo.raster import open_reference
+    from smgeo_geo.windows import WindowSpec
 
     predictor = _predictor(checkpoint, device)
     out = []
@@ -121,18 +121,10 @@ def process_group(rows: list[Row], checkpoint: str | None, device: str = "cpu", 
             try:
                 predictor.set_query(row.query)
                 predictor.validate_click(row.click)
-                if row.hint is not None:
-                    win = windows.window_from_center(raster, *row.hint, clip=True)
-                    predictor.set_reference(raster, win)
-                    det = predictor.locate(row.click, top_k)
-                else:
-                    try:
-                        win = predictor.default_window(raster)
-                    except SMGeoError:
-                        det = predictor.search(raster, row.click, top_k)
-                    else:
-                        predictor.set_reference(raster, win)
-                        det = predictor.locate(row.click, top_k)
+                spec = (WindowSpec("center", lon=row.hint[0], lat=row.hint[1], radius_m=row.hint[2])
+                        if row.hint is not None else WindowSpec("auto"))
+                resolved = predictor.resolve_window(raster, spec, photo=row.query)
+                det = predictor.locate_resolved(raster, resolved, row.click, top_k)
                 out.append({"row": row.index, "key": row.key, "status": "ok", "message": "",
                             "query": row.query, "detection": detection_to_record(det)})
             except SMGeoError as exc:

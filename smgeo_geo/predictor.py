@@ -28,15 +28,17 @@ import torch
 from affine import Affine
 from rasterio.windows import Window
 
-from smgeo_geo.errors import DeviceError, WindowError
+from smgeo_geo.errors import DeviceError, NoDataError, OptionError, PredictorStateError, WindowError, model_errors
 from smgeo_geo.photo import check_click, read_photo
 from smgeo_geo.raster import PixelMapping, ReferenceRaster, open_reference
 from smgeo_geo.result import Detection
-from smgeo_geo.windows import merge_boxes, sliding_windows
-from smgeo_model import PredictorStateError, SMGeoPredictor, bundled_checkpoint, load_checkpoint
+from smgeo_geo.windows import ResolvedWindow, WindowSpec, merge_boxes, resolve, sliding_windows
+from smgeo_model import SMGeoPredictor, bundled_checkpoint, load_checkpoint
+from smgeo_model.checkpoint import checkpoint_paths
 from smgeo_model.smgeo import ReferenceEmbedding
 
 MAX_WHOLE_FACTOR = 4  # a raster up to 4x the model input (per side) may be used whole
+MIN_VALID_FRACTION = 0.01  # a window with fewer valid pixels holds nothing to search
 
 
 def model_size(size_hw: tuple[float, float], long_side: int) -> tuple[int, int]:
@@ -59,6 +61,43 @@ class ReferenceWindow:
     embedding: ReferenceEmbedding
 
 
+def check_device(device) -> str:
+    """``device`` as torch names it (``cpu``, ``cuda``, ``cuda:1``, ``mps``); :class:`DeviceError`
+    naming it when it is not a device or not available here."""
+    text = str(device).strip()
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise DeviceError(f"--device {text!r} is not a device; use cpu or cuda (cuda:N for another GPU)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {text!r}: torch {torch.__version__} sees no CUDA GPU here; use 'cpu'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(f"device {text!r}: only {torch.cuda.device_count()} CUDA GPU(s) here")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError(f"device {text!r}: this torch has no usable MPS device; use 'cpu'")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise DeviceError(f"device {text!r} is not supported; use cpu or cuda")
+    return text
+
+
+def check_top_k(top_k) -> int:
+    """``top_k`` as a positive int (:class:`OptionError` naming the option otherwise)."""
+    try:
+        k = int(top_k)
+    except (TypeError, ValueError):
+        k = 0
+    if isinstance(top_k, bool) or k != top_k or not 1 <= k <= 100:
+        raise OptionError(f"top-k must be a whole number from 1 to 100, got {top_k!r}")
+    return k
+
+
+def model_id(weights: Path) -> str:
+    """``NAME@sha256[:10]`` of a checkpoint's ``.safetensors`` file: names the exact weights."""
+    digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:10]
+    return f"{Path(weights).name.removesuffix('.safetensors')}@{digest}"
+
+
 def _to_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
 
@@ -67,13 +106,12 @@ class GeoPredictor:
     """A loaded SMGeo model + caches; ``set_reference`` / ``set_query`` / ``locate``."""
 
     def __init__(self, checkpoint: str | Path | None = None, device: str = "cpu", cache_size: int = 16) -> None:
-        if str(device).startswith("cuda") and not torch.cuda.is_available():
-            raise DeviceError(f"device {device!r}: torch {torch.__version__} sees no CUDA GPU here; use 'cpu'")
-        path = Path(checkpoint) if checkpoint is not None else bundled_checkpoint()
-        self.model = load_checkpoint(path, device=device)
+        device = check_device(device)
+        with model_errors():
+            weights, _ = checkpoint_paths(checkpoint if checkpoint is not None else bundled_checkpoint())
+            self.model = load_checkpoint(weights, device=device)
         self.config = self.model.config
-        digest = hashlib.sha256(path.with_suffix(".safetensors").read_bytes()).hexdigest()[:10]
-        self.model_id = f"{path.with_suffix('').name}@{digest}"
+        self.model_id = model_id(weights)
         self._predictor = SMGeoPredictor(self.model, device)
         self._cache: OrderedDict[tuple, ReferenceWindow] = OrderedDict()
         self.cache_size = cache_size
@@ -84,14 +122,26 @@ class GeoPredictor:
         self.last_reference_cached = False  # whether the last set_reference came from the cache
 
     # -- reference ----------------------------------------------------------------------
+    @property
+    def max_whole_side(self) -> int:
+        """Largest raster side (pixels) searched as one window: 4x the model input."""
+        return MAX_WHOLE_FACTOR * max(self.config.reference_size)
+
+    def resolve_window(self, raster: ReferenceRaster, spec: WindowSpec | None = None,
+                       photo: str | Path | None = None) -> ResolvedWindow:
+        """:func:`smgeo_geo.windows.resolve` with this model's sizes (``spec`` default: auto)."""
+        return resolve(spec or WindowSpec(), raster, max_side=self.max_whole_side, photo=photo,
+                       search_size=max(self.config.reference_size))
+
     def default_window(self, raster: ReferenceRaster) -> Window:
-        """The whole raster, if it is at most 4x the model input per side."""
-        limit = MAX_WHOLE_FACTOR * max(self.config.reference_size)
-        if max(raster.width, raster.height) > limit:
+        """The whole raster, if it is at most 4x the model input per side (else WindowError)."""
+        resolved = resolve(WindowSpec("whole"), raster, max_side=self.max_whole_side,
+                           search_size=max(self.config.reference_size))
+        if resolved.search:
             raise WindowError(
                 f"{raster.path}: raster is {raster.width}x{raster.height} pixels; choose a search window "
                 f"(a bounding box, a lon/lat centre and radius, the photo's GPS) or a sliding-window search")
-        return Window(0, 0, raster.width, raster.height)
+        return resolved.window
 
     def set_reference(self, raster: ReferenceRaster | str | Path, window: Window | None = None) -> ReferenceWindow:
         """Encode ``window`` (raster pixels; default whole raster) of ``raster`` once."""
@@ -103,7 +153,12 @@ class GeoPredictor:
         ref = self._cache.get(key)
         self.last_reference_cached = ref is not None
         if ref is None:
-            image, mapping = raster.read_window(window, (size[1], size[0]))
+            image, valid, mapping = raster.read_window_with_mask(window, (size[1], size[0]))
+            if valid.mean() < MIN_VALID_FRACTION:
+                raise NoDataError(
+                    f"{raster.path}: the search window (cols {window.col_off}..{window.col_off + window.width}, rows "
+                    f"{window.row_off}..{window.row_off + window.height}) holds no valid pixels (nodata, NaN or "
+                    f"outside the raster); choose a window over imagery")
             self._predictor.set_reference(_to_tensor(image), size=size)
             ref = ReferenceWindow(raster, window, image, mapping, self._predictor.reference_embedding)
             self._cache[key] = ref
@@ -140,7 +195,7 @@ class GeoPredictor:
         if self._query_size_wh is None:
             raise PredictorStateError("no drone photo set: call set_query() first")
         click = check_click(click, self._query_size_wh)
-        pred = self._predictor.predict(click, top_k=top_k)
+        pred = self._predictor.predict(click, top_k=check_top_k(top_k))
         ref = self.reference
         boxes = [ref.mapping.box_to_raster(b) for b in pred.boxes.tolist()]
         heat = pred.heatmap.numpy()
@@ -152,21 +207,40 @@ class GeoPredictor:
                overlap: float = 0.25, window_size: int | None = None, progress=None) -> Detection:
         """Sliding-window search of the whole raster: every window is encoded (cached) and
         its top-k boxes are merged across windows by non-maximum suppression."""
+        top_k = check_top_k(top_k)
         size = window_size or max(self.config.reference_size)
         windows = sliding_windows(raster, size, overlap)
         all_boxes, all_scores = [], []
         best_score, best_heat = -1.0, None
         for win in (progress(windows) if progress else windows):
-            self.set_reference(raster, win)
+            try:
+                self.set_reference(raster, win)
+            except NoDataError:
+                continue  # a window of nodata holds nothing to find
             det = self.locate(click, top_k)
             for d in [det, *det.candidates]:
                 all_boxes.append(d.pixel_box)
                 all_scores.append(d.score)
             if det.score > best_score:
                 best_score, best_heat = det.score, self.last_heatmap
+        if not all_boxes:
+            raise NoDataError(f"{raster.path}: no window of the raster holds valid pixels (all nodata or NaN)")
         boxes, scores, _ = merge_boxes(np.asarray(all_boxes), np.asarray(all_scores), 0.3, max_out=top_k)
         self.last_heatmap = best_heat
         return self._detections([tuple(b) for b in boxes], scores.tolist(), check_click(click, self._query_size_wh))
+
+    def locate_resolved(self, raster: ReferenceRaster, resolved: ResolvedWindow, click: tuple[float, float],
+                        top_k: int = 5, progress=None) -> Detection:
+        """Locate ``click`` in the window :meth:`resolve_window` chose (a sliding search when
+        it says so); the result's ``extra`` records ``window_mode`` and ``window_reason``."""
+        if resolved.search:
+            det = self.search(raster, click, top_k, progress=progress)
+        else:
+            self.set_reference(raster, resolved.window)
+            det = self.locate(click, top_k)
+        for d in (det, *det.candidates):
+            d.extra.update(window_mode=resolved.mode, window_reason=resolved.reason)
+        return det
 
     def _detections(self, boxes, scores, click) -> Detection:
         raster = self.reference.raster

@@ -16,13 +16,14 @@ The functions accept any *raster-like* object with ``width``, ``height``,
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 from rasterio.windows import Window
 
 from smgeo_geo.coords import CRSLike, crs_to_pixel, geodesic_circle, lonlat_to_pixel, transform_xy
-from smgeo_geo.errors import CRSError, WindowError
+from smgeo_geo.errors import CRSError, MetadataError, OptionError, WindowError
 from smgeo_geo.raster import snap_window
 
 
@@ -106,6 +107,134 @@ def sliding_windows(raster, size: int | tuple[int, int], overlap: float = 0.25) 
 
     ww, hh = min(w, raster.width), min(h, raster.height)
     return [Window(c, r, ww, hh) for r in starts(raster.height, h) for c in starts(raster.width, w)]
+
+
+# -- the one search-window resolver ------------------------------------------------------
+WINDOW_MODES = ("auto", "whole", "bounds", "center", "photo_gps", "search")
+MAX_SEARCH_WINDOWS = 400  # a sliding search needing more windows asks for a window instead
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """How the user asked to choose the search window (what the CLI options, a batch row,
+    a worker request or the QGIS panel say), before it meets a raster.
+
+    ``mode``: ``"auto"`` (default: the photo's metadata footprint when the photo has GPS and
+    a height, else the whole raster, searched with sliding windows when it is large),
+    ``"whole"`` (the whole raster; sliding windows when large), ``"bounds"`` (``bounds`` =
+    (minx, miny, maxx, maxy) in ``bounds_crs``, default WGS84 lon/lat), ``"center"``
+    (WGS84 ``lon``, ``lat`` and ``radius_m`` metres on the ground), ``"photo_gps"`` (the
+    photo's metadata footprint; an error when the photo has none) or ``"search"``
+    (sliding windows over the whole raster).
+    """
+
+    mode: str = "auto"
+    bounds: tuple[float, float, float, float] | None = None
+    bounds_crs: str = "EPSG:4326"
+    lon: float | None = None
+    lat: float | None = None
+    radius_m: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in WINDOW_MODES:
+            raise OptionError(f"window mode must be one of {', '.join(WINDOW_MODES)}, got {self.mode!r}")
+        if self.mode == "bounds":
+            if self.bounds is None or len(self.bounds) != 4 or not all(_finite(v) for v in self.bounds):
+                raise OptionError(f"window bounds must be four numbers MINX,MINY,MAXX,MAXY, got {self.bounds!r}")
+            object.__setattr__(self, "bounds", tuple(float(v) for v in self.bounds))
+        if self.mode == "center":
+            for name in ("lon", "lat", "radius_m"):
+                if not _finite(getattr(self, name)):
+                    raise OptionError(f"window centre needs a number for {name}, got {getattr(self, name)!r}")
+            if not -180 <= float(self.lon) <= 180 or not -90 <= float(self.lat) <= 90:
+                raise OptionError(f"window centre lon={self.lon}, lat={self.lat} out of range "
+                                  f"(need -180..180, -90..90 degrees)")
+            if not float(self.radius_m) > 0:
+                raise OptionError(f"window radius must be a positive number of metres, got {self.radius_m!r}")
+
+    @classmethod
+    def from_dict(cls, spec: dict | None) -> "WindowSpec":
+        """From a worker request's ``window`` object: ``{"mode": ..., "bounds": [...], "crs": ...,
+        "lon": ..., "lat": ..., "radius_m": ...}`` (``None`` = auto)."""
+        if spec is None:
+            return cls()
+        if not isinstance(spec, dict):
+            raise OptionError(f"window must be an object with a 'mode', got {spec!r}")
+        crs = spec.get("crs") or "EPSG:4326"
+        return cls(mode=spec.get("mode", "auto"), bounds=spec.get("bounds"), bounds_crs=str(crs),
+                   lon=spec.get("lon"), lat=spec.get("lat"), radius_m=spec.get("radius_m"))
+
+    def to_dict(self) -> dict:
+        out: dict = {"mode": self.mode}
+        if self.mode == "bounds":
+            out.update(bounds=list(self.bounds), crs=self.bounds_crs)
+        if self.mode == "center":
+            out.update(lon=self.lon, lat=self.lat, radius_m=self.radius_m)
+        return out
+
+
+@dataclass(frozen=True)
+class ResolvedWindow:
+    """A :class:`WindowSpec` met with a raster: ``window`` in raster pixels (clipped to the
+    raster) or ``None`` with ``search=True`` for a sliding search over the whole raster;
+    ``mode`` is what was used (``auto`` resolves to another mode) and ``reason`` says why,
+    in words, for results and logs."""
+
+    window: Window | None
+    search: bool
+    mode: str
+    reason: str
+
+
+def _finite(value) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def resolve(spec: WindowSpec, raster, *, max_side: int, photo=None, search_size: int | None = None) -> ResolvedWindow:
+    """Where to search in ``raster`` for ``spec``: the one resolver of the CLI, batch,
+    worker and QGIS plugin.
+
+    ``max_side``: the largest raster side (pixels) that is used whole; a bigger raster is
+    searched with sliding windows of ``search_size`` pixels (default ``max_side // 4``),
+    refused with a :class:`WindowError` when that needs more than ``MAX_SEARCH_WINDOWS``.
+    ``photo``: the drone photo's path (for ``auto`` / ``photo_gps``). Errors name the
+    raster and what was asked.
+    """
+    mode = spec.mode
+    if mode == "bounds":
+        win = window_from_bounds(raster, spec.bounds, spec.bounds_crs, clip=True)
+        return ResolvedWindow(win, False, mode, f"bounds {list(spec.bounds)} in {spec.bounds_crs}")
+    if mode == "center":
+        win = window_from_center(raster, float(spec.lon), float(spec.lat), float(spec.radius_m), clip=True)
+        return ResolvedWindow(win, False, mode, f"{spec.radius_m:g} m around lon {spec.lon}, lat {spec.lat}")
+    if mode in ("photo_gps", "auto") and photo is not None:
+        from smgeo_geo.photo_meta import approximate_footprint, read_photo_meta
+
+        try:
+            fp = approximate_footprint(read_photo_meta(photo))
+            win = window_from_center(raster, fp.lon, fp.lat, fp.radius_m, clip=True)
+            return ResolvedWindow(win, False, "photo_gps", f"photo metadata footprint: {fp.radius_m:.0f} m around "
+                                  f"lon {fp.lon:.6f}, lat {fp.lat:.6f}")
+        except (MetadataError, WindowError) as exc:
+            if mode == "photo_gps":
+                raise
+            note = f"photo metadata not used ({exc}); "
+    elif mode == "photo_gps":
+        raise MetadataError("window mode photo_gps needs the drone photo")
+    else:
+        note = ""
+    size = search_size or max(32, max_side // 4)
+    if mode != "search" and max(raster.width, raster.height) <= max_side:
+        return ResolvedWindow(Window(0, 0, raster.width, raster.height), False, "whole", note + "whole raster")
+    n = len(sliding_windows(raster, size))
+    if n > MAX_SEARCH_WINDOWS:
+        raise WindowError(f"{_name(raster)}: raster is {raster.width}x{raster.height} pixels, a sliding search would "
+                          f"need {n} windows (more than {MAX_SEARCH_WINDOWS}); choose a search window (a bounding "
+                          f"box, a lon/lat centre and radius, or a photo with GPS metadata)")
+    return ResolvedWindow(None, True, "search", note + f"sliding search, {n} windows of {size} px")
 
 
 def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:

@@ -62,7 +62,7 @@ import traceback
 from collections import deque
 from typing import Any, TextIO
 
-from smgeo_geo.errors import SMGeoError
+from smgeo_geo.errors import ProtocolError, SMGeoError, as_geo_error
 
 PROTOCOL_VERSION = 1
 FINAL_EVENTS = ("result", "error", "cancelled", "superseded")
@@ -157,7 +157,7 @@ class Worker:
                 self.check_cancelled(request)
                 handler = getattr(self, f"do_{request.method}", None) if isinstance(request.method, str) else None
                 if handler is None:
-                    raise _ProtocolError(f"unknown method {request.method!r} (expected hello, configure, locate, "
+                    raise ProtocolError(f"unknown method {request.method!r} (expected hello, configure, locate, "
                                          f"batch, cancel or shutdown)")
                 result = handler(request)
                 self.send({"id": request.id, "event": "result", "result": result})
@@ -205,7 +205,7 @@ class Worker:
         checkpoint = request.params.get("checkpoint") or None
         device = request.params.get("device") or "cpu"
         if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
-            raise _ProtocolError(f"device must be 'cpu' or 'cuda', got {device!r}")
+            raise ProtocolError(f"device must be 'cpu' or 'cuda', got {device!r}")
         self._ensure_model((checkpoint, device))
         return self._describe_model()
 
@@ -231,12 +231,14 @@ class Worker:
     def do_locate(self, request: _Request) -> dict:
         from smgeo_geo import windows
         from smgeo_geo.batch import detection_to_record
+        from smgeo_geo.predictor import check_top_k
         from smgeo_geo.vector_io import write_heatmap_geotiff
+        from smgeo_geo.windows import WindowSpec
 
         p = request.params
         for name in ("reference", "query", "click"):
             if p.get(name) in (None, ""):
-                raise _ProtocolError(f"locate needs '{name}'")
+                raise ProtocolError(f"locate needs '{name}'")
         started = time.perf_counter()
         self.progress(request, 0.02, "loading model")
         predictor = self._ensure_model()
@@ -247,30 +249,11 @@ class Worker:
             self._query_key = None
             predictor.set_query(p["query"])
             self._query_key = query_key
-        top_k = int(p.get("top_k", 5))
+        top_k = check_top_k(p.get("top_k", 5))
         click = predictor.validate_click(p["click"])
-        window_spec = p.get("window") or {"mode": "whole"}
-        mode = window_spec.get("mode", "whole")
-        window = None
-        if mode == "whole":
-            try:
-                window = predictor.default_window(raster)
-            except SMGeoError:
-                mode = "search"
-        elif mode == "bounds":
-            window = windows.window_from_bounds(raster, window_spec["bounds"], window_spec.get("crs") or raster.crs,
-                                                clip=True)
-        elif mode == "center":
-            window = windows.window_from_center(raster, float(window_spec["lon"]), float(window_spec["lat"]),
-                                                float(window_spec["radius_m"]), clip=True)
-        elif mode == "photo_gps":
-            from smgeo_geo.photo_meta import approximate_footprint, read_photo_meta
-
-            footprint = approximate_footprint(read_photo_meta(p["query"]))
-            window = windows.window_from_center(raster, footprint.lon, footprint.lat, footprint.radius_m, clip=True)
-        elif mode != "search":
-            raise _ProtocolError(f"window mode must be whole, bounds, center, photo_gps or search, got {mode!r}")
-        if mode == "search":
+        resolved = predictor.resolve_window(raster, WindowSpec.from_dict(p.get("window")), photo=p["query"])
+        window = resolved.window
+        if resolved.search:
             n = len(windows.sliding_windows(raster, max(predictor.config.reference_size)))
             done = [0]
 
@@ -280,14 +263,12 @@ class Worker:
                     done[0] += 1
                     yield item
 
-            detection = predictor.search(raster, click, top_k, progress=tick)
+            detection = predictor.locate_resolved(raster, resolved, click, top_k, progress=tick)
             cached = False
         else:
             self.progress(request, 0.3, "encoding reference window")
-            predictor.set_reference(raster, window)
+            detection = predictor.locate_resolved(raster, resolved, click, top_k)
             cached = predictor.last_reference_cached
-            self.progress(request, 0.8, "decoding")
-            detection = predictor.locate(click, top_k)
         heatmap = p.get("heatmap")
         if heatmap:
             heat, transform = predictor.last_heatmap
@@ -295,6 +276,7 @@ class Worker:
         detections = [detection, *detection.candidates]
         return {"detections": [detection_to_record(d) for d in detections], "crs": detection.crs,
                 "window": None if window is None else [float(v) for v in window.flatten()],
+                "window_mode": resolved.mode, "window_reason": resolved.reason,
                 "reference_cached": bool(cached), "heatmap": heatmap or None,
                 "seconds": round(time.perf_counter() - started, 4)}
 
@@ -304,7 +286,7 @@ class Worker:
         p = request.params
         for name in ("manifest", "out"):
             if not p.get(name):
-                raise _ProtocolError(f"batch needs '{name}'")
+                raise ProtocolError(f"batch needs '{name}'")
         rows = read_manifest(p["manifest"], p.get("reference") or None, photo_folder=p.get("photos") or None)
         self.progress(request, 0.0, f"{len(rows)} rows")
         predictor_key = self._model_key or (None, "cpu")
@@ -321,10 +303,6 @@ class Worker:
                          p.get("dask") or None, int(p.get("top_k", 5)), progress=tick)
 
 
-class _ProtocolError(SMGeoError):
-    """A request that does not follow the protocol."""
-
-
 def _mtime(path) -> float | None:
     try:
         return os.stat(path).st_mtime_ns
@@ -333,19 +311,12 @@ def _mtime(path) -> float | None:
 
 
 def _describe(exc: BaseException) -> dict:
-    user_types: tuple[type, ...] = (SMGeoError,)
-    try:
-        from smgeo_model import SMGeoModelError
-
-        user_types += (SMGeoModelError,)
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(exc, user_types):
-        name = "ProtocolError" if isinstance(exc, _ProtocolError) else type(exc).__name__
-        return {"type": name, "message": str(exc)}
-    if isinstance(exc, (KeyError, TypeError, ValueError)):
-        return {"type": "ProtocolError", "message": f"bad request parameters: {type(exc).__name__}: {exc}"}
-    traceback.print_exc(file=sys.stderr)
+    """The ``error`` object of a reply: a user error's class name and one-line message, or
+    ``InternalError`` with the exception's last line (the traceback goes to stderr)."""
+    error = as_geo_error(exc)
+    if isinstance(error, SMGeoError):
+        return {"type": type(error).__name__, "message": " ".join(str(error).split())}
+    traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
     lines = traceback.format_exception_only(type(exc), exc)
     return {"type": "InternalError", "message": lines[-1].strip()}
 

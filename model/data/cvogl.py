@@ -40,13 +40,10 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
-from smgeo_model.errors import SMGeoModelError
+from smgeo_model.errors import DatasetError
+from smgeo_model.fileio import atomic_path
 
 SPLITS = ("train", "val", "test")
-
-
-class DatasetError(SMGeoModelError, ValueError):
-    """A dataset folder, list file or list item does not follow the CVOGL layout."""
 
 
 @dataclass(frozen=True)
@@ -185,10 +182,9 @@ def write_split(root: str | os.PathLike, name: str, split: str, items: Sequence[
     out = _canonical(out)
     path = list_path(root, name, split)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     # the legacy (non-zip) format is byte-for-byte reproducible (the zip one stores a random id)
-    torch.save(out, tmp, _use_new_zipfile_serialization=False)
-    os.replace(tmp, path)
+    with atomic_path(path, DatasetError) as tmp:
+        torch.save(out, tmp, _use_new_zipfile_serialization=False)
     return path
 
 

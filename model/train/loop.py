@@ -29,9 +29,10 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 
 from smgeo_model.build import build_model
-from smgeo_model.checkpoint import atomic_write, save_checkpoint
+from smgeo_model.checkpoint import save_checkpoint
 from smgeo_model.decode import decode_boxes
 from smgeo_model.errors import CheckpointError
+from smgeo_model.fileio import atomic_path, write_text
 from smgeo_model.loss import SMGeoLoss
 from smgeo_model.metrics import box_iou, localization_metrics
 
@@ -238,7 +239,8 @@ def train(options: TrainOptions, train_set: Dataset, val_set: Dataset | None = N
             # the state file is the commit point of an epoch: it holds the weights too
             state = {"model": model.state_dict(), "optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
                      "best": json.dumps(best) if best else ""}
-            atomic_write(state_path, lambda tmp: torch.save(state, tmp))
+            with atomic_path(state_path) as tmp:
+                torch.save(state, tmp)
             with open(out_dir / "metrics.jsonl", "a") as fh:
                 fh.write(json.dumps(record) + "\n")
             log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
@@ -255,7 +257,7 @@ def _keep_metrics_until(path: Path, epoch: int) -> None:
     if not path.is_file():
         return
     lines = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["epoch"] <= epoch]
-    atomic_write(path, lambda tmp: Path(tmp).write_text("".join(ln + "\n" for ln in lines)))
+    write_text(path, "".join(ln + "\n" for ln in lines))
 
 
 def _jsonable(options: TrainOptions) -> dict:

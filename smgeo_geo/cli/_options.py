@@ -55,34 +55,46 @@ def load_predictor(kw: dict):
     return GeoPredictor(kw.get("checkpoint"), device=kw.get("device", "cpu"))
 
 
-def choose_window(raster, photo, kw: dict, predictor):
-    """(window, search?) from the window options; default: whole raster if small enough."""
-    from smgeo_geo import windows
+def window_spec(kw: dict):
+    """The :class:`~smgeo_geo.windows.WindowSpec` the window options ask for (default auto)."""
+    from smgeo_geo.windows import WindowSpec
 
     chosen = [k for k in ("bbox", "center", "photo_gps", "search") if kw.get(k)]
     if len(chosen) > 1:
         raise click.UsageError(f"choose one way to pick the search window, got {', '.join('--' + c for c in chosen)}")
+    if kw.get("radius") is not None and not kw.get("center"):
+        raise click.UsageError("--radius needs --center LON,LAT")
     if kw.get("search"):
-        return None, True
+        return WindowSpec("search")
     if kw.get("bbox"):
-        return windows.window_from_bounds(raster, _floats(kw["bbox"], 4, "--bbox"), kw["bbox_crs"], clip=True), False
+        return WindowSpec("bounds", bounds=_floats(kw["bbox"], 4, "--bbox"), bounds_crs=kw["bbox_crs"])
     if kw.get("center"):
-        if not kw.get("radius"):
+        if kw.get("radius") is None:
             raise click.UsageError("--center needs --radius (metres)")
         lon, lat = _floats(kw["center"], 2, "--center")
-        return windows.window_from_center(raster, lon, lat, kw["radius"], clip=True), False
+        return WindowSpec("center", lon=lon, lat=lat, radius_m=kw["radius"])
     if kw.get("photo_gps"):
-        from smgeo_geo.photo_meta import approximate_footprint, read_photo_meta
-
-        fp = approximate_footprint(read_photo_meta(photo))
-        return windows.window_from_center(raster, fp.lon, fp.lat, fp.radius_m, clip=True), False
-    return predictor.default_window(raster), False
+        return WindowSpec("photo_gps")
+    return WindowSpec("auto")
 
 
-def write_detections(detections, path: Path) -> None:
-    from smgeo_geo.vector_io import write_geojson, write_geopackage
+def check_outputs(outputs: dict, inputs: dict) -> None:
+    """:func:`smgeo_geo.vector_io.check_output_paths`: refuse bad outputs before any work."""
+    from smgeo_geo.vector_io import check_output_paths
 
-    if path.suffix.lower() == ".gpkg":
-        write_geopackage(detections, path)
-    else:
-        write_geojson(detections, path)
+    check_output_paths(outputs, inputs)
+
+
+def write_outputs(detection, out: Path | None, heatmap: Path | None, last_heatmap, crs) -> None:
+    """Write the result (``--out``: .geojson or .gpkg) and the heatmap GeoTIFF all or nothing."""
+    from smgeo_geo.vector_io import detections_writer, heatmap_writer, write_all
+
+    jobs = []
+    if out is not None:
+        jobs.append((out, detections_writer([detection], out)))
+    if heatmap is not None:
+        heat, transform = last_heatmap
+        jobs.append((heatmap, heatmap_writer(heat, transform, crs)))
+    write_all(jobs)
+    for path, _ in jobs:
+        click.echo(f"wrote {path}")

@@ -31,34 +31,27 @@ def command(reference, query, click_xy, out, heatmap, top_k, **kw) -> None:
       smgeo locate --reference mosaic.tif --query DJI_0042.JPG --click 812,455 \\
                    --center 8.5417,47.3769 --radius 300 --out result.geojson
     """
-    from smgeo_geo.cli._options import choose_window, load_predictor, write_detections
+    from smgeo_geo.cli._options import check_outputs, load_predictor, window_spec, write_outputs
     from smgeo_geo.photo import parse_click
+    from smgeo_geo.predictor import check_top_k
     from smgeo_geo.raster import open_reference
-    from smgeo_geo.vector_io import write_heatmap_geotiff
 
     xy = parse_click(click_xy)
-    for target in (out, heatmap):
-        if target is not None and not target.parent.exists():
-            raise click.BadParameter(f"folder {target.parent} does not exist", param_hint=str(target))
+    top_k = check_top_k(top_k)
+    spec = window_spec(kw)
+    check_outputs({"--out": out, "--heatmap": heatmap}, {"--reference": reference, "--query": query})
     if out is not None and out.suffix.lower() not in (".geojson", ".json", ".gpkg"):
         raise click.BadParameter("must end in .geojson or .gpkg", param_hint="--out")
+    if heatmap is not None and heatmap.suffix.lower() not in (".tif", ".tiff"):
+        raise click.BadParameter("must end in .tif", param_hint="--heatmap")
     predictor = load_predictor(kw)
     with open_reference(reference, bands=kw["bands"]) as raster:
         predictor.set_query(query)
         predictor.validate_click(xy)
-        window, search = choose_window(raster, query, kw, predictor)
-        if search:
-            det = predictor.search(raster, xy, top_k)
-        else:
-            predictor.set_reference(raster, window)
-            det = predictor.locate(xy, top_k)
+        resolved = predictor.resolve_window(raster, spec, photo=query)
+        det = predictor.locate_resolved(raster, resolved, xy, top_k)
         lon, lat = det.centroid_lonlat
         click.echo(f"lon {lon:.7f}, lat {lat:.7f}  score {det.score:.3f}  "
-                   f"pixel box {[round(v, 1) for v in det.pixel_box]}  ({raster.crs.to_string()})")
-        if out is not None:
-            write_detections([det], out)
-            click.echo(f"wrote {out}")
-        if heatmap is not None:
-            heat, transform = predictor.last_heatmap
-            write_heatmap_geotiff(heat, transform, raster.crs, heatmap)
-            click.echo(f"wrote {heatmap}")
+                   f"pixel box {[round(v, 1) for v in det.pixel_box]}  ({raster.crs.to_string()}; {resolved.reason})")
+        # every output is made in memory first, then written: a failing write leaves no other file behind
+        write_outputs(det, out, heatmap, predictor.last_heatmap, raster.crs)

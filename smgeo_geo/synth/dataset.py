@@ -30,6 +30,7 @@ from smgeo_geo.synth.difficulty import get_difficulty
 from smgeo_geo.synth.georef import ZONES, TileGrid, geotiff_from_jpeg, satellite_name
 from smgeo_geo.synth.options import GENERATOR_VERSION, PairOptions, SynthOptionError
 from smgeo_geo.synth.pair import render_pair
+from smgeo_model.fileio import TEMP_MARK, write_bytes, write_text
 
 SPLITS = ("train", "val", "test")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -105,9 +106,7 @@ def _jpeg(rgb: np.ndarray, quality: int) -> bytes:
 
 
 def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    write_bytes(path, data, OutputError)
 
 
 def _prepare_folder(folder: Path, name: str, overwrite: bool) -> None:
@@ -118,7 +117,7 @@ def _prepare_folder(folder: Path, name: str, overwrite: bool) -> None:
             raise OutputError(f"dataset folder {folder} exists and is not empty; pass --overwrite to replace it "
                                f"(or choose another --out / --name)")
         ours = {"query", "satellite", "manifest.json"} | {f"{name}_{s}.pth" for s in SPLITS}
-        foreign = [p.name for p in folder.iterdir() if p.name not in ours and not p.name.endswith(".tmp")]
+        foreign = [p.name for p in folder.iterdir() if p.name not in ours and TEMP_MARK not in p.name]
         if foreign:
             raise OutputError(f"refusing to overwrite {folder}: it holds files the generator did not write "
                                f"({', '.join(sorted(foreign)[:5])}); remove them or choose another folder")
@@ -189,9 +188,7 @@ def generate_dataset(out_root: str | os.PathLike, pairs: int, seed: int = 0, nam
         "frames": {"click": "query pixels, x = column, y = row, origin at the top-left corner of the image",
                    "box": "satellite pixels, same convention; the tile is north-up"},
     }
-    tmp = folder / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, folder / "manifest.json")
+    write_text(folder / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n", OutputError)
     from smgeo_model.data import write_split  # lists last (torch is only needed here)
 
     for s in SPLITS:

@@ -10,12 +10,14 @@ metres) and a GeoTIFF with the same stem and the same JPEG pixels, north-up, bes
 from __future__ import annotations
 
 import math
-import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from smgeo_geo.errors import OutputError
+from smgeo_model.fileio import write_bytes
 
 # EPSG code -> (place, lowest and highest northing used, metres). All WGS 84 / UTM north.
 ZONES: dict[int, tuple[str, float, float]] = {
@@ -109,6 +111,4 @@ def geotiff_from_jpeg(path: Path, jpeg: bytes, width: int, height: int, easting:
         if r[0] == 273:
             r[3] = struct.pack("<I", data_off + len(blobs))
     ifd = struct.pack("<H", len(records)) + b"".join(struct.pack("<HHI", t, ty, c) + v for t, ty, c, v in records)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(b"II*\0" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0) + blobs + jpeg)
-    os.replace(tmp, path)
+    write_bytes(path, b"II*\0" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0) + blobs + jpeg, OutputError)
