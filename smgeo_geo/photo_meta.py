@@ -40,8 +40,31 @@ class PhotoMeta:
     gimbal_roll: float | None = None
     flight_yaw: float | None = None
     focal_length_35mm: float | None = None
-    size: tuple[int, int] = (0, 0)  # (width, height) pixels
+    focal_length_mm: float | None = None  # EXIF FocalLength (real, not 35 mm equivalent)
+    make: str = ""
+    model: str = ""
+    size: tuple[int, int] = (0, 0)  # (width, height) pixels of the upright photo
     xmp: dict[str, str] = field(default_factory=dict, repr=False)  # raw drone-dji values
+
+    @property
+    def rtk_std_m(self) -> tuple[float, float] | None:
+        """DJI RTK (horizontal, vertical) standard deviations in metres, when the photo says so."""
+        lat, lon, hgt = (_float(self.xmp.get(k)) for k in ("RtkStdLat", "RtkStdLon", "RtkStdHgt"))
+        if lat is None or lon is None:
+            return None
+        return math.hypot(lat, lon) / math.sqrt(2), hgt if hgt is not None else 0.1
+
+    @property
+    def distortion(self) -> tuple[float, float, float, float, float] | None:
+        """Brown ``(k1, k2, p1, p2, k3)`` from DJI ``DewarpData`` (``date;fx,fy,cx,cy,k1,k2,p1,p2,k3``)
+        when the photo is not dewarped already (``DewarpFlag`` 0 or absent)."""
+        text = self.xmp.get("DewarpData", "")
+        if not text or (self.xmp.get("DewarpFlag", "0").strip() not in ("0", "")):
+            return None
+        values = [_float(v) for v in text.split(";")[-1].split(",")]
+        if len(values) != 9 or any(v is None for v in values):
+            return None
+        return tuple(values[4:9])  # type: ignore[return-value]
 
     @property
     def yaw(self) -> float | None:
@@ -126,6 +149,10 @@ def read_photo_meta(path: str | os.PathLike) -> PhotoMeta:
     if lat is not None and lon is not None and not (-90 <= lat <= 90 and -180 <= lon <= 180):
         raise MetadataError(f"{path}: GPS position lat={lat}, lon={lon} out of range")
     f35 = _float(sub.get(ExifTags.Base.FocalLengthIn35mmFilm))
+    focal = _float(sub.get(ExifTags.Base.FocalLength))
+    orientation = exif.get(ExifTags.Base.Orientation, 1)
+    if orientation in (5, 6, 7, 8):  # the upright photo is the stored one turned by 90 degrees
+        size = (size[1], size[0])
     return PhotoMeta(
         path=path, lon=lon, lat=lat, gps_altitude=alt if alt else None,
         relative_altitude=_float(xmp.get("RelativeAltitude")),
@@ -134,7 +161,9 @@ def read_photo_meta(path: str | os.PathLike) -> PhotoMeta:
         gimbal_pitch=_float(xmp.get("GimbalPitchDegree")),
         gimbal_roll=_float(xmp.get("GimbalRollDegree")),
         flight_yaw=_float(xmp.get("FlightYawDegree")),
-        focal_length_35mm=f35 if f35 else None, size=size, xmp=xmp,
+        focal_length_35mm=f35 if f35 else None, focal_length_mm=focal if focal else None,
+        make=str(exif.get(ExifTags.Base.Make, "") or "").strip("\x00 "),
+        model=str(exif.get(ExifTags.Base.Model, "") or "").strip("\x00 "), size=size, xmp=xmp,
     )
 
 

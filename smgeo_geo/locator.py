@@ -1,0 +1,393 @@
+"""One locator for the clicked object: photo metadata, image registration and SMGeo, fused.
+
+Three stages, each usable alone (``method``) and combined by ``auto`` (the default):
+
+1. ``metadata`` (:mod:`smgeo_geo.pose`): the photo's camera from EXIF / DJI XMP; the click's
+   ray meets the DEM (or flat ground at the take-off height); an uncertainty from a stated
+   error budget.
+2. ``registration`` (:mod:`smgeo_geo.registration`): the photo (rectified with the metadata
+   camera when there is one) matched to the reference window; the click located through the
+   refined pose (with a DEM) or local maps; an uncertainty from the local residuals.
+3. ``smgeo``: the learned model in a window centred on the best estimate so far (or the
+   user's window); its candidates re-ranked by agreement with the earlier stages; it supplies
+   the object's box.
+
+Fusion (``auto``): the point is the registration's when it held and agrees with the metadata
+(their 90 % circles overlap, or the registration has strong support), else the metadata's,
+else SMGeo's best box centre. The box is the best SMGeo candidate that contains the point
+(within its uncertainty), else the click region (a square of ``region`` times the photo's
+shorter side around the click) cast onto the ground. A stage that cannot run says why in
+the result and the next one answers.
+
+Result fields (``Detection.extra``, so GeoJSON / GeoPackage / batch rows / the worker carry
+them): ``method`` (the stages that held, e.g. ``metadata+registration+smgeo``), ``answer``
+(the stage whose point was used), ``uncertainty_m`` (90 % radius in metres of the click's
+position), ``confidence`` (``1 / (1 + uncertainty_m / 5)``), ``located_lon`` / ``located_lat``
+(WGS84 of the click's ground point), ``box_source`` and per stage ``<stage>_status``,
+``<stage>_lon`` / ``_lat``, ``<stage>_uncertainty_m`` plus ``registration_inliers`` /
+``registration_mode`` and ``smgeo_score``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rasterio.windows import Window
+
+from smgeo_geo.coords import crs_to_lonlat, geodesic_distance, pixel_to_crs
+from smgeo_geo.errors import MetadataError, OptionError, SMGeoError
+from smgeo_geo.photo import check_click, read_photo
+from smgeo_geo.photo_meta import read_photo_meta
+from smgeo_geo.pose import CameraPrior, camera_from_metadata, locate_pixel
+from smgeo_geo.raster import ReferenceRaster
+from smgeo_geo.registration import RegisteredPhoto, footprint_window, register
+from smgeo_geo.result import Detection
+from smgeo_geo.terrain import DemTerrain, intersect_rays
+from smgeo_geo.windows import ResolvedWindow, WindowSpec, resolve
+
+METHODS = ("auto", "metadata", "registration", "smgeo")
+REGION = 0.08  # click region side, fraction of the photo's shorter side (box when no model box agrees)
+STRONG_INLIERS = 60  # a registration with this many inliers outvotes a disagreeing metadata estimate
+MIN_SMGEO_WINDOW_M = 60.0
+REGISTRATION_MAX_SIDE = 4096  # raster pixels a side registered whole (read at <= 1600 px)
+
+
+def check_method(method: str) -> str:
+    if method not in METHODS:
+        raise OptionError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    return method
+
+
+def confidence(uncertainty_m: float) -> float:
+    """A 0..1 confidence that falls with the 90 % radius: ``1 / (1 + u / 5 m)``."""
+    return 0.0 if not math.isfinite(uncertainty_m) else 1.0 / (1.0 + uncertainty_m / 5.0)
+
+
+@dataclass
+class Stage:
+    """One stage's answer: ``ok``; ``reason`` when not; ``point`` raster-CRS (x, y);
+    ``uncertainty_m`` 90 % radius; ``details`` scalars for the result's properties."""
+
+    name: str
+    ok: bool
+    reason: str = ""
+    point: tuple[float, float] | None = None
+    uncertainty_m: float = math.inf
+    region: np.ndarray | None = None  # raster-pixel quadrilateral of the click region
+    details: dict = field(default_factory=dict)
+
+
+def _quad_box(quad: np.ndarray) -> tuple[float, float, float, float]:
+    return float(quad[:, 0].min()), float(quad[:, 1].min()), float(quad[:, 0].max()), float(quad[:, 1].max())
+
+
+class Locator:
+    """Locates clicked objects with the three stages; caches priors, registrations and the
+    model's embeddings, so a new click on the same photo and reference is cheap.
+
+    ``predictor``: a :class:`~smgeo_geo.predictor.GeoPredictor` (loaded on first use of
+    SMGeo when ``None``: ``checkpoint``/``device`` as for GeoPredictor).
+    """
+
+    def __init__(self, predictor=None, checkpoint: str | Path | None = None, device: str = "cpu",
+                 cache_size: int = 8) -> None:
+        self._predictor = predictor
+        self._model_args = (checkpoint, device)
+        self._registrations: OrderedDict[tuple, RegisteredPhoto] = OrderedDict()
+        self._priors: dict[tuple, CameraPrior | MetadataError] = {}
+        self._dems: dict[str, DemTerrain] = {}
+        self._photos: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self.cache_size = cache_size
+        self.last_heatmap = None
+        self.last_registration_cached = False
+        self._query_key: tuple | None = None
+
+    @property
+    def predictor(self):
+        if self._predictor is None:
+            from smgeo_geo.predictor import GeoPredictor
+
+            self._predictor = GeoPredictor(self._model_args[0], device=self._model_args[1])
+        return self._predictor
+
+    def close(self) -> None:
+        for dem in self._dems.values():
+            dem.close()
+        self._dems.clear()
+
+    # -- inputs -------------------------------------------------------------------------
+    def dem(self, path: str | os.PathLike | None) -> DemTerrain | None:
+        if path is None:
+            return None
+        key = os.path.abspath(os.fspath(path))
+        if key not in self._dems:
+            self._dems[key] = DemTerrain(path)
+        return self._dems[key]
+
+    def _photo(self, path: str) -> np.ndarray:
+        key = (os.path.abspath(path), _mtime(path))
+        if key not in self._photos:
+            self._photos[key] = read_photo(path)
+            while len(self._photos) > 2:
+                self._photos.popitem(last=False)
+        return self._photos[key]
+
+    def prior(self, photo: str, dem: DemTerrain | None) -> CameraPrior:
+        """The photo's metadata camera (cached); :class:`MetadataError` when it has none."""
+        key = (os.path.abspath(photo), _mtime(photo), dem.path if dem else None)
+        if key not in self._priors:
+            try:
+                self._priors[key] = camera_from_metadata(read_photo_meta(photo), dem)
+            except MetadataError as exc:
+                self._priors[key] = exc
+        found = self._priors[key]
+        if isinstance(found, MetadataError):
+            raise found
+        return found
+
+    # -- stages -------------------------------------------------------------------------
+    def _metadata_stage(self, prior: CameraPrior | None, why: str, raster: ReferenceRaster, click) -> Stage:
+        if prior is None:
+            return Stage("metadata", False, why)
+        try:
+            g = locate_pixel(prior, click)
+        except MetadataError as exc:
+            return Stage("metadata", False, str(exc))
+        x, y = prior.camera.frame.to_crs(raster.crs, [g.local[0]], [g.local[1]], [g.local[2]])
+        region = _cast_region(prior, raster, click, self._region_px(prior.camera.width, prior.camera.height))
+        return Stage("metadata", True, "", (float(x[0]), float(y[0])), g.uncertainty_m, region,
+                     {"notes": "; ".join(prior.notes)})
+
+    @staticmethod
+    def _region_px(width: int, height: int) -> float:
+        return REGION * min(width, height)
+
+    def _registration_stage(self, photo: str, raster: ReferenceRaster, prior: CameraPrior | None,
+                            meta_stage: Stage, user: ResolvedWindow | None, click) -> Stage:
+        image = self._photo(photo)
+        if prior is not None:
+            margin = min(200.0, max(30.0, 2.0 * meta_stage.uncertainty_m if meta_stage.ok else 60.0))
+            window = footprint_window(prior, raster, margin)
+            if window is None:
+                return Stage("registration", False, "the photo's footprint (from its metadata) misses the raster")
+            if user is not None and user.window is not None and user.mode in ("bounds", "center"):
+                window = _intersect(window, user.window)
+                if window is None:
+                    return Stage("registration", False, "the photo's footprint misses the chosen search window")
+        elif user is not None and user.window is not None:
+            window = user.window
+        else:
+            return Stage("registration", False, "no metadata and no search window small enough to register in "
+                                                "(give a window)")
+        key = (os.path.abspath(photo), _mtime(photo), str(raster.path), raster.bands, tuple(window.flatten()),
+               None if prior is None else (id(prior.terrain), prior.camera.centre.tobytes()))
+        reg = self._registrations.get(key)
+        self.last_registration_cached = reg is not None
+        if reg is None:
+            reg = register(image, raster, window, prior)
+            self._registrations[key] = reg
+            while len(self._registrations) > self.cache_size:
+                self._registrations.popitem(last=False)
+        result = reg.locate(click, self._region_px(image.shape[1], image.shape[0]))
+        details = {"inliers": result.inliers, "matches": result.matches, "mode": reg.mode or "none"}
+        if not result.ok:
+            return Stage("registration", False, result.reason, details=details)
+        return Stage("registration", True, "", result.point, result.uncertainty_m, result.click_region,
+                     {**details, "residual_m": round(result.residual_m, 3)})
+
+    def _smgeo_window(self, raster: ReferenceRaster, estimate: Stage | None, user: ResolvedWindow | None) -> ResolvedWindow:
+        if estimate is None or user is not None and user.mode in ("bounds", "center"):
+            return user
+        res = abs(raster.transform.a * raster.transform.e - raster.transform.b * raster.transform.d) ** 0.5
+        if raster.crs.is_geographic:
+            res *= 111_320.0
+        side_m = max(MIN_SMGEO_WINDOW_M, 8.0 * min(estimate.uncertainty_m, 200.0))
+        side = max(32, round(side_m / res))
+        col, row = ~raster.transform * estimate.point
+        c0, r0 = round(col - side / 2), round(row - side / 2)
+        c0, r0 = max(0, c0), max(0, r0)
+        c1, r1 = min(raster.width, c0 + side), min(raster.height, r0 + side)
+        if c1 - c0 < 16 or r1 - r0 < 16:
+            return user
+        return ResolvedWindow(Window(c0, r0, c1 - c0, r1 - r0), False, "estimate",
+                              f"{side_m:.0f} m around the {estimate.name} estimate")
+
+    # -- the public call -----------------------------------------------------------------
+    def locate(self, raster: ReferenceRaster, photo: str | os.PathLike, click: tuple[float, float],
+               method: str = "auto", window: WindowSpec | None = None, dem: str | os.PathLike | None = None,
+               top_k: int = 5, progress=None) -> Detection:
+        """The clicked object's detection on ``raster``.
+
+        ``photo``: the drone photo's path; ``click``: (x, y) photo pixels (upright photo);
+        ``method``: auto | metadata | registration | smgeo; ``window``: the user's search
+        window (default auto); ``dem``: DSM/DEM path (heights in the photo's altitude frame).
+        Raises the stage's own error when a single-stage method cannot run (e.g.
+        :class:`MetadataError` for ``metadata`` on a photo without GPS), and
+        :class:`SMGeoError` when no stage of ``auto`` could answer.
+        """
+        check_method(method)
+        photo = os.fspath(photo)
+        image = self._photo(photo)
+        click = check_click(click, (image.shape[1], image.shape[0]))
+        terrain = self.dem(dem)
+        tick = progress or (lambda fraction, message: None)
+        prior, why = None, ""
+        if method in ("auto", "metadata", "registration"):
+            try:
+                prior = self.prior(photo, terrain)
+            except MetadataError as exc:
+                if method == "metadata":
+                    raise
+                why = str(exc)
+        stages: dict[str, Stage] = {}
+        meta = self._metadata_stage(prior, why, raster, click)
+        if method in ("auto", "metadata"):
+            stages["metadata"] = meta
+            if method == "metadata" and not meta.ok:
+                raise MetadataError(meta.reason)
+        user = None  # the user's window, as registration may use it (up to REGISTRATION_MAX_SIDE whole)
+        if (window is not None and window.mode != "auto") or prior is None:
+            user = resolve(window or WindowSpec(), raster, max_side=REGISTRATION_MAX_SIDE, photo=photo)
+        if method in ("auto", "registration"):
+            tick(0.2, "registering the photo on the reference")
+            stages["registration"] = self._registration_stage(photo, raster, prior, meta, user, click)
+            if method == "registration" and not stages["registration"].ok:
+                raise SMGeoError(f"registration failed: {stages['registration'].reason}")
+        estimate = _fuse_point(stages)
+        smgeo_det = None
+        if method in ("auto", "smgeo"):
+            tick(0.6, "running SMGeo")
+            smgeo_window = self._smgeo_window(raster, estimate, user) if method == "auto" else None
+            try:
+                predictor = self.predictor
+                if smgeo_window is None or smgeo_window.mode in ("whole", "search"):
+                    smgeo_window = predictor.resolve_window(raster, window, photo=photo)
+                query_key = (os.path.abspath(photo), _mtime(photo))
+                if self._query_key != query_key:
+                    self._query_key = None
+                    predictor.set_query(image)
+                    self._query_key = query_key
+                predictor.query_path = photo
+                smgeo_det = predictor.locate_resolved(raster, smgeo_window, click, top_k)
+                self.last_heatmap = predictor.last_heatmap
+                stages["smgeo"] = Stage("smgeo", True, "", details={"score": round(smgeo_det.score, 4),
+                                                                    "window": smgeo_window.reason})
+            except SMGeoError as exc:
+                if method == "smgeo":
+                    raise
+                stages["smgeo"] = Stage("smgeo", False, str(exc))
+        tick(0.95, "fusing")
+        return _detection(raster, photo, click, stages, estimate, smgeo_det, top_k,
+                          self._predictor.model_id if self._predictor is not None else "")
+
+
+def _fuse_point(stages: dict[str, Stage]) -> Stage | None:
+    """The stage whose point answers (see the module docstring), or None."""
+    meta, reg = stages.get("metadata"), stages.get("registration")
+    if reg is not None and reg.ok:
+        if meta is None or not meta.ok:
+            return reg
+        dist = math.dist(meta.point, reg.point)
+        if dist <= meta.uncertainty_m + reg.uncertainty_m or reg.details.get("inliers", 0) >= STRONG_INLIERS:
+            return reg
+        reg.details["disagrees_with_metadata_m"] = round(dist, 2)
+        return meta
+    if meta is not None and meta.ok:
+        return meta
+    return None
+
+
+def _agreement(box, point_px, sigma_px: float) -> float:
+    """Gaussian agreement of a raster-pixel box with a raster-pixel point (1 inside the box)."""
+    dx = max(box[0] - point_px[0], 0.0, point_px[0] - box[2])
+    dy = max(box[1] - point_px[1], 0.0, point_px[1] - box[3])
+    return math.exp(-0.5 * (dx * dx + dy * dy) / max(sigma_px, 1e-6) ** 2)
+
+
+def _detection(raster, photo, click, stages, estimate, smgeo_det, top_k, model_id) -> Detection:
+    """The fused :class:`Detection` with every stage's properties (see the module docstring)."""
+    extra: dict = {}
+    for name, st in stages.items():
+        extra[f"{name}_status"] = "ok" if st.ok else st.reason
+        if st.ok and st.point is not None:
+            lon, lat = crs_to_lonlat(raster.crs, [st.point[0]], [st.point[1]])
+            extra.update({f"{name}_lon": float(lon[0]), f"{name}_lat": float(lat[0]),
+                          f"{name}_uncertainty_m": round(st.uncertainty_m, 3)})
+        for k, v in st.details.items():
+            extra[f"{name}_{k}"] = v
+    held = [n for n in ("metadata", "registration", "smgeo") if n in stages and stages[n].ok]
+    candidates = [] if smgeo_det is None else [smgeo_det, *smgeo_det.candidates]
+    box, score, box_source = None, 0.0, ""
+    if estimate is not None:
+        px = ~raster.transform * estimate.point
+        res = abs(raster.transform.a * raster.transform.e - raster.transform.b * raster.transform.d) ** 0.5
+        if raster.crs.is_geographic:
+            res *= 111_320.0
+        sigma_px = max(estimate.uncertainty_m / math.sqrt(4.605), res) / res
+        ranked = sorted(candidates, key=lambda d: -d.score * _agreement(d.pixel_box, px, sigma_px))
+        agreeing = [d for d in ranked if _agreement(d.pixel_box, px, sigma_px) > 0.6]
+        if agreeing:
+            box, score, box_source = agreeing[0].pixel_box, agreeing[0].score, "smgeo"
+            candidates = ranked
+        elif estimate.region is not None:
+            box, score, box_source = _quad_box(estimate.region), confidence(estimate.uncertainty_m), "click region"
+        else:
+            half = max(estimate.uncertainty_m, 2.0) / res
+            box, score, box_source = (px[0] - half, px[1] - half, px[0] + half, px[1] + half), 0.0, "uncertainty"
+        point, unc, answer = estimate.point, estimate.uncertainty_m, estimate.name
+    elif smgeo_det is not None:
+        box, score, box_source = smgeo_det.pixel_box, smgeo_det.score, "smgeo"
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        xs, ys = pixel_to_crs(raster.transform, [cx], [cy])
+        point, answer = (float(xs[0]), float(ys[0])), "smgeo"
+        c0 = crs_to_lonlat(raster.crs, *pixel_to_crs(raster.transform, [box[0]], [box[1]]))
+        c1 = crs_to_lonlat(raster.crs, *pixel_to_crs(raster.transform, [box[2]], [box[3]]))
+        unc = float(geodesic_distance(c0[0][0], c0[1][0], c1[0][0], c1[1][0])) / 2  # no calibrated error: half the box
+    else:
+        reasons = "; ".join(f"{n}: {s.reason}" for n, s in stages.items() if not s.ok)
+        raise SMGeoError(f"{photo}: no stage could locate the click ({reasons})")
+    lon, lat = crs_to_lonlat(raster.crs, [point[0]], [point[1]])
+    extra.update(method="+".join(held) or "none", answer=answer, uncertainty_m=round(float(unc), 3),
+                 confidence=round(confidence(unc), 4), located_lon=float(lon[0]), located_lat=float(lat[0]),
+                 box_source=box_source)
+    common = dict(query_image=str(photo), click=click, model_id=model_id, reference=str(raster.path))
+    best = Detection.from_pixel_box(box, raster, score=score, rank=0, extra=extra, **common)
+    others = [c for c in candidates if c.pixel_box != box][: max(0, top_k - 1)]
+    best.candidates = [Detection.from_pixel_box(c.pixel_box, raster, score=c.score, rank=i + 1, **common)
+                       for i, c in enumerate(others)]
+    return best
+
+
+def _cast_region(prior: CameraPrior, raster: ReferenceRaster, click, region_px: float) -> np.ndarray | None:
+    cx, cy = click
+    half = region_px / 2
+    cam = prior.camera
+    corners = np.clip(np.array([[cx - half, cy - half], [cx + half, cy - half], [cx + half, cy + half],
+                                [cx - half, cy + half]]), 0, [cam.width, cam.height])
+    pts, hit = intersect_rays(cam, corners, prior.terrain)
+    if not hit.all():
+        return None
+    xs, ys = cam.frame.to_crs(raster.crs, pts[:, 0], pts[:, 1], pts[:, 2])
+    cols, rows = ~raster.transform * (np.asarray(xs), np.asarray(ys))
+    return np.column_stack([cols, rows])
+
+
+def _intersect(a: Window, b: Window) -> Window | None:
+    c0, r0 = max(a.col_off, b.col_off), max(a.row_off, b.row_off)
+    c1 = min(a.col_off + a.width, b.col_off + b.width)
+    r1 = min(a.row_off + a.height, b.row_off + b.height)
+    if c1 - c0 < 16 or r1 - r0 < 16:
+        return None
+    return Window(c0, r0, c1 - c0, r1 - r0)
+
+
+def _mtime(path) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None

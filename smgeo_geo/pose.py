@@ -1,0 +1,208 @@
+"""Stage 1: the camera a photo's metadata describes, and where its rays meet the ground.
+
+:func:`camera_from_metadata` turns EXIF / DJI XMP into a :class:`~smgeo_geo.camera.FrameCamera`:
+
+* intrinsics: focal length in pixels from the EXIF 35 mm equivalent (CIPA definition: over
+  the image diagonal, ``f_px = f35 * diag_px / 43.27``), else DJI ``CalibratedFocalLength``
+  (pixels of the full-resolution sensor, rescaled), else a 24 mm-equivalent lens; principal
+  point at the image centre; Brown distortion from DJI ``DewarpData`` when the photo is not
+  dewarped, else none;
+* position: GPS latitude / longitude; height from DJI ``AbsoluteAltitude`` (or EXIF
+  ``GPSAltitude``) when a DEM is given, else DJI ``RelativeAltitude`` above flat ground at the
+  take-off height (the local frame's ``z = 0``);
+* attitude: DJI ``GimbalYawDegree`` / ``GimbalPitchDegree`` / ``GimbalRollDegree`` (absolute
+  angles; ``FlightYawDegree`` when the gimbal yaw is missing; pitch -90 = nadir when missing).
+
+:class:`ErrorBudget` states the 1-sigma errors assumed for each of those; :func:`locate_pixel`
+casts a pixel's ray onto the terrain and propagates the budget (finite differences) into a
+horizontal 90 % radius in metres.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from smgeo_geo.camera import FrameCamera, LocalFrame, rotation_from_angles
+from smgeo_geo.errors import MetadataError
+from smgeo_geo.photo_meta import PhotoMeta
+from smgeo_geo.terrain import DemTerrain, FlatTerrain, intersect_rays
+
+DIAG_35MM = 43.2666  # mm, diagonal of a 36 x 24 mm frame
+DEFAULT_F35 = 24.0  # mm, the common drone lens when the photo says nothing
+CHI2_2D_90 = 4.605  # 90 % quantile of chi-square with 2 degrees of freedom
+
+
+@dataclass(frozen=True)
+class ErrorBudget:
+    """1-sigma errors of the metadata: GPS horizontal / vertical (m), yaw / pitch / roll (deg),
+    focal length (fraction), ground height (m; the DEM's or the flat-ground assumption's)."""
+
+    gps_horizontal_m: float = 2.0
+    height_m: float = 2.0
+    yaw_deg: float = 3.0
+    pitch_deg: float = 1.5
+    roll_deg: float = 1.5
+    focal_fraction: float = 0.01
+    ground_m: float = 3.0
+
+    def as_dict(self) -> dict:
+        return {k: round(v, 4) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class CameraPrior:
+    """A photo's camera from its metadata, the terrain its rays meet and the error budget.
+
+    ``yaw``/``pitch``/``roll`` degrees as used; ``notes`` say which metadata was used or assumed.
+    """
+
+    camera: FrameCamera
+    terrain: object
+    budget: ErrorBudget
+    yaw: float
+    pitch: float
+    roll: float
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class GroundPoint:
+    """A photo pixel on the ground: ``lon``, ``lat`` WGS84 degrees, ``height`` metres,
+    ``local`` the ENU point of the camera frame, ``uncertainty_m`` 90 % horizontal radius."""
+
+    lon: float
+    lat: float
+    height: float
+    local: np.ndarray
+    uncertainty_m: float
+
+
+def focal_pixels(meta: PhotoMeta, width: int, height: int) -> tuple[float, str]:
+    """Focal length in pixels of the photo and where it came from."""
+    diag = math.hypot(width, height)
+    if meta.focal_length_35mm:
+        return meta.focal_length_35mm * diag / DIAG_35MM, "EXIF 35 mm equivalent focal length"
+    cal = _float(meta.xmp.get("CalibratedFocalLength"))
+    ocx = _float(meta.xmp.get("CalibratedOpticalCenterX"))
+    if cal and ocx and ocx > 0:
+        return cal * width / (2 * ocx), "DJI CalibratedFocalLength"
+    return DEFAULT_F35 * diag / DIAG_35MM, f"assumed {DEFAULT_F35:g} mm-equivalent lens (no focal length in EXIF)"
+
+
+def _float(text) -> float | None:
+    try:
+        v = float(str(text).strip())
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def camera_from_metadata(meta: PhotoMeta, terrain=None, budget: ErrorBudget | None = None) -> CameraPrior:
+    """The camera of a photo from its metadata (see the module docstring).
+
+    ``terrain``: a :class:`~smgeo_geo.terrain.DemTerrain` (heights in the photo's altitude
+    frame) or ``None`` for flat ground at the take-off height. Raises
+    :class:`MetadataError` naming the photo and the missing field when GPS or a usable
+    height is missing.
+    """
+    notes: list[str] = []
+    if meta.lon is None or meta.lat is None:
+        raise MetadataError(f"{meta.path}: photo has no GPS position (EXIF GPS or DJI XMP)")
+    width, height = meta.size
+    if not (width > 0 and height > 0):
+        raise MetadataError(f"{meta.path}: unknown photo size")
+    base = budget or ErrorBudget()
+    rtk = meta.rtk_std_m
+    if rtk is not None:
+        base = replace(base, gps_horizontal_m=max(rtk[0], 0.02), height_m=max(rtk[1], 0.05))
+        notes.append("RTK GPS accuracy from DJI RtkStd*")
+    frame = LocalFrame(meta.lon, meta.lat, 0.0)
+    if isinstance(terrain, DemTerrain):
+        abs_alt = meta.absolute_altitude if meta.absolute_altitude is not None else meta.gps_altitude
+        if abs_alt is not None:
+            cam_h = abs_alt
+            notes.append("height: absolute altitude against the DEM")
+            if rtk is None:
+                base = replace(base, height_m=max(base.height_m, 5.0))
+        elif meta.relative_altitude is not None:
+            below = float(terrain.heights([meta.lon], [meta.lat])[0])
+            if not math.isfinite(below):
+                raise MetadataError(f"{meta.path}: no absolute altitude and the DEM has no height below the drone")
+            cam_h = below + meta.relative_altitude
+            notes.append("height: DEM below the drone + relative altitude (take-off assumed at that height)")
+            base = replace(base, height_m=max(base.height_m, 5.0))
+        else:
+            raise MetadataError(f"{meta.path}: no altitude in the metadata (DJI AbsoluteAltitude / EXIF GPSAltitude)")
+        base = replace(base, ground_m=terrain.sigma_m)
+    else:
+        if meta.relative_altitude is None or not meta.relative_altitude > 0:
+            raise MetadataError(f"{meta.path}: no height above ground (DJI RelativeAltitude missing or <= 0); "
+                                f"give a DEM, whose heights the photo's absolute altitude refers to")
+        cam_h = meta.relative_altitude
+        terrain = FlatTerrain(0.0, sigma_m=base.ground_m, name="flat ground at the take-off height")
+        notes.append("height: relative altitude above flat ground at the take-off height")
+    yaw = meta.gimbal_yaw if meta.gimbal_yaw is not None else meta.flight_yaw
+    if yaw is None:
+        raise MetadataError(f"{meta.path}: no heading (DJI GimbalYawDegree / FlightYawDegree)")
+    pitch = meta.gimbal_pitch if meta.gimbal_pitch is not None else -90.0
+    if meta.gimbal_pitch is None:
+        notes.append("pitch assumed -90 (nadir)")
+    roll = meta.gimbal_roll or 0.0
+    f, source = focal_pixels(meta, width, height)
+    notes.append(f"focal {f:.1f} px from {source}")
+    dist = meta.distortion or (0.0, 0.0, 0.0, 0.0, 0.0)
+    if meta.distortion:
+        notes.append("lens distortion from DJI DewarpData")
+    camera = FrameCamera(width, height, f, f, width / 2, height / 2, dist,
+                         rotation_from_angles(yaw, pitch, roll), np.array([0.0, 0.0, cam_h]), frame)
+    return CameraPrior(camera, terrain, base, yaw, pitch, roll, notes)
+
+
+def _perturbed(prior: CameraPrior) -> list[tuple[FrameCamera, object, float]]:
+    """(camera, terrain, sigma) for each error source moved by one sigma."""
+    cam, b = prior.camera, prior.budget
+    out = []
+    for axis in (0, 1):
+        centre = cam.centre.copy()
+        centre[axis] += b.gps_horizontal_m
+        out.append((cam.with_pose(cam.rotation, centre), prior.terrain))
+    centre = cam.centre.copy()
+    centre[2] += b.height_m
+    out.append((cam.with_pose(cam.rotation, centre), prior.terrain))
+    for dy, dp, dr in ((b.yaw_deg, 0, 0), (0, b.pitch_deg, 0), (0, 0, b.roll_deg)):
+        rot = rotation_from_angles(prior.yaw + dy, prior.pitch + dp, prior.roll + dr)
+        out.append((cam.with_pose(rot, cam.centre), prior.terrain))
+    out.append((replace(cam, fx=cam.fx * (1 + b.focal_fraction), fy=cam.fy * (1 + b.focal_fraction)), prior.terrain))
+    return out
+
+
+def locate_pixel(prior: CameraPrior, pixel: tuple[float, float]) -> GroundPoint:
+    """The ground point of photo ``pixel`` (x, y) with its 90 % horizontal uncertainty.
+
+    Raises :class:`MetadataError` when the pixel's ray does not meet the ground (above the
+    horizon, or beyond the DEM).
+    """
+    cam = prior.camera
+    pts, hit = intersect_rays(cam, [pixel], prior.terrain)
+    if not hit[0]:
+        raise MetadataError(f"the ray of pixel ({pixel[0]:g}, {pixel[1]:g}) does not meet the ground "
+                            f"({getattr(prior.terrain, 'name', 'terrain')}) within range")
+    p0 = pts[0]
+    shifts = []
+    for pcam, terrain in _perturbed(prior):
+        q, ok = intersect_rays(pcam, [pixel], terrain)
+        shifts.append(q[0, :2] - p0[:2] if ok[0] else np.array([np.nan, np.nan]))
+    # the ground height error moves the point along the ray's horizontal direction
+    ray = cam.rays([pixel])[0]
+    horiz = math.hypot(ray[0], ray[1])
+    if horiz > 1e-9 and abs(ray[2]) > 1e-9:
+        along = prior.budget.ground_m * horiz / abs(ray[2])
+        shifts.append(np.array([ray[0], ray[1]]) / horiz * along)
+    d = np.array([s for s in shifts if np.all(np.isfinite(s))])
+    cov = d.T @ d if len(d) else np.full((2, 2), np.inf)
+    radius = math.sqrt(CHI2_2D_90 * float(np.max(np.linalg.eigvalsh(cov)))) if np.all(np.isfinite(cov)) else math.inf
+    lon, lat, h = cam.frame.to_lonlat(p0[0], p0[1], p0[2])
+    return GroundPoint(float(lon), float(lat), float(h), p0, radius)

@@ -1,0 +1,499 @@
+"""Stage 2: register the drone photo on the reference raster with local features.
+
+With a metadata camera (:mod:`smgeo_geo.pose`) the photo is first *rectified*: every pixel
+of the reference window (at the reference's ground resolution) is put on the terrain (DEM or
+flat ground) and projected into the photo, so the photo is resampled into the reference's
+own grid as a near-nadir view. SIFT features of both, Lowe's ratio test and a MAGSAC++
+homography between them then leave correspondences photo pixel <-> reference point; with the
+reference point's terrain height they refine the camera pose (PnP, RANSAC) and the click's
+ray is cast with the refined camera. Tall objects and relief stay exact where the DEM holds;
+what the global pose does not explain (lens model, DEM errors, flat ground in hilly land) is
+corrected by the residuals of the inliers nearest the click.
+
+Without metadata the photo (downscaled) is matched to the reference window directly, a
+homography is fitted as above and the click is mapped by an affine transform fitted to the
+inliers nearest the click, weighted by their distance to it.
+
+Frames: photo pixels and raster pixels in the GDAL corner convention (see
+:mod:`smgeo_geo.raster`); ``point`` results are raster-CRS ``(x, y)``; metres are on the ground.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from rasterio.windows import Window
+
+from smgeo_geo.camera import FrameCamera
+from smgeo_geo.coords import pixel_to_crs, transform_xy
+from smgeo_geo.pose import CHI2_2D_90, CameraPrior
+from smgeo_geo.raster import PixelMapping, ReferenceRaster
+from smgeo_geo.terrain import DemTerrain, intersect_rays
+
+MAX_WORK_SIDE = 1600  # pixels a side of the working window (reference and rectified photo)
+MIN_INLIERS = 15
+RATIO = 0.8
+LOCAL_NEIGHBOURS = 24  # inliers nearest the click that correct / map it locally
+GRID_STEP = 4
+LOOSE_THRESHOLD = 40.0  # work pixels: the global filter where relief bends the map
+RELIEF_SLOPE = 0.1  # metres of error per metre between the click and its matches, without a DEM  # rectification maps are computed every GRID_STEP pixels and interpolated
+
+
+@dataclass
+class Registration:
+    """Outcome of stage 2.
+
+    ``ok``: a registration was accepted; ``reason``: why not (or ``"ok"``); ``point``: the
+    click's position in the raster CRS ``(x, y)``; ``pixel``: the same in raster pixels;
+    ``uncertainty_m``: 90 % horizontal radius; ``inliers``; ``matches`` (ratio-test matches);
+    ``residual_m``: RMS residual of the inliers near the click on the ground; ``camera``:
+    the refined camera (metadata path), ``homography``: photo pixel -> raster pixel
+    (no-metadata path) or rectified -> window pixels; ``click_region``: the raster-pixel
+    quadrilateral of a square around the click (for a box when no model box agrees).
+    """
+
+    ok: bool
+    reason: str
+    point: tuple[float, float] | None = None
+    pixel: tuple[float, float] | None = None
+    uncertainty_m: float = math.inf
+    inliers: int = 0
+    matches: int = 0
+    residual_m: float = math.nan
+    camera: FrameCamera | None = None
+    homography: np.ndarray | None = None
+    click_region: np.ndarray | None = None
+    details: dict = field(default_factory=dict)
+
+
+def _gray(image: np.ndarray) -> np.ndarray:
+    g = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
+    return cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(g)
+
+
+def features(image: np.ndarray, mask: np.ndarray | None = None, max_features: int = 6000):
+    """SIFT keypoints (corner-convention pixels ``(N, 2)``) and descriptors of an RGB image."""
+    sift = cv2.SIFT_create(nfeatures=max_features)
+    m = None if mask is None else (mask.astype(np.uint8) * 255)
+    if m is not None:
+        m = cv2.erode(m, np.ones((5, 5), np.uint8))  # no features on the mask's edge
+    kps, desc = sift.detectAndCompute(_gray(image), m)
+    if desc is None or not kps:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32)
+    return np.array([k.pt for k in kps], np.float32) + 0.5, desc
+
+
+def match(desc_a: np.ndarray, desc_b: np.ndarray, ratio: float = RATIO) -> np.ndarray:
+    """Mutual-best ratio-test matches ``(M, 2)`` of indexes (a, b)."""
+    if len(desc_a) < 2 or len(desc_b) < 2:
+        return np.zeros((0, 2), int)
+    bf = cv2.BFMatcher(cv2.NORM_L2)
+    knn = bf.knnMatch(desc_a, desc_b, k=2)
+    best: dict[int, tuple[float, int]] = {}
+    for pair in knn:
+        if len(pair) == 2 and pair[0].distance < ratio * pair[1].distance:
+            m = pair[0]
+            if m.trainIdx not in best or m.distance < best[m.trainIdx][0]:
+                best[m.trainIdx] = (m.distance, m.queryIdx)
+    return np.array([(q, t) for t, (_, q) in sorted(best.items())], int).reshape(-1, 2)
+
+
+def _homography(src: np.ndarray, dst: np.ndarray, threshold: float):
+    if len(src) < MIN_INLIERS:
+        return None, np.zeros(len(src), bool)
+    h, mask = cv2.findHomography(src.astype(np.float64), dst.astype(np.float64), cv2.USAC_MAGSAC, threshold,
+                                 maxIters=10000, confidence=0.9999)
+    if h is None or not np.all(np.isfinite(h)):
+        return None, np.zeros(len(src), bool)
+    return h / h[2, 2], mask.ravel().astype(bool)
+
+
+def _locally_consistent(src: np.ndarray, dst: np.ndarray, k: int = 8, tolerance: float = 3.0) -> np.ndarray:
+    """Matches whose displacement agrees (within ``tolerance`` work pixels, after the local
+    scale) with the median displacement of their ``k`` nearest neighbours in ``src``: true
+    matches move together locally even where relief bends the global map."""
+    n = len(src)
+    if n <= k:
+        return np.ones(n, bool)
+    d = np.linalg.norm(src[:, None, :] - src[None, :, :], axis=2)
+    nn = np.argsort(d, axis=1)[:, 1:k + 1]
+    keep = np.zeros(n, bool)
+    for i in range(n):
+        coef, res = _local_affine(src[nn[i]], dst[nn[i]], src[i])
+        pred = np.append(src[i], 1.0) @ coef
+        keep[i] = np.linalg.norm(pred - dst[i]) <= tolerance and np.median(np.linalg.norm(res, axis=1)) <= tolerance
+    return keep
+
+
+def _apply_h(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    p = np.column_stack([pts, np.ones(len(pts))]) @ h.T
+    return p[:, :2] / p[:, 2:3]
+
+
+def _weights(dist: np.ndarray) -> np.ndarray:
+    """Gaussian weights of neighbours by distance, scaled to the neighbourhood's size."""
+    scale = max(float(np.median(dist)), 1e-6)
+    return np.exp(-0.5 * (dist / scale) ** 2)
+
+
+def _local_affine(src: np.ndarray, dst: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Affine map (3x2 coefficients on ``(x, y, 1)``) fitted to the ``LOCAL_NEIGHBOURS`` pairs
+    nearest ``at`` by distance-weighted least squares, and those neighbours' residuals ``(k, 2)``."""
+    d = np.linalg.norm(src - at, axis=1)
+    idx = np.argsort(d)[:LOCAL_NEIGHBOURS]
+    w = np.sqrt(_weights(d[idx]))[:, None]
+    a = np.column_stack([src[idx], np.ones(len(idx))])
+    coef, *_ = np.linalg.lstsq(a * w, dst[idx] * w, rcond=None)
+    return coef, a @ coef - dst[idx]
+
+
+def _uncertainty(residuals_m: np.ndarray, resolution_m: float, spread_m: float, slope: float = 0.02) -> float:
+    """90 % radius (m) from the local inliers' residuals (m), the pixel size and how far the
+    click is from its nearest inliers: ``slope`` metres of error per metre of extrapolation
+    (small where a DEM models the relief; ``RELIEF_SLOPE`` where flat ground is assumed)."""
+    rms = math.sqrt(float(np.mean(np.sum(residuals_m ** 2, axis=1)))) if len(residuals_m) else math.inf
+    sigma = math.sqrt(rms ** 2 / 2 + (0.5 * resolution_m) ** 2 + (slope * spread_m) ** 2)
+    return math.sqrt(CHI2_2D_90) * sigma
+
+
+def _work_window(raster: ReferenceRaster, window: Window) -> tuple[Window, tuple[int, int]]:
+    """``window`` and the out size ``(w, h)`` it is read at: native resolution, capped."""
+    scale = min(1.0, MAX_WORK_SIDE / max(window.width, window.height))
+    return window, (max(16, round(window.width * scale)), max(16, round(window.height * scale)))
+
+
+def footprint_window(prior: CameraPrior, raster: ReferenceRaster, margin_m: float,
+                     max_range_m: float | None = None) -> Window | None:
+    """Raster window holding the ground the photo sees (rays of a 9 x 7 pixel grid, ranges
+    capped at ``max_range_m``, default 8x the camera's height above ground), grown by
+    ``margin_m``; ``None`` when it misses the raster."""
+    cam = prior.camera
+    gx, gy = np.meshgrid(np.linspace(0, cam.width, 9), np.linspace(0, cam.height, 7))
+    px = np.column_stack([gx.ravel(), gy.ravel()])
+    pts, hit = intersect_rays(cam, px, prior.terrain, max_range_m=3000.0)
+    if not hit.any():
+        return None
+    height = max(10.0, cam.centre[2] - float(np.nanmin(pts[hit, 2])))
+    limit = max_range_m or 8.0 * height
+    horiz = np.linalg.norm(pts[:, :2] - cam.centre[:2], axis=1)
+    keep = hit & (horiz <= limit)
+    if not keep.any():
+        keep = hit
+    xs, ys = cam.frame.to_crs(raster.crs, pts[keep, 0], pts[keep, 1], pts[keep, 2])
+    inv = ~raster.transform
+    cols, rows = inv * (np.asarray(xs), np.asarray(ys))
+    res = abs(raster.transform.a * raster.transform.e - raster.transform.b * raster.transform.d) ** 0.5
+    pad = margin_m / res
+    c0, c1 = max(0, math.floor(np.min(cols) - pad)), min(raster.width, math.ceil(np.max(cols) + pad))
+    r0, r1 = max(0, math.floor(np.min(rows) - pad)), min(raster.height, math.ceil(np.max(rows) + pad))
+    if c1 - c0 < 16 or r1 - r0 < 16:
+        return None
+    return Window(c0, r0, c1 - c0, r1 - r0)
+
+
+def _ground_points(prior: CameraPrior, raster: ReferenceRaster, mapping: PixelMapping, uv: np.ndarray):
+    """Work-window pixels ``(N, 2)`` -> local ENU points on the terrain ``(N, 3)`` and the
+    raster-CRS ``(x, y)``; rows without terrain height are NaN."""
+    cols, rows = mapping.to_raster(uv[:, 0], uv[:, 1])
+    xs, ys = pixel_to_crs(raster.transform, cols, rows)
+    lon, lat = transform_xy(raster.crs, 4326, xs, ys)
+    h = prior.terrain.heights(lon, lat)
+    x, y, z = prior.camera.frame.from_lonlat(lon, lat, np.nan_to_num(h, nan=0.0))
+    pts = np.column_stack([x, y, z])
+    pts[~np.isfinite(h)] = np.nan
+    return pts, np.column_stack([xs, ys])
+
+
+def rectify(photo: np.ndarray, prior: CameraPrior, raster: ReferenceRaster, mapping: PixelMapping,
+            size_wh: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The photo resampled into the work window's grid through the prior camera and the
+    terrain. Returns the rectified image ``HxWx3``, its valid mask and the maps ``(H, W, 2)``
+    giving the photo pixel (corner convention) of every work pixel."""
+    w, h = size_wh
+    gw, gh = w // GRID_STEP + 2, h // GRID_STEP + 2
+    gu, gv = np.meshgrid(np.arange(gw) * GRID_STEP + 0.5, np.arange(gh) * GRID_STEP + 0.5)
+    pts, _ = _ground_points(prior, raster, mapping, np.column_stack([gu.ravel(), gv.ravel()]))
+    finite = np.all(np.isfinite(pts), axis=1)
+    px = np.full((len(pts), 2), -1e6)
+    proj, front = prior.camera.project(np.nan_to_num(pts))
+    ok = finite & front
+    px[ok] = proj[ok]
+    grid = px.reshape(gh, gw, 2).astype(np.float32)
+    # interpolate the coarse map to every work pixel (grid node k sits at k * GRID_STEP + 0.5)
+    ys = (np.arange(h) / GRID_STEP).astype(np.float32)
+    xs = (np.arange(w) / GRID_STEP).astype(np.float32)
+    mx, my = np.meshgrid(xs, ys)
+    maps = np.stack([cv2.remap(grid[..., i], mx, my, cv2.INTER_LINEAR) for i in range(2)], axis=-1)
+    image = cv2.remap(photo, maps[..., 0] - 0.5, maps[..., 1] - 0.5, cv2.INTER_LINEAR, borderValue=0)
+    pw, ph = prior.camera.width, prior.camera.height
+    valid = (maps[..., 0] >= 1) & (maps[..., 1] >= 1) & (maps[..., 0] <= pw - 1) & (maps[..., 1] <= ph - 1)
+    return image, valid, maps
+
+
+def _sample_maps(maps: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """Photo pixels of work-window points ``uv`` (bilinear on the maps)."""
+    u = (uv[:, 0] - 0.5).astype(np.float32).reshape(-1, 1)
+    v = (uv[:, 1] - 0.5).astype(np.float32).reshape(-1, 1)
+    return np.column_stack([cv2.remap(maps[..., i], u, v, cv2.INTER_LINEAR).ravel() for i in range(2)])
+
+
+@dataclass
+class RegisteredPhoto:
+    """A photo registered on one reference window: the expensive part, done once per photo
+    and window (segment-anything style); :meth:`locate` then answers each click cheaply.
+
+    ``mode``: ``"pose"`` (metadata camera refined by PnP on a DEM), ``"local"`` (metadata
+    camera, flat ground: local affine maps in the rectified frame) or ``"photo"`` (no
+    metadata: local affine maps photo -> window). Point arrays hold the inlier
+    correspondences: ``photo_px`` (photo pixels), ``work_px`` (work-window pixels of the
+    reference), ``rect_px`` (rectified-frame pixels; pose / local modes).
+    """
+
+    ok: bool
+    reason: str
+    raster: ReferenceRaster
+    window: Window | None = None
+    mapping: PixelMapping | None = None
+    resolution_m: float = math.nan
+    matches: int = 0
+    mode: str = ""
+    prior: CameraPrior | None = None
+    camera: FrameCamera | None = None
+    photo_px: np.ndarray | None = None
+    work_px: np.ndarray | None = None
+    rect_px: np.ndarray | None = None
+    world: np.ndarray | None = None
+    homography: np.ndarray | None = None
+    photo_size: tuple[int, int] = (0, 0)
+
+    @property
+    def inliers(self) -> int:
+        return 0 if self.work_px is None else len(self.work_px)
+
+    def failed(self, reason: str | None = None) -> Registration:
+        return Registration(False, reason or self.reason, inliers=self.inliers, matches=self.matches)
+
+    def locate(self, click: tuple[float, float], region_px: float) -> Registration:
+        """The click's position on the reference (raster CRS), with its uncertainty."""
+        if not self.ok:
+            return self.failed()
+        if self.mode == "pose":
+            return self._locate_pose(click, region_px)
+        return self._locate_local(click, region_px)
+
+    def _result(self, col: float, row: float, unc: float, residual_m: np.ndarray, region, extra: dict) -> Registration:
+        x, y = pixel_to_crs(self.raster.transform, [col], [row])
+        rms = float(np.sqrt(np.mean(np.sum(residual_m ** 2, axis=1)))) if len(residual_m) else math.nan
+        details = {"mode": self.mode, "work_resolution_m": round(self.resolution_m, 4),
+                   "window": [int(v) for v in self.window.flatten()], **extra}
+        return Registration(True, "ok", (float(x[0]), float(y[0])), (float(col), float(row)), unc, self.inliers,
+                            self.matches, rms, self.camera, self.homography, region, details)
+
+    def _locate_pose(self, click, region_px) -> Registration:
+        camera, terrain = self.camera, self.prior.terrain
+        proj, _ = camera.project(self.world)
+        resid_px = self.photo_px - proj
+        d = np.linalg.norm(self.photo_px - np.asarray(click), axis=1)
+        near = np.argsort(d)[:LOCAL_NEIGHBOURS]
+        w = _weights(d[near])
+        correction = (resid_px[near] * w[:, None]).sum(0) / w.sum()
+        pts, hit = intersect_rays(camera, [np.asarray(click, float) - correction], terrain)
+        if not hit[0]:
+            return self.failed("the refined camera's ray through the click misses the terrain")
+        gsd = float(np.linalg.norm(camera.centre - pts[0])) * camera.ground_sample_scale
+        local_res_m = (resid_px[near] - correction) * gsd
+        unc = _uncertainty(local_res_m, self.resolution_m, float(np.median(d[near])) * gsd)
+        x, y = camera.frame.to_crs(self.raster.crs, pts[:, 0], pts[:, 1], pts[:, 2])
+        col, row = ~self.raster.transform * (float(x[0]), float(y[0]))
+        region = _click_region(camera, terrain, self.raster, click, region_px)
+        moved = float(np.linalg.norm(camera.centre - self.prior.camera.centre))
+        return self._result(col, row, unc, local_res_m, region, {"pose_shift_m": round(moved, 3)})
+
+    def _local_map(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Source-frame points -> work-window pixels by the affine map local to ``pts[0]``
+        (fitted robustly: neighbours the first fit leaves > 3 px off are dropped, then refit),
+        the residuals of the inliers it was fitted to (work pixels) and the map's coefficients."""
+        src = self.rect_px if self.mode == "local" else self.photo_px
+        d = np.linalg.norm(src - pts[0], axis=1)
+        idx = np.argsort(d)[:2 * LOCAL_NEIGHBOURS]
+        coef, res = _local_affine(src[idx], self.work_px[idx], pts[0])
+        near = idx[np.argsort(d[idx])[:LOCAL_NEIGHBOURS]]
+        good = near[np.linalg.norm(res, axis=1) <= 3.0]
+        if len(good) >= 6:
+            coef, res = _local_affine(src[good], self.work_px[good], pts[0])
+        return np.column_stack([pts, np.ones(len(pts))]) @ coef, res, coef
+
+    def _to_source(self, photo_pts: np.ndarray) -> np.ndarray | None:
+        """Photo pixels -> the frame the local maps start from (rectified work pixels when
+        a metadata camera exists: ray to flat ground -> CRS -> work pixel)."""
+        if self.mode == "photo":
+            return photo_pts
+        cam = self.prior.camera
+        pts, hit = intersect_rays(cam, photo_pts, self.prior.terrain)
+        if not hit.all():
+            return None
+        xs, ys = cam.frame.to_crs(self.raster.crs, pts[:, 0], pts[:, 1], pts[:, 2])
+        cols, rows = ~self.raster.transform * (np.asarray(xs), np.asarray(ys))
+        u, v = self.mapping.to_model(cols, rows)
+        return np.column_stack([u, v])
+
+    def _locate_local(self, click, region_px) -> Registration:
+        cx, cy = click
+        half = region_px / 2
+        w, h = self.photo_size
+        corners = np.clip(np.array([[cx - half, cy - half], [cx + half, cy - half], [cx + half, cy + half],
+                                    [cx - half, cy + half]]), 0, [w, h])
+        src = self._to_source(np.vstack([[cx, cy], corners]))
+        if src is None:
+            return self.failed("the click's ray does not meet the ground")
+        mapped, res, coef = self._local_map(src)
+        cols, rows = self.mapping.to_raster(mapped[:, 0], mapped[:, 1])
+        res_m = res * self.resolution_m
+        src_all = self.rect_px if self.mode == "local" else self.photo_px
+        d = np.sort(np.linalg.norm(src_all - src[0], axis=1))[:LOCAL_NEIGHBOURS]
+        scale = math.sqrt(abs(np.linalg.det(coef[:2, :2])))  # work pixels per source pixel
+        unc = _uncertainty(res_m, self.resolution_m, float(np.median(d)) * scale * self.resolution_m, RELIEF_SLOPE)
+        region = np.column_stack([cols[1:], rows[1:]])
+        return self._result(float(cols[0]), float(rows[0]), unc, res_m, region, {})
+
+
+def register(photo: np.ndarray, raster: ReferenceRaster, window: Window, prior: CameraPrior | None = None,
+             photo_side: int = 1024) -> RegisteredPhoto:
+    """Register ``photo`` (``HxWx3`` uint8, upright) on ``window`` of ``raster`` (stage 2).
+
+    With a metadata ``prior`` the photo is rectified into the window first; with a DEM the
+    camera pose is then refined (``pose`` mode), on flat ground the click is mapped by local
+    affine maps (``local`` mode). Without a prior the photo, downscaled to ``photo_side``,
+    is matched directly (``photo`` mode). A failure is a result with ``ok`` False and a reason.
+    """
+    window, size = _work_window(raster, window)
+    ref_img, ref_valid, mapping = raster.read_window_with_mask(window, size)
+    base = dict(raster=raster, window=window, mapping=mapping, resolution_m=_pixel_metres(raster, mapping),
+                prior=prior, photo_size=(photo.shape[1], photo.shape[0]))
+    if not ref_valid.any():
+        return RegisteredPhoto(False, "the reference window holds no valid pixels", **base)
+    kp_f, d_f = features(ref_img, ref_valid)
+    if prior is None:
+        scale = min(1.0, photo_side / max(photo.shape[:2]))
+        small = cv2.resize(photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)),
+                           interpolation=cv2.INTER_AREA) if scale < 1 else photo
+        kp_q, d_q = features(small)
+        kp_q = kp_q / scale
+        maps = None
+    else:
+        rect, rect_valid, maps = rectify(photo, prior, raster, mapping, size)
+        if rect_valid.mean() < 0.005:
+            return RegisteredPhoto(False, "the photo's footprint does not overlap the reference window", **base)
+        kp_q, d_q = features(rect, rect_valid)
+    pairs = match(d_q, d_f)
+    base["matches"] = len(pairs)
+    if len(pairs) < MIN_INLIERS:
+        return RegisteredPhoto(False, f"only {len(pairs)} feature matches between the photo and the reference", **base)
+    src, dst = kp_q[pairs[:, 0]].astype(float), kp_f[pairs[:, 1]].astype(float)
+    dem = prior is not None and isinstance(prior.terrain, DemTerrain)
+    if dem:  # a DEM-rectified photo differs from the reference by a smooth, near-global map
+        h, inl = _homography(src, dst, threshold=3.0)
+    else:  # relief breaks one global map (flat-ground rectification, raw photo): local consistency
+        inl = _locally_consistent(src, dst)
+        h, _ = _homography(src[inl], dst[inl], threshold=LOOSE_THRESHOLD)
+        if h is None:
+            h = np.eye(3)
+    if h is None or inl.sum() < MIN_INLIERS:
+        return RegisteredPhoto(False, f"{int(inl.sum())} inliers < {MIN_INLIERS} (of {len(pairs)} matches)", **base)
+    src, dst = src[inl], dst[inl]
+    if prior is None:
+        reason = _implausible(h, src, photo.shape[1] * photo.shape[0])
+        if reason:
+            return RegisteredPhoto(False, reason, **base)
+        m = np.array(tuple(mapping.affine), dtype=float).reshape(3, 3)
+        return RegisteredPhoto(True, "ok", mode="photo", photo_px=src, work_px=dst, homography=m @ h, **base)
+    photo_px = _sample_maps(maps, src)
+    if not isinstance(prior.terrain, DemTerrain):
+        return RegisteredPhoto(True, "ok", mode="local", photo_px=photo_px, work_px=dst, rect_px=src, **base)
+    world, _ = _ground_points(prior, raster, mapping, dst)
+    good = np.all(np.isfinite(world), axis=1) & np.all(np.isfinite(photo_px), axis=1)
+    if good.sum() < MIN_INLIERS:
+        return RegisteredPhoto(False, f"{int(good.sum())} inliers with DEM heights < {MIN_INLIERS}", **base)
+    camera, keep = refine_pose(prior.camera, world[good], photo_px[good])
+    if camera is None:
+        return RegisteredPhoto(False, "the camera pose could not be refined from the matches", **base)
+    return RegisteredPhoto(True, "ok", mode="pose", camera=camera, photo_px=photo_px[good][keep],
+                           work_px=dst[good][keep], rect_px=src[good][keep], world=world[good][keep], **base)
+
+
+def _pixel_metres(raster: ReferenceRaster, mapping: PixelMapping) -> float:
+    t = raster.transform
+    native = abs(t.a * t.e - t.b * t.d) ** 0.5
+    if raster.crs.is_geographic:
+        native *= 111_320.0  # degrees -> metres (the latitude term; a size estimate only)
+    return native * math.sqrt(mapping.scale_x * mapping.scale_y)
+
+
+def refine_pose(camera: FrameCamera, world: np.ndarray, photo_px: np.ndarray,
+                threshold_px: float = 4.0) -> tuple[FrameCamera | None, np.ndarray | None]:
+    """PnP (RANSAC, then Levenberg-Marquardt on the inliers) from the metadata pose.
+
+    ``world``: local ENU points ``(N, 3)``; ``photo_px``: their photo pixels. The camera's
+    intrinsics stay fixed. Returns the refined camera and the inlier mask.
+    """
+    rvec, tvec = camera.rvec_tvec
+    obj = world - camera.centre  # centred for numerical stability
+    tvec0 = np.zeros(3)
+    ok, rvec1, tvec1, inl = cv2.solvePnPRansac(
+        obj.astype(np.float64), (photo_px - 0.5).astype(np.float64), camera.matrix, camera.dist,
+        rvec.astype(np.float64).reshape(3, 1).copy(), tvec0.reshape(3, 1).copy(), useExtrinsicGuess=True,
+        iterationsCount=2000, reprojectionError=threshold_px, confidence=0.9999, flags=cv2.SOLVEPNP_ITERATIVE)
+    if not ok or inl is None or len(inl) < MIN_INLIERS:
+        return None, None
+    keep = np.zeros(len(world), bool)
+    keep[inl.ravel()] = True
+    rvec1, tvec1 = cv2.solvePnPRefineLM(obj[keep].astype(np.float64), (photo_px[keep] - 0.5).astype(np.float64),
+                                        camera.matrix, camera.dist, rvec1, tvec1)
+    rot, _ = cv2.Rodrigues(rvec1)
+    centre = camera.centre - rot.T @ tvec1.ravel()
+    refined = camera.with_pose(rot, centre)
+    # the refined pose must stay a plausible correction of the metadata pose
+    if np.linalg.norm(centre - camera.centre) > 100.0:
+        return None, None
+    return refined, keep
+
+
+def _click_region(camera: FrameCamera, terrain, raster: ReferenceRaster, click, region_px: float):
+    """Raster-pixel quadrilateral ``(4, 2)`` of a square of ``region_px`` photo pixels around
+    the click, cast onto the terrain with ``camera``."""
+    cx, cy = click
+    half = region_px / 2
+    corners = np.array([[cx - half, cy - half], [cx + half, cy - half], [cx + half, cy + half], [cx - half, cy + half]])
+    corners = np.clip(corners, 0, [camera.width, camera.height])
+    pts, hit = intersect_rays(camera, corners, terrain)
+    if not hit.all():
+        return None
+    xs, ys = camera.frame.to_crs(raster.crs, pts[:, 0], pts[:, 1], pts[:, 2])
+    cols, rows = ~raster.transform * (np.asarray(xs), np.asarray(ys))
+    return np.column_stack([cols, rows])
+
+
+def _jacobian(h: np.ndarray, at: np.ndarray) -> np.ndarray:
+    x, y = at
+    w = h[2, 0] * x + h[2, 1] * y + h[2, 2]
+    u = (h[0, 0] * x + h[0, 1] * y + h[0, 2]) / w
+    v = (h[1, 0] * x + h[1, 1] * y + h[1, 2]) / w
+    return np.array([[h[0, 0] - u * h[2, 0], h[0, 1] - u * h[2, 1]], [h[1, 0] - v * h[2, 0], h[1, 1] - v * h[2, 1]]]) / w
+
+
+def _implausible(h: np.ndarray, inlier_src: np.ndarray, photo_area: float) -> str:
+    """Why a photo -> reference homography is not believable, or ``""``."""
+    hull = cv2.convexHull(inlier_src.astype(np.float32)).reshape(-1, 2)
+    if cv2.contourArea(hull) < 0.005 * photo_area:
+        return "the inliers are concentrated in a tiny part of the photo (degenerate match)"
+    w = np.column_stack([hull, np.ones(len(hull))]) @ h[2]
+    if np.any(w <= 1e-9):
+        return "the homography's horizon crosses the matched area"
+    return ""
+
+
+__all__ = ["RegisteredPhoto", "Registration", "footprint_window", "features", "match", "rectify", "refine_pose",
+           "register"]
