@@ -8,7 +8,10 @@ Methods (each scored with the benchmark's definition, :mod:`smgeo_model.metrics`
 * ``shuffled_query``: the model, with every reference paired with another pair's query
   and click (a fixed derangement): how much the answer depends on the query;
 * ``classical``: SIFT + MAGSAC homography (:mod:`smgeo_geo.classical`), at full resolution;
-  a failed match counts as IoU 0.
+  a failed match counts as IoU 0;
+* ``auto``: the product's locator (:mod:`smgeo_geo.locator`, ``method="auto"``) on the
+  satellite tile georeferenced from its file name: metadata (generated photos carry none, so
+  it is skipped), registration and SMGeo, fused.
 
 Besides acc@0.25 / acc@0.5 / mIoU, per class (paper Fig. 10) and per scale (Fig. 11:
 small under 300 x 300, medium to 512 x 512, large above, in CVOGL pixels of 0.5 m), and the
@@ -30,7 +33,7 @@ from smgeo_model.data.cvogl import CVOGLDataset, CVOGLItem, DatasetError, load_r
 from smgeo_model.metrics import box_iou, localization_metrics
 from smgeo_model.train import predict_dataset
 
-METHODS = ("smgeo", "centre_prior", "shuffled_query", "classical")
+METHODS = ("smgeo", "centre_prior", "shuffled_query", "classical", "auto")
 CVOGL_METRES_PER_PIXEL = 0.5
 
 
@@ -97,8 +100,12 @@ def evaluate(
     device: str = "cpu",
     limit: int | None = None,
     progress: Callable | None = None,
+    checkpoint: str | Path | None = None,
 ) -> dict:
-    """Score ``methods`` on a split; returns the report dict written by ``smgeo evaluate``."""
+    """Score ``methods`` on a split; returns the report dict written by ``smgeo evaluate``.
+
+    ``checkpoint``: the file ``model`` was loaded from (the ``auto`` method loads its own
+    predictor from it; default the bundled model)."""
     unknown = set(methods) - set(METHODS)
     if unknown:
         raise ValueError(f"unknown method(s) {sorted(unknown)}; choose from {METHODS}")
@@ -126,6 +133,8 @@ def evaluate(
         results["centre_prior"] = MethodResult(_centre_prior(data_root, data_name, infos), torch.zeros(0))
     if "classical" in methods:
         results["classical"] = MethodResult(_classical(items, progress), torch.zeros(0))
+    if "auto" in methods:
+        results["auto"] = MethodResult(_auto(items, checkpoint, device, progress), torch.zeros(0))
 
     report = {"data": {"root": str(data_root), "name": data_name, "split": split, "pairs": len(items)},
               "methods": {}}
@@ -168,6 +177,40 @@ def _classical(items: list[CVOGLItem], progress: Callable | None) -> torch.Tenso
             prepared, prepared_for = matcher.prepare_reference(to_u8(it.satellite_path)), it.satellite_path
         res = matcher.locate_prepared(to_u8(it.query_path), it.click, prepared)
         out.append(list(res.box) if res.box is not None else [float("nan")] * 4)
+    return torch.tensor(out, dtype=torch.float32).reshape(-1, 4)
+
+
+def _auto(items: list[CVOGLItem], checkpoint, device: str, progress: Callable | None) -> torch.Tensor:
+    """Boxes of the product's locator (``auto``) per pair, in satellite pixels (NaN: no answer)."""
+    from rasterio.io import MemoryFile
+    from rasterio.transform import from_origin
+
+    from smgeo_geo.errors import SMGeoError
+    from smgeo_geo.locator import Locator
+    from smgeo_geo.raster import ReferenceRaster
+    from smgeo_geo.windows import WindowSpec
+
+    locator = Locator(checkpoint=checkpoint, device=device)
+    out = []
+    for it in (progress(items) if progress else items):
+        rgb = (load_rgb(it.satellite_path).numpy() * 255).round().astype(np.uint8)
+        h, w = rgb.shape[1:]
+        try:
+            epsg, east, north, extent = satellite_georef(it.satellite_path.name)
+        except DatasetError:  # not georeferenced: any metric CRS keeps the pixel geometry
+            epsg, east, north, extent = 3857, 0.0, 0.0, float(w)
+        profile = dict(driver="GTiff", width=w, height=h, count=3, dtype="uint8", crs=f"EPSG:{epsg}",
+                       transform=from_origin(east - extent / 2, north + extent * h / w / 2, extent / w, extent / w))
+        with MemoryFile() as mem:
+            with mem.open(**profile) as dst:
+                dst.write(rgb)
+            with mem.open() as ds:
+                raster = ReferenceRaster(ds, str(it.satellite_path))
+                try:
+                    det = locator.locate(raster, it.query_path, it.click, method="auto", window=WindowSpec("whole"))
+                    out.append(list(det.pixel_box))
+                except SMGeoError:
+                    out.append([float("nan")] * 4)
     return torch.tensor(out, dtype=torch.float32).reshape(-1, 4)
 
 

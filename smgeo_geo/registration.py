@@ -35,6 +35,7 @@ from smgeo_geo.terrain import DemTerrain, intersect_rays
 
 MAX_WORK_SIDE = 1600  # pixels a side of the working window (reference and rectified photo)
 MIN_INLIERS = 15
+MIN_PHOTO_INLIERS = 30  # a photo without metadata has no prior to check a match against: ask for more
 RATIO = 0.8
 LOCAL_NEIGHBOURS = 24  # inliers nearest the click that correct / map it locally
 GRID_STEP = 4
@@ -394,9 +395,12 @@ def register(photo: np.ndarray, raster: ReferenceRaster, window: Window, prior: 
         return RegisteredPhoto(False, f"only {len(pairs)} feature matches between the photo and the reference", **base)
     src, dst = kp_q[pairs[:, 0]].astype(float), kp_f[pairs[:, 1]].astype(float)
     dem = prior is not None and isinstance(prior.terrain, DemTerrain)
-    if dem:  # a DEM-rectified photo differs from the reference by a smooth, near-global map
+    if dem or prior is None:  # a DEM-rectified photo: a smooth, near-global map; a raw photo: a plane
         h, inl = _homography(src, dst, threshold=3.0)
-    else:  # relief breaks one global map (flat-ground rectification, raw photo): local consistency
+        if prior is None and inl.sum() < MIN_PHOTO_INLIERS:
+            return RegisteredPhoto(False, f"{int(inl.sum())} inliers < {MIN_PHOTO_INLIERS} for a photo without "
+                                          f"metadata (of {len(pairs)} matches)", **base)
+    else:  # flat-ground rectification: relief breaks one global map; local consistency
         inl = _locally_consistent(src, dst)
         h, _ = _homography(src[inl], dst[inl], threshold=LOOSE_THRESHOLD)
         if h is None:

@@ -92,11 +92,13 @@ def test_evaluate_command_writes_json_markdown_and_figures(hand_dataset, tmp_pat
     main(["evaluate", "--data-root", str(hand_dataset), "--data-name", NAME, "--checkpoint",
           str(tmp_path / "ckpt" / "m.safetensors"), "--json", str(out)])
     report = json.loads(out.read_text())
-    assert set(report["methods"]) == {"smgeo", "centre_prior", "shuffled_query", "classical"}
+    assert set(report["methods"]) == {"smgeo", "centre_prior", "shuffled_query", "classical", "auto"}
     for entry in report["methods"].values():
         assert {"acc@0.25", "acc@0.5", "mIoU", "per_class", "per_scale"} <= set(entry)
         assert 0 <= entry["acc@0.5"] <= entry["acc@0.25"] <= 1
     assert report["methods"]["classical"]["failures"] == 3  # random noise images cannot be matched
+    # nothing to register and no metadata: the locator's answer is SMGeo's own box
+    assert report["methods"]["auto"]["mIoU"] == pytest.approx(report["methods"]["smgeo"]["mIoU"], abs=0.02)
     assert out.with_suffix(".md").read_text().startswith("| method |")
     for suffix in ("_bars.png", "_heatmaps.png", "_experts.png"):
         png = out.with_name("test" + suffix)

@@ -1,0 +1,105 @@
+"""Fusion rules of the locator: which stage's point answers, which box is drawn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rasterio.io import MemoryFile
+from rasterio.transform import from_origin
+
+from smgeo_geo.errors import OptionError, SMGeoError
+from smgeo_geo.locator import STRONG_INLIERS, Stage, _detection, _fuse_point, check_method, confidence
+from smgeo_geo.raster import ReferenceRaster
+from smgeo_geo.result import Detection
+
+ORIGIN = (500000.0, 5000000.0)  # UTM 33N, 1 m pixels, 200 x 200
+
+
+@pytest.fixture
+def raster():
+    profile = dict(driver="GTiff", width=200, height=200, count=3, dtype="uint8", crs="EPSG:32633",
+                   transform=from_origin(*ORIGIN, 1.0, 1.0))
+    with MemoryFile() as mem:
+        with mem.open(**profile) as dst:
+            dst.write(np.full((3, 200, 200), 120, np.uint8))
+        with mem.open() as ds:
+            yield ReferenceRaster(ds, "mem.tif")
+
+
+def at(col: float, row: float) -> tuple[float, float]:
+    """Raster-CRS point of raster pixel (col, row)."""
+    return ORIGIN[0] + col, ORIGIN[1] - row
+
+
+def meta(col, row, u=8.0):
+    return Stage("metadata", True, "", at(col, row), u, np.array([[col - 3, row - 3], [col + 3, row - 3],
+                                                                   [col + 3, row + 3], [col - 3, row + 3]]))
+
+
+def reg(col, row, u=1.0, inliers=20):
+    return Stage("registration", True, "", at(col, row), u, None, {"inliers": inliers})
+
+
+def test_registration_answers_when_it_agrees_with_the_metadata():
+    assert _fuse_point({"metadata": meta(100, 100), "registration": reg(104, 100)}).name == "registration"
+
+
+def test_a_weak_registration_that_contradicts_the_metadata_loses_and_says_by_how_much():
+    r = reg(150, 100)
+    assert _fuse_point({"metadata": meta(100, 100), "registration": r}).name == "metadata"
+    assert r.details["disagrees_with_metadata_m"] == pytest.approx(50.0)
+
+
+def test_a_strongly_supported_registration_outvotes_the_metadata():
+    r = reg(150, 100, inliers=STRONG_INLIERS)
+    assert _fuse_point({"metadata": meta(100, 100), "registration": r}).name == "registration"
+
+
+def test_failed_stages_leave_the_others_or_nothing():
+    failed = Stage("registration", False, "only 3 feature matches")
+    assert _fuse_point({"metadata": meta(1, 1), "registration": failed}).name == "metadata"
+    assert _fuse_point({"registration": failed}) is None
+    assert _fuse_point({}) is None
+
+
+def smgeo_boxes(raster, boxes_scores):
+    dets = [Detection.from_pixel_box(b, raster, score=s, rank=i) for i, (b, s) in enumerate(boxes_scores)]
+    dets[0].candidates = dets[1:]
+    return dets[0]
+
+
+def test_the_box_is_the_model_candidate_holding_the_point_not_the_top_score(raster):
+    stages = {"registration": reg(100, 100), "smgeo": Stage("smgeo", True)}
+    model = smgeo_boxes(raster, [((10, 10, 30, 30), 0.9), ((95, 90, 110, 108), 0.4)])
+    det = _detection(raster, "p.jpg", (5, 5), stages, stages["registration"], model, 5, "m@1")
+    assert det.pixel_box == (95, 90, 110, 108) and det.extra["box_source"] == "smgeo"
+    assert det.extra["answer"] == "registration" and det.extra["method"] == "registration+smgeo"
+    assert det.candidates[0].pixel_box == (10, 10, 30, 30)  # the far box stays a candidate
+    lon, lat = det.extra["located_lon"], det.extra["located_lat"]
+    assert det.polygon_lonlat.buffer(1e-9).contains(__import__("shapely.geometry").geometry.Point(lon, lat))
+
+
+def test_without_an_agreeing_model_box_the_click_region_is_drawn(raster):
+    m = meta(100, 100, u=4.0)
+    model = smgeo_boxes(raster, [((10, 10, 30, 30), 0.9)])
+    det = _detection(raster, "p.jpg", (5, 5), {"metadata": m, "smgeo": Stage("smgeo", True)}, m, model, 5, "")
+    assert det.pixel_box == (97, 97, 103, 103) and det.extra["box_source"] == "click region"
+    assert det.extra["uncertainty_m"] == 4.0 and det.extra["confidence"] == pytest.approx(confidence(4.0), abs=1e-4)
+
+
+def test_smgeo_alone_reports_half_its_box_as_uncertainty(raster):
+    model = smgeo_boxes(raster, [((10, 10, 40, 50), 0.7)])
+    det = _detection(raster, "p.jpg", (5, 5), {"smgeo": Stage("smgeo", True)}, None, model, 5, "")
+    assert det.extra["answer"] == "smgeo" and det.extra["uncertainty_m"] == pytest.approx(25.0, abs=0.1)
+
+
+def test_no_stage_is_one_error_listing_why_each_failed(raster):
+    stages = {"metadata": Stage("metadata", False, "photo has no GPS position"),
+              "registration": Stage("registration", False, "only 2 feature matches")}
+    with pytest.raises(SMGeoError, match="no GPS position.*only 2 feature matches"):
+        _detection(raster, "p.jpg", (5, 5), stages, None, None, 5, "")
+
+
+def test_unknown_method_is_an_option_error():
+    with pytest.raises(OptionError, match="auto, metadata, registration, smgeo"):
+        check_method("magic")

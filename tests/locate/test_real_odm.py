@@ -1,0 +1,151 @@
+"""Locating on real imagery: real DJI photos, a real orthophoto and DSM (shared/data/real-odm).
+
+The data sits beside the checkout (``../shared/data/real-odm``), as on CI; a checkout without
+it skips these tests (on CI, where it is always present, they fail instead of skipping).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from smgeo_geo.camera import camera_from_opensfm
+from smgeo_geo.coords import geodesic_distance
+from smgeo_geo.errors import MetadataError, SMGeoError
+from smgeo_geo.photo_meta import read_photo_meta
+from smgeo_geo.pose import camera_from_metadata, locate_pixel
+from smgeo_geo.raster import open_reference
+from smgeo_geo.terrain import DemTerrain, intersect_rays
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real-odm"
+if not DATA.is_dir():
+    if os.environ.get("CI"):
+        raise RuntimeError(f"real test data missing on CI: {DATA}")
+    pytest.skip(f"the shared real-data folder {DATA} is not beside this checkout", allow_module_level=True)
+
+SOUTH = DATA / "photos" / "100_0005_0136.jpg"
+EAST = DATA / "photos" / "100_0005_0018.jpg"
+ORTHO = DATA / "reference_0018.tif"
+DSM = DATA / "dsm.tif"
+# clicks on distinct objects in the overlap (a subset of bench/data/real_odm_clicks.csv)
+CLICKS = [(88.3, 759.3), (301.7, 807.3), (431.3, 835.0), (570.7, 819.3), (101.7, 889.3), (537.3, 884.0)]
+
+
+@pytest.fixture(scope="module")
+def reconstruction():
+    return json.loads((DATA / "reconstruction.json").read_text())[0]
+
+
+@pytest.fixture(scope="module")
+def truth(reconstruction):
+    """(lon, lat) of every click: ray of the camera that made the orthophoto onto the DSM."""
+    cam = camera_from_opensfm(reconstruction, "100_0005_0136", grid_crs="EPSG:32651")
+    with DemTerrain(DSM) as dem:
+        pts, hit = intersect_rays(cam, CLICKS, dem)
+    assert hit.all()
+    lon, lat, _ = cam.frame.to_lonlat(pts[:, 0], pts[:, 1], pts[:, 2])
+    return lon, lat
+
+
+@pytest.fixture(scope="module")
+def locator():
+    from smgeo_geo.locator import Locator
+
+    loc = Locator()
+    yield loc
+    loc.close()
+
+
+def test_dji_metadata_of_the_real_photos():
+    m = read_photo_meta(SOUTH)
+    assert (m.gimbal_yaw, m.gimbal_pitch, m.gimbal_roll) == (-175.8, -60.0, 0.0)
+    assert m.relative_altitude == pytest.approx(100.01) and m.absolute_altitude == pytest.approx(186.65)
+    assert m.focal_length_35mm == 24 and m.size == (1368, 912) and m.make == "DJI"
+    assert m.lat == pytest.approx(24.680147, abs=1e-6) and m.lon == pytest.approx(120.951665, abs=1e-6)
+    k1, k2, p1, p2, k3 = m.distortion
+    assert k1 == pytest.approx(-0.267098) and k3 == pytest.approx(-0.0331614)
+    assert m.rtk_std_m is not None and m.rtk_std_m[0] < 0.05
+
+
+def test_metadata_camera_is_close_to_the_reconstructed_one(reconstruction):
+    """Intrinsics from EXIF (35 mm equivalent over the diagonal) agree with the calibrated
+    focal length to 0.1 %; the metadata-only ground point of each click lies within its own
+    stated 90 % uncertainty of the truth."""
+    with DemTerrain(DSM) as dem:
+        prior = camera_from_metadata(read_photo_meta(SOUTH), dem)
+        accurate = camera_from_opensfm(reconstruction, "100_0005_0136", grid_crs="EPSG:32651")
+        assert prior.camera.fx == pytest.approx(accurate.fx, rel=1e-3)
+        pts, _ = intersect_rays(accurate, CLICKS, dem)
+        tlon, tlat, _ = accurate.frame.to_lonlat(pts[:, 0], pts[:, 1], pts[:, 2])
+        for click, lon, lat in zip(CLICKS, tlon, tlat):
+            g = locate_pixel(prior, click)
+            assert float(geodesic_distance(lon, lat, g.lon, g.lat)) < g.uncertainty_m
+
+
+def test_the_orthophoto_camera_reproduces_the_orthophoto(reconstruction):
+    """The truth of the benchmark is sound: photo 0018 rectified onto the DSM with its
+    reconstructed camera (in the UTM grid axes, at its GPS position) lands on the orthophoto
+    made from it to within half a pixel (0.1 m)."""
+    from smgeo_geo import registration as reg
+
+    with open_reference(ORTHO) as raster, DemTerrain(DSM) as dem:
+        cam = camera_from_opensfm(reconstruction, "100_0005_0018", grid_crs="EPSG:32651")
+        from smgeo_geo.pose import CameraPrior, ErrorBudget
+
+        prior = CameraPrior(cam, dem, ErrorBudget(), 0.0, 0.0, 0.0)
+        from rasterio.windows import Window
+
+        window = Window(0, 700, raster.width, 250)  # the road
+        image, valid, mapping = raster.read_window_with_mask(window, (raster.width, 250))
+        rect, rect_valid, _ = reg.rectify(np.array(Image.open(EAST).convert("RGB")), prior, raster, mapping,
+                                          (raster.width, 250))
+        ka, da = reg.features(rect, rect_valid)
+        kb, db = reg.features(image, valid)
+        pairs = reg.match(da, db)
+        shift = kb[pairs[:, 1]] - ka[pairs[:, 0]]
+        assert len(pairs) > 100
+        assert np.all(np.abs(np.median(shift, axis=0)) < 0.5)
+
+
+def test_auto_locates_real_clicks_to_within_a_metre_and_says_how_sure(locator, truth):
+    with open_reference(ORTHO) as raster:
+        for click, lon, lat in zip(CLICKS, *truth):
+            det = locator.locate(raster, SOUTH, click, dem=DSM)
+            err = float(geodesic_distance(lon, lat, det.extra["located_lon"], det.extra["located_lat"]))
+            assert err < 1.0, (click, err)
+            assert err <= det.extra["uncertainty_m"] <= 5.0
+            assert det.extra["answer"] == "registration"
+            assert det.extra["method"].startswith("metadata+registration")
+            assert det.extra["registration_inliers"] >= 50 and det.extra["registration_mode"] == "pose"
+            # the detection's polygon holds the located point
+            from shapely.geometry import Point
+
+            assert det.polygon_lonlat.buffer(1e-6).contains(Point(det.extra["located_lon"], det.extra["located_lat"]))
+    assert locator.last_registration_cached  # every click after the first reused the registration
+
+
+def test_without_a_dem_the_answer_is_coarser_and_says_so(locator, truth):
+    with open_reference(ORTHO) as raster:
+        det = locator.locate(raster, SOUTH, CLICKS[1], method="metadata")
+        err = float(geodesic_distance(truth[0][1], truth[1][1], det.extra["located_lon"], det.extra["located_lat"]))
+        assert det.extra["method"] == "metadata" and err < det.extra["uncertainty_m"]
+        assert det.extra["uncertainty_m"] > 2.0  # flat ground at the take-off height: metres, not centimetres
+
+
+def test_photo_without_metadata_skips_the_metadata_stage_with_its_reason(locator, tmp_path):
+    stripped = tmp_path / "stripped.jpg"
+    Image.open(SOUTH).convert("RGB").save(stripped, quality=95)
+    with open_reference(ORTHO) as raster:
+        with pytest.raises(MetadataError, match="no GPS position"):
+            locator.locate(raster, stripped, CLICKS[0], method="metadata")
+        det = locator.locate(raster, stripped, CLICKS[0], method="auto")
+        assert "no GPS position" in det.extra["metadata_status"]
+        assert det.extra["registration_status"] != "ok"  # an oblique photo alone: too few inliers, said so
+        assert det.extra["answer"] == "smgeo" and det.extra["method"] == "smgeo"
+        with pytest.raises(SMGeoError, match="registration failed"):
+            locator.locate(raster, stripped, CLICKS[0], method="registration")
