@@ -8,7 +8,8 @@ coordinate conversion and GIS outputs::
     with open_reference("mosaic.tif") as raster:
         predictor.set_reference(raster, window)     # rasterio Window in raster pixels
         predictor.set_query("DJI_0042.JPG")
-        detection = predictor.locate((812, 455))    # click (x, y) in photo pixels
+        detection = predictor.locate((812, 455))    # click (x, y) in photo pixels: SMGeo alone
+        fused = predictor.locate_photo(raster, "DJI_0042.JPG", (812, 455), dem="dsm.tif")  # all stages
 
 Geo modules (coords, raster, windows, photo_meta, result, vector_io) never import torch;
 the names below are imported lazily.
@@ -16,10 +17,11 @@ the names below are imported lazily.
 
 from smgeo_geo.errors import SMGeoError
 
-__all__ = ["Detection", "GeoPredictor", "SMGeoError", "open_reference"]
+__all__ = ["Detection", "GeoPredictor", "Locator", "SMGeoError", "open_reference"]
 __version__ = "0.1.0"
 
-_LAZY = {"GeoPredictor": "smgeo_geo.predictor", "open_reference": "smgeo_geo.raster", "Detection": "smgeo_geo.result"}
+_LAZY = {"GeoPredictor": "smgeo_geo.predictor", "open_reference": "smgeo_geo.raster", "Detection": "smgeo_geo.result",
+         "Locator": "smgeo_geo.locator"}
 
 
 def __getattr__(name: str):

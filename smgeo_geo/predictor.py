@@ -120,6 +120,7 @@ class GeoPredictor:
         self._query_size_wh: tuple[int, int] | None = None
         self.last_heatmap: tuple[np.ndarray, Affine] | None = None
         self.last_reference_cached = False  # whether the last set_reference came from the cache
+        self._locator = None  # smgeo_geo.locator.Locator bound to this predictor, made on first use
 
     # -- reference ----------------------------------------------------------------------
     @property
@@ -241,6 +242,24 @@ class GeoPredictor:
         for d in (det, *det.candidates):
             d.extra.update(window_mode=resolved.mode, window_reason=resolved.reason)
         return det
+
+    def locate_photo(self, raster: ReferenceRaster, photo: str | Path, click: tuple[float, float],
+                     method: str = "auto", window: WindowSpec | None = None, dem: str | Path | None = None,
+                     top_k: int = 5, progress=None) -> Detection:
+        """Locate ``click`` (x, y photo pixels) of the photo at ``photo`` with all three stages
+        (photo metadata, registration, this model; see :mod:`smgeo_geo.locator`), fused.
+
+        ``method``: auto | metadata | registration | smgeo; ``dem``: a DSM/DEM whose heights
+        are in the photo's altitude frame. The result's ``extra`` holds ``method``,
+        ``uncertainty_m`` (90 % radius, metres), ``located_lon`` / ``located_lat`` and the
+        stage details. Caches registrations, so further clicks on the same photo are cheap.
+        """
+        if self._locator is None:
+            from smgeo_geo.locator import Locator
+
+            self._locator = Locator(predictor=self)
+        return self._locator.locate(raster, photo, click, method=method, window=window, dem=dem, top_k=top_k,
+                                    progress=progress)
 
     def _detections(self, boxes, scores, click) -> Detection:
         raster = self.reference.raster

@@ -33,13 +33,14 @@ from smgeo_geo.pose import CHI2_2D_90, CameraPrior
 from smgeo_geo.raster import PixelMapping, ReferenceRaster
 from smgeo_geo.terrain import DemTerrain, intersect_rays
 
-MAX_WORK_SIDE = 1600  # pixels a side of the working window (reference and rectified photo)
+MAX_WORK_SIDE = 768  # pixels a side of the working window (reference and rectified photo)
 MIN_INLIERS = 15
 MIN_PHOTO_INLIERS = 30  # a photo without metadata has no prior to check a match against: ask for more
 RATIO = 0.8
 LOCAL_NEIGHBOURS = 24  # inliers nearest the click that correct / map it locally
 GRID_STEP = 4
 LOOSE_THRESHOLD = 40.0  # work pixels: the global filter where relief bends the map
+LOCAL_RADIUS_M = 40.0  # metres around the click whose features map it, without a DEM
 RELIEF_SLOPE = 0.1  # metres of error per metre between the click and its matches, without a DEM  # rectification maps are computed every GRID_STEP pixels and interpolated
 
 
@@ -75,7 +76,7 @@ def _gray(image: np.ndarray) -> np.ndarray:
     return cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(g)
 
 
-def features(image: np.ndarray, mask: np.ndarray | None = None, max_features: int = 6000):
+def features(image: np.ndarray, mask: np.ndarray | None = None, max_features: int = 3000):
     """SIFT keypoints (corner-convention pixels ``(N, 2)``) and descriptors of an RGB image."""
     sift = cv2.SIFT_create(nfeatures=max_features)
     m = None if mask is None else (mask.astype(np.uint8) * 255)
@@ -269,6 +270,8 @@ class RegisteredPhoto:
     world: np.ndarray | None = None
     homography: np.ndarray | None = None
     photo_size: tuple[int, int] = (0, 0)
+    features: tuple | None = None  # (rectified keypoints, descriptors, reference keypoints, descriptors)
+    prior_uncertainty_m: float = 30.0  # how far the metadata may be off (search radius of local matching)
 
     @property
     def inliers(self) -> int:
@@ -350,6 +353,10 @@ class RegisteredPhoto:
         src = self._to_source(np.vstack([[cx, cy], corners]))
         if src is None:
             return self.failed("the click's ray does not meet the ground")
+        if self.mode == "local" and self.features is not None:
+            near = self._near_click(src)
+            if near is not None:
+                return near
         mapped, res, coef = self._local_map(src)
         cols, rows = self.mapping.to_raster(mapped[:, 0], mapped[:, 1])
         res_m = res * self.resolution_m
@@ -359,6 +366,36 @@ class RegisteredPhoto:
         unc = _uncertainty(res_m, self.resolution_m, float(np.median(d)) * scale * self.resolution_m, RELIEF_SLOPE)
         region = np.column_stack([cols[1:], rows[1:]])
         return self._result(float(cols[0]), float(rows[0]), unc, res_m, region, {})
+
+
+    def _near_click(self, src: np.ndarray) -> Registration | None:
+        """``local`` mode: match only the features around the click (rectified frame) to the
+        reference features within the metadata's reach, and map the click by the affine map
+        those matches agree on (RANSAC). ``None`` when too few agree."""
+        kq, dq, kf, df = self.features
+        reach = LOCAL_RADIUS_M / self.resolution_m
+        search = reach + min(self.prior_uncertainty_m, 100.0) / self.resolution_m
+        qa = np.linalg.norm(kq - src[0], axis=1) <= reach
+        fa = np.linalg.norm(kf - src[0], axis=1) <= search
+        if qa.sum() < 8 or fa.sum() < 8:
+            return None
+        pairs = match(dq[qa], df[fa], ratio=0.85)
+        if len(pairs) < 8:
+            return None
+        a, b = kq[qa][pairs[:, 0]].astype(np.float64), kf[fa][pairs[:, 1]].astype(np.float64)
+        m, inl = cv2.estimateAffine2D(a, b, method=cv2.RANSAC, ransacReprojThreshold=3.0, maxIters=5000,
+                                      confidence=0.999)
+        if m is None or inl is None or inl.sum() < 8:
+            return None
+        inl = inl.ravel().astype(bool)
+        coef = m.T  # (3, 2) on (x, y, 1)
+        mapped = np.column_stack([src, np.ones(len(src))]) @ coef
+        res = (np.column_stack([a[inl], np.ones(inl.sum())]) @ coef - b[inl]) * self.resolution_m
+        spread = float(np.median(np.linalg.norm(a[inl] - src[0], axis=1))) * self.resolution_m
+        unc = _uncertainty(res, self.resolution_m, spread, RELIEF_SLOPE / 2)
+        cols, rows = self.mapping.to_raster(mapped[:, 0], mapped[:, 1])
+        return self._result(float(cols[0]), float(rows[0]), unc, res, np.column_stack([cols[1:], rows[1:]]),
+                            {"local_matches": int(inl.sum())})
 
 
 def register(photo: np.ndarray, raster: ReferenceRaster, window: Window, prior: CameraPrior | None = None,
@@ -416,7 +453,8 @@ def register(photo: np.ndarray, raster: ReferenceRaster, window: Window, prior: 
         return RegisteredPhoto(True, "ok", mode="photo", photo_px=src, work_px=dst, homography=m @ h, **base)
     photo_px = _sample_maps(maps, src)
     if not isinstance(prior.terrain, DemTerrain):
-        return RegisteredPhoto(True, "ok", mode="local", photo_px=photo_px, work_px=dst, rect_px=src, **base)
+        return RegisteredPhoto(True, "ok", mode="local", photo_px=photo_px, work_px=dst, rect_px=src,
+                               features=(kp_q, d_q, kp_f, d_f), **base)
     world, _ = _ground_points(prior, raster, mapping, dst)
     good = np.all(np.isfinite(world), axis=1) & np.all(np.isfinite(photo_px), axis=1)
     if good.sum() < MIN_INLIERS:

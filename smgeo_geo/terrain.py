@@ -151,7 +151,8 @@ def intersect_rays(camera: FrameCamera, pixels, terrain, max_range_m: float = 30
     Returns local ENU points ``(N, 3)`` (camera.frame) and a mask of rays that met the
     ground within ``max_range_m``. Flat ground is solved exactly (on the ellipsoid-following
     height, by a few fixed-point steps); a DEM by marching along the ray in steps of
-    ``step_m`` (default 0.5 m) and refining the first crossing linearly.
+    ``step_m`` (default 2 m), then again in steps of a twentieth around the first crossing,
+    which is refined linearly. A surface thinner than ``step_m`` along the ray can be missed.
     """
     rays = camera.rays(pixels)
     n = len(rays)
@@ -171,19 +172,31 @@ def intersect_rays(camera: FrameCamera, pixels, terrain, max_range_m: float = 30
         hit = down & (t > 0) & (t <= max_range_m)
         points[hit] = pts[hit]
         return points, hit
-    step = step_m or 0.5
+    step = step_m or 2.0
     ts = np.arange(0.0, max_range_m + step, step)
     for i, ray in enumerate(rays):
-        pts = origin + ts[:, None] * ray
-        lon, lat, h = frame.to_lonlat(pts[:, 0], pts[:, 1], pts[:, 2])
-        ground = terrain.heights(lon, lat)
-        above = h - ground
-        valid = np.isfinite(above)
-        cross = np.nonzero(valid[1:] & valid[:-1] & (above[:-1] > 0) & (above[1:] <= 0))[0]
-        if cross.size == 0:
+        t = _first_crossing(frame, origin, ray, terrain, ts)
+        if t is None:
             continue
-        k = cross[0]
-        f = above[k] / (above[k] - above[k + 1])
-        points[i] = origin + (ts[k] + f * step) * ray
+        fine = np.linspace(max(0.0, t - step), t + step, 41)  # refine the bracket to step / 20
+        t = _first_crossing(frame, origin, ray, terrain, fine)
+        if t is None:
+            continue
+        points[i] = origin + t * ray
         hit[i] = True
     return points, hit
+
+
+def _first_crossing(frame, origin: np.ndarray, ray: np.ndarray, terrain, ts: np.ndarray) -> float | None:
+    """Distance along ``ray`` where it first goes from above to below the terrain (linear
+    interpolation between the samples ``ts``), or None."""
+    pts = origin + ts[:, None] * ray
+    lon, lat, h = frame.to_lonlat(pts[:, 0], pts[:, 1], pts[:, 2])
+    above = h - terrain.heights(lon, lat)
+    valid = np.isfinite(above)
+    cross = np.nonzero(valid[1:] & valid[:-1] & (above[:-1] > 0) & (above[1:] <= 0))[0]
+    if cross.size == 0:
+        return None
+    k = cross[0]
+    f = above[k] / (above[k] - above[k + 1])
+    return float(ts[k] + f * (ts[k + 1] - ts[k]))
