@@ -65,13 +65,20 @@ def read_checkpoint_config(path: str | os.PathLike) -> tuple[SMGeoConfig, dict[s
     if not meta_path.is_file():
         raise CheckpointError(f"checkpoint config {meta_path} not found (expected beside the .safetensors file)")
     try:
-        doc = json.loads(meta_path.read_text())
-    except (OSError, ValueError) as exc:
+        doc = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise CheckpointError(f"checkpoint config {meta_path} is not valid JSON: {exc}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or "config" not in doc:
         raise CheckpointError(f"{meta_path} is not an SMGeo checkpoint config (missing format/config)")
+    version = doc.get("version", VERSION)
+    if isinstance(version, bool) or version != VERSION:
+        raise CheckpointError(f"{meta_path}: field version must be {VERSION}, got {version!r} "
+                              f"(written by another version of smgeo_model?)")
+    metadata = doc.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"{meta_path}: field metadata must be an object, got {metadata!r}")
     try:
-        return SMGeoConfig.from_dict(doc["config"]), doc.get("metadata", {})
+        return SMGeoConfig.from_dict(doc["config"]), metadata
     except ConfigError as exc:
         raise CheckpointError(f"{meta_path}: {exc}") from None
 

@@ -14,12 +14,74 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from smgeo_model.errors import ConfigError
 
 Placement = Literal["none", "even", "all"]
+
+
+# field -> (kind, count, low, high, low_inclusive): kind "int" (whole numbers, not booleans) or
+# "float" (finite numbers); count None for a scalar, else a sequence of that many; values in
+# [low, high] (low excluded when low_inclusive is False). Upper bounds only stop absurd sizes
+# (a checkpoint JSON edited by hand) from allocating gigabytes before the weights are compared.
+_FIELD_RULES: dict[str, tuple[str, int | None, float, float, bool]] = {
+    "embed_dim": ("int", None, 1, 1024, True),
+    "depths": ("int", 4, 1, 64, True),
+    "num_heads": ("int", 4, 1, 256, True),
+    "window_size": ("int", None, 1, 64, True),
+    "mlp_ratio": ("float", None, 0, 16, False),
+    "drop_path_rate": ("float", None, 0, 0.999, True),
+    "moe_num_experts": ("int", None, 1, 64, True),
+    "moe_top_k": ("int", None, 1, 64, True),
+    "moe_grid": ("int", 2, 1, 64, True),
+    "moe_placement": ("str", 4, 0, 0, True),
+    "moe_expert_ratio": ("float", None, 0, 4, False),
+    "moe_gate_noise": ("float", None, 0, 100, True),
+    "neck_dim": ("int", None, 1, 4096, True),
+    "fusion_groups": ("int", None, 1, 4096, True),
+    "head_dim": ("int", None, 1, 4096, True),
+    "loss_alpha": ("float", None, 0, 1e6, True),
+    "loss_mu": ("float", None, 0, 1e6, True),
+    "loss_lambda": ("float", None, 0, 1e6, True),
+    "focal_gamma": ("float", None, 0, 100, True),
+    "focal_beta": ("float", None, 0, 100, True),
+    "heatmap_sigma_scale": ("float", None, 0, 100, False),
+    "heatmap_sigma_min": ("float", None, 0, 1e4, True),
+    "query_size": ("int", 2, 32, 8192, True),
+    "reference_size": ("int", 2, 32, 8192, True),
+}
+
+
+def _expected(kind: str, count: int | None, low: float, high: float, low_inclusive: bool) -> str:
+    if kind == "str":
+        return f"a list of {count} strings"
+    what = "whole number" if kind == "int" else "number"
+    bound = f"from {low:g} to {high:g}" if low_inclusive else f"greater than {low:g} and at most {high:g}"
+    return f"a {what} {bound}" if count is None else f"a list of {count} {what}s, each {bound}"
+
+
+def _checked(name: str, value: Any, spec: tuple, config_name: str) -> Any:
+    """``value`` of field ``name`` checked against ``spec`` (see ``_FIELD_RULES``): sequences as
+    tuples, float fields as floats; :class:`ConfigError` naming the field otherwise."""
+    kind, count, low, high, low_inclusive = spec
+
+    def ok(v: Any) -> bool:
+        if kind == "str":
+            return isinstance(v, str)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (kind == "int" and not isinstance(v, int)):
+            return False
+        return math.isfinite(v) and (low <= v if low_inclusive else low < v) and v <= high
+
+    items = value if count is not None else (value,)
+    if (count is not None and (not isinstance(value, (list, tuple)) or len(value) != count)) or not all(
+            ok(v) for v in items):
+        raise ConfigError(f"field {name} must be {_expected(*spec)}, got {value!r} (config {config_name!r})")
+    if kind == "float":
+        return float(value)
+    return tuple(value) if count is not None and not isinstance(value, tuple) else value
 
 
 @dataclass(frozen=True)
@@ -86,27 +148,34 @@ class SMGeoConfig:
     OUTPUT_STRIDE = 16  # heatmap / box map stride in reference pixels (see model/head.py)
 
     def __post_init__(self) -> None:
-        n = len(self.depths)
-        if len(self.num_heads) != n or len(self.moe_placement) != n:
-            raise ConfigError(
-                f"config {self.name!r}: depths, num_heads and moe_placement need one entry per "
-                f"stage, got {len(self.depths)}, {len(self.num_heads)}, {len(self.moe_placement)}"
-            )
-        if n != 4:
-            raise ConfigError(f"config {self.name!r}: SMGeo needs 4 Swin stages, got depths={self.depths}")
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError(f"field name must be a non-empty string, got {self.name!r}")
+        for name, spec in _FIELD_RULES.items():
+            value = _checked(name, getattr(self, name), spec, self.name)
+            if value is not getattr(self, name):
+                object.__setattr__(self, name, value)  # lists -> tuples, ints -> floats where floats are meant
+        if not isinstance(self.click_in_backbone, bool):
+            self._fail("click_in_backbone", "true or false")
+        if not isinstance(self.extra, dict):
+            self._fail("extra", "an object (dict)")
         for p in self.moe_placement:
             if p not in ("none", "even", "all"):
-                raise ConfigError(f"config {self.name!r}: moe_placement entries must be none/even/all, got {p!r}")
+                self._fail("moe_placement", "4 entries, each 'none', 'even' or 'all'", self.moe_placement)
         if not 1 <= self.moe_top_k <= self.moe_num_experts:
-            raise ConfigError(
-                f"config {self.name!r}: moe_top_k must be in 1..moe_num_experts={self.moe_num_experts}, "
-                f"got {self.moe_top_k}"
-            )
+            self._fail("moe_top_k", f"in 1..moe_num_experts={self.moe_num_experts}")
+        for i, (dim, heads) in enumerate(zip(self.stage_dims(), self.num_heads)):
+            if dim % heads:
+                self._fail("num_heads", f"divisors of the stage widths {list(self.stage_dims())} "
+                                        f"(stage {i}: {dim} channels, {heads} heads)")
         if self.neck_dim % self.fusion_groups:
-            raise ConfigError(f"config {self.name!r}: neck_dim {self.neck_dim} not divisible by fusion_groups")
-        for label, size in (("query_size", self.query_size), ("reference_size", self.reference_size)):
-            if len(size) != 2 or any(s <= 0 or s % 32 for s in size):
-                raise ConfigError(f"config {self.name!r}: {label} must be (height, width) multiples of 32, got {size}")
+            self._fail("neck_dim", f"divisible by fusion_groups={self.fusion_groups}")
+        for label in ("query_size", "reference_size"):
+            if any(s % 32 for s in getattr(self, label)):
+                self._fail(label, "(height, width) multiples of 32")
+
+    def _fail(self, name: str, expected: str, value: Any = None) -> None:
+        value = getattr(self, name) if value is None else value
+        raise ConfigError(f"field {name} must be {expected}, got {value!r} (config {self.name!r})")
 
     # -- derived -------------------------------------------------------------------
     def moe_blocks(self, stage: int) -> tuple[int, ...]:
@@ -128,6 +197,10 @@ class SMGeoConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SMGeoConfig":
+        """The config of a JSON object (lists become tuples); :class:`ConfigError` naming the
+        first unknown or invalid field."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"config must be an object of fields, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -23,7 +23,7 @@ from affine import Affine
 from shapely.geometry import Polygon
 from shapely.geometry.polygon import orient
 
-from smgeo_geo.errors import CRSError
+from smgeo_geo.errors import CRSError, OptionError
 
 CRSLike = Union[pyproj.CRS, int, str, Any]  # Any: rasterio.crs.CRS (has .to_wkt())
 """A CRS as a rasterio CRS, a pyproj CRS, an EPSG code or a WKT/PROJ/'EPSG:xxxx' string."""
@@ -63,8 +63,57 @@ def _transformer(src_wkt: str, dst_wkt: str, _thread: int) -> pyproj.Transformer
 
 
 def transformer(src: CRSLike, dst: CRSLike) -> pyproj.Transformer:
-    """Cached ``pyproj.Transformer`` from ``src`` to ``dst`` with x/east/lon first."""
-    return _transformer(to_crs(src).to_wkt(), to_crs(dst).to_wkt(), threading.get_ident())
+    """Cached ``pyproj.Transformer`` from ``src`` to ``dst`` with x/east/lon first.
+
+    Raises :class:`CRSError` naming both CRSs when PROJ knows no way between them (e.g. a
+    local engineering CRS, ``LOCAL_CS[...]``, has no datum to relate it to WGS84).
+    """
+    source, target = to_crs(src), to_crs(dst)
+    try:
+        return _transformer(source.to_wkt(), target.to_wkt(), threading.get_ident())
+    except pyproj.exceptions.ProjError as exc:
+        raise CRSError(f"no coordinate transformation from {_short(source)} to {_short(target)} "
+                       f"({source.type_name}; {exc})") from None
+
+
+def _short(crs: pyproj.CRS) -> str:
+    """``EPSG:xxxx`` or the CRS's name (never a whole WKT), for messages."""
+    auth = crs.to_authority(min_confidence=90)
+    return f"{auth[0]}:{auth[1]}" if auth else repr(crs.name)[:80]
+
+
+def check_lonlat(crs: CRSLike, xs, ys, what: str = "coordinates") -> tuple[np.ndarray, np.ndarray]:
+    """``(lon, lat)`` WGS84 degrees of the points ``(x, y)`` in ``crs``, or :class:`CRSError`
+    saying that ``what`` (e.g. "the raster's pixels") cannot be put on the map: no
+    transformation to WGS84 exists, or the results are not finite."""
+    try:
+        return crs_to_lonlat(crs, xs, ys)
+    except CRSError as exc:
+        raise CRSError(f"{what} cannot be converted to WGS84 lon/lat: {exc}") from None
+
+
+def check_bounds_crs(bounds, crs: CRSLike, bounds_name: str = "bounds", crs_name: str = "CRS") -> None:
+    """Check, before any pixel is read, that ``bounds = (minx, miny, maxx, maxy)`` in ``crs``
+    can be put on the map: :class:`CRSError` when ``crs`` is unknown or has no transformation
+    to WGS84 (e.g. a local engineering CRS), :class:`OptionError` when the box is empty or,
+    in a geographic CRS, lies outside lon -180..180 / lat -90..90. Messages name ``bounds_name`` /
+    ``crs_name`` (e.g. the CLI options ``--bbox`` / ``--bbox-crs``)."""
+    minx, miny, maxx, maxy = (float(v) for v in bounds)
+    if not (minx < maxx and miny < maxy):
+        raise OptionError(f"{bounds_name} {minx:g},{miny:g},{maxx:g},{maxy:g} is empty; need minx < maxx and "
+                          f"miny < maxy")
+    xs, ys = np.array([minx, maxx, maxx, minx]), np.array([miny, miny, maxy, maxy])
+    try:
+        c = to_crs(crs)
+    except CRSError as exc:
+        raise CRSError(f"{crs_name}: {exc}") from None
+    if c.is_geographic and not (np.all(np.abs(xs) <= 180) and np.all(np.abs(ys) <= 90)):
+        raise OptionError(f"{bounds_name} {minx:g},{miny:g},{maxx:g},{maxy:g} lies outside lon -180..180 / "
+                          f"lat -90..90 degrees ({crs_name} {_short(c)} is geographic)")
+    try:
+        check_lonlat(c, xs, ys, f"{bounds_name} {minx:g},{miny:g},{maxx:g},{maxy:g}")
+    except CRSError as exc:
+        raise CRSError(f"{crs_name} {_short(c)}: {exc}") from None
 
 
 def transform_xy(src: CRSLike, dst: CRSLike, xs, ys) -> tuple[np.ndarray, np.ndarray]:
@@ -73,12 +122,15 @@ def transform_xy(src: CRSLike, dst: CRSLike, xs, ys) -> tuple[np.ndarray, np.nda
     Raises :class:`CRSError` when the result is not finite (point outside the CRS area).
     """
     xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
-    ox, oy = transformer(src, dst).transform(xs, ys, errcheck=False)
+    try:
+        ox, oy = transformer(src, dst).transform(xs, ys, errcheck=False)
+    except pyproj.exceptions.ProjError as exc:
+        raise CRSError(f"cannot transform coordinates from {_short(to_crs(src))} to {_short(to_crs(dst))}: "
+                       f"{exc}") from None
     ox, oy = np.asarray(ox, dtype=float), np.asarray(oy, dtype=float)
     if not (np.all(np.isfinite(ox)) and np.all(np.isfinite(oy))):
-        raise CRSError(
-            f"cannot transform coordinates from {crs_string(src)[:80]} to {crs_string(dst)[:80]}"
-        )
+        raise CRSError(f"cannot transform coordinates from {_short(to_crs(src))} to {_short(to_crs(dst))} "
+                       f"(outside the area where the transformation is defined)")
     return ox, oy
 
 
@@ -92,9 +144,9 @@ def transform_bounds(
     try:
         out = transformer(src, dst).transform_bounds(*bounds, densify_pts=densify_pts)
     except pyproj.exceptions.ProjError as exc:
-        raise CRSError(f"cannot transform bounds {bounds} to {crs_string(dst)[:80]}: {exc}") from exc
+        raise CRSError(f"cannot transform bounds {bounds} to {_short(to_crs(dst))}: {exc}") from exc
     if not np.all(np.isfinite(out)):
-        raise CRSError(f"cannot transform bounds {bounds} to {crs_string(dst)[:80]}")
+        raise CRSError(f"cannot transform bounds {bounds} to {_short(to_crs(dst))}")
     return tuple(float(v) for v in out)  # type: ignore[return-value]
 
 

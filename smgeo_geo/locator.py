@@ -225,7 +225,8 @@ class Locator:
 
         ``photo``: the drone photo's path; ``click``: (x, y) photo pixels (upright photo);
         ``method``: auto | metadata | registration | smgeo; ``window``: the user's search
-        window (default auto); ``dem``: DSM/DEM path (heights in the photo's altitude frame).
+        window (default auto); ``dem``: DSM/DEM path (heights in the photo's altitude frame);
+        ``progress(fraction, message)``: called between steps (and per sliding window).
         Raises the stage's own error when a single-stage method cannot run (e.g.
         :class:`MetadataError` for ``metadata`` on a photo without GPS), and
         :class:`SMGeoError` when no stage of ``auto`` could answer.
@@ -273,7 +274,13 @@ class Locator:
                     predictor.set_query(image)
                     self._query_key = query_key
                 predictor.query_path = photo
-                smgeo_det = predictor.locate_resolved(raster, smgeo_window, click, top_k)
+                def windows_tick(items):
+                    items = list(items)
+                    for i, item in enumerate(items):
+                        tick(0.6 + 0.35 * i / max(len(items), 1), f"SMGeo window {i + 1}/{len(items)}")
+                        yield item
+
+                smgeo_det = predictor.locate_resolved(raster, smgeo_window, click, top_k, progress=windows_tick)
                 self.last_heatmap = predictor.last_heatmap
                 stages["smgeo"] = Stage("smgeo", True, "", details={"score": round(smgeo_det.score, 4),
                                                                     "window": smgeo_window.reason})

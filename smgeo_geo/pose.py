@@ -8,8 +8,9 @@
   point at the image centre; Brown distortion from DJI ``DewarpData`` when the photo is not
   dewarped, else none;
 * position: GPS latitude / longitude; height from DJI ``AbsoluteAltitude`` (or EXIF
-  ``GPSAltitude``) when a DEM is given, else DJI ``RelativeAltitude`` above flat ground at the
-  take-off height (the local frame's ``z = 0``);
+  ``GPSAltitude``) when a DEM is given (unless, without RTK, it is more than 15 m from the
+  DEM height below the drone + ``RelativeAltitude``, a sign of another vertical datum: then
+  that sum), else ``RelativeAltitude`` above flat ground at the take-off height (``z = 0``);
 * attitude: DJI ``GimbalYawDegree`` / ``GimbalPitchDegree`` / ``GimbalRollDegree`` (absolute
   angles; ``FlightYawDegree`` when the gimbal yaw is missing; pitch -90 = nadir when missing).
 
@@ -33,6 +34,9 @@ from smgeo_geo.terrain import DemTerrain, FlatTerrain, intersect_rays
 DIAG_35MM = 43.2666  # mm, diagonal of a 36 x 24 mm frame
 DEFAULT_F35 = 24.0  # mm, the common drone lens when the photo says nothing
 CHI2_2D_90 = 4.605  # 90 % quantile of chi-square with 2 degrees of freedom
+# a non-RTK absolute altitude further than this from DEM-below-the-drone + relative altitude is
+# taken to be in another vertical datum (or barometric drift) and not used
+ALTITUDE_TOLERANCE_M = 15.0
 
 
 @dataclass(frozen=True)
@@ -122,18 +126,23 @@ def camera_from_metadata(meta: PhotoMeta, terrain=None, budget: ErrorBudget | No
     frame = LocalFrame(meta.lon, meta.lat, 0.0)
     if isinstance(terrain, DemTerrain):
         abs_alt = meta.absolute_altitude if meta.absolute_altitude is not None else meta.gps_altitude
-        if abs_alt is not None:
+        below = float(terrain.heights([meta.lon], [meta.lat])[0])
+        from_dem = below + meta.relative_altitude if meta.relative_altitude is not None else math.nan
+        if abs_alt is not None and (rtk is not None or not math.isfinite(from_dem)
+                                    or abs(abs_alt - from_dem) <= ALTITUDE_TOLERANCE_M):
             cam_h = abs_alt
             notes.append("height: absolute altitude against the DEM")
             if rtk is None:
                 base = replace(base, height_m=max(base.height_m, 5.0))
-        elif meta.relative_altitude is not None:
-            below = float(terrain.heights([meta.lon], [meta.lat])[0])
-            if not math.isfinite(below):
-                raise MetadataError(f"{meta.path}: no absolute altitude and the DEM has no height below the drone")
-            cam_h = below + meta.relative_altitude
+        elif math.isfinite(from_dem):
+            if abs_alt is not None:
+                notes.append(f"absolute altitude {abs_alt:.1f} m disagrees with DEM + relative altitude "
+                             f"{from_dem:.1f} m (another vertical datum?); using the latter")
+            cam_h = from_dem
             notes.append("height: DEM below the drone + relative altitude (take-off assumed at that height)")
             base = replace(base, height_m=max(base.height_m, 5.0))
+        elif abs_alt is None and meta.relative_altitude is not None:
+            raise MetadataError(f"{meta.path}: no absolute altitude and the DEM has no height below the drone")
         else:
             raise MetadataError(f"{meta.path}: no altitude in the metadata (DJI AbsoluteAltitude / EXIF GPSAltitude)")
         base = replace(base, ground_m=terrain.sigma_m)

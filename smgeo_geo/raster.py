@@ -26,10 +26,11 @@ from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
-from smgeo_geo.coords import pixel_to_crs, to_crs
+from smgeo_geo.coords import check_lonlat, pixel_to_crs, to_crs
 from smgeo_geo.errors import CRSError, NotGeoreferencedError, RasterError, SMGeoError
 
 STRETCH_PERCENTILES = (2.0, 98.0)
+SUPPORTED_KINDS = {"u": "unsigned integer", "i": "integer", "f": "float"}  # numpy dtype kinds read as pixels
 
 
 @dataclass(frozen=True)
@@ -112,21 +113,40 @@ class ReferenceRaster:
         self.width: int = dataset.width
         self.height: int = dataset.height
         self.nodata = dataset.nodata
-        self.dtype = np.dtype(dataset.dtypes[0])
         self.stretch = stretch
         self.bands = self._choose_bands(bands)
+        self.dtype = self._check_dtype()
         self._raster_limits: list[tuple[float, float]] | None = None
         self.transform, self.crs = self._georeferencing()
 
     # -- set-up ---------------------------------------------------------------------------
     def _choose_bands(self, bands: Sequence[int] | None) -> tuple[int, int, int]:
         count = self.dataset.count
-        if bands is None:
-            bands = (1, 2, 3) if count >= 3 else (1,)
-        bands = tuple(int(b) for b in bands)
-        if len(bands) not in (1, 3) or any(b < 1 or b > count for b in bands):
-            raise RasterError(f"{self.path}: bands {bands} invalid; give 1 or 3 band numbers in 1..{count}")
+        if count < 1:
+            raise RasterError(f"{self.path}: raster has no bands")
+        given = bands if bands is not None else ((1, 2, 3) if count >= 3 else (1,))
+        try:
+            bands = tuple(int(b) for b in given)
+            ok = all(not isinstance(g, bool) and g == b for g, b in zip(given, bands))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok or len(bands) not in (1, 3) or any(b < 1 or b > count for b in bands):
+            shown = tuple(given) if isinstance(given, (list, tuple)) else given
+            raise RasterError(f"{self.path}: bands {shown!r} invalid; give 1 or 3 band numbers in 1..{count}")
         return bands * 3 if len(bands) == 1 else bands  # type: ignore[return-value]
+
+    def _check_dtype(self) -> np.dtype:
+        """The pixel type of the chosen bands; :class:`RasterError` unless integer or float."""
+        for b in sorted(set(self.bands)):
+            name = self.dataset.dtypes[b - 1]
+            try:
+                kind = np.dtype(name).kind
+            except TypeError:  # GDAL types numpy lacks (complex_int16)
+                kind = "?"
+            if kind not in SUPPORTED_KINDS:
+                raise RasterError(f"{self.path}: band {b} has data type {name}; expected unsigned integer, "
+                                  f"integer or float pixels (complex and other types cannot be shown as an image)")
+        return np.dtype(self.dataset.dtypes[self.bands[0] - 1])
 
     def _georeferencing(self):
         ds = self.dataset
@@ -134,12 +154,23 @@ class ReferenceRaster:
         if ds.transform.is_identity and not gcps:
             raise NotGeoreferencedError(f"{self.path}: raster has no geotransform and no GCPs")
         # With GCPs only, a least-squares affine fit stands in for the geotransform.
-        transform = ds.transform if not ds.transform.is_identity else rasterio.transform.from_gcps(gcps)
+        transform = ds.transform if not ds.transform.is_identity else _fit_gcps(gcps, self.path)
+        check_geotransform(transform, self.path)
         crs = ds.crs if ds.crs is not None else gcp_crs
         if crs is None or not crs.to_wkt():
             raise CRSError(f"{self.path}: raster has no CRS")
         try:
-            to_crs(crs)
+            pcrs = to_crs(crs)
+        except CRSError as exc:
+            raise CRSError(f"{self.path}: {exc}") from exc
+        # centres of the corner pixels and the centre: a global raster may reach +-180 / +-90 exactly
+        w, h = self.width, self.height
+        xs, ys = pixel_to_crs(transform, [0.5, w - 0.5, w - 0.5, 0.5, w / 2], [0.5, 0.5, h - 0.5, h - 0.5, h / 2])
+        if pcrs.is_geographic and not (np.all(np.abs(xs) <= 180) and np.all(np.abs(ys) <= 90)):
+            raise RasterError(f"{self.path}: pixel coordinates lon {xs.min():g}..{xs.max():g}, lat {ys.min():g}.."
+                              f"{ys.max():g} lie outside lon -180..180 / lat -90..90 degrees of its geographic CRS")
+        try:  # every result is also given in lon/lat: the raster must be transformable to WGS84
+            check_lonlat(pcrs, xs, ys, "the raster's pixels")
         except CRSError as exc:
             raise CRSError(f"{self.path}: {exc}") from exc
         return transform, crs
@@ -221,11 +252,32 @@ class ReferenceRaster:
             f = max(self.width, self.height) / max_side
             shape = (max(1, round(self.height / max(f, 1))), max(1, round(self.width / max(f, 1))))
             unique = sorted(set(self.bands))
-            data = self.dataset.read(unique, out_shape=(len(unique), *shape), resampling=Resampling.nearest)
-            masks = self.dataset.read_masks(unique, out_shape=(len(unique), *shape))
+            try:
+                data = self.dataset.read(unique, out_shape=(len(unique), *shape), resampling=Resampling.nearest)
+                masks = self.dataset.read_masks(unique, out_shape=(len(unique), *shape))
+            except rasterio.errors.RasterioError as exc:
+                raise RasterError(f"{self.path}: cannot read the raster: {exc}") from exc
             valid = np.all(masks > 0, axis=0)
             self._raster_limits = [percentile_limits(d, valid) for d in data]
         return self._raster_limits
+
+
+def check_geotransform(transform: Affine, path: str = "raster") -> None:
+    """:class:`RasterError` naming ``path`` unless ``transform`` (raster pixel -> CRS) has six
+    finite coefficients and is invertible (non-zero pixel size, pixel axes not parallel)."""
+    coeffs = tuple(transform)[:6]
+    det = transform.a * transform.e - transform.b * transform.d
+    if not all(math.isfinite(v) for v in coeffs) or not math.isfinite(det) or det == 0:
+        raise RasterError(f"{path}: degenerate geotransform {tuple(round(v, 12) for v in coeffs)}; expected finite "
+                          f"coefficients with a non-zero pixel size and non-parallel pixel axes")
+
+
+def _fit_gcps(gcps, path: str) -> Affine:
+    """Least-squares affine through the ground control points (at least 3, not collinear)."""
+    if len(gcps) < 3:
+        raise NotGeoreferencedError(f"{path}: raster has no geotransform and only {len(gcps)} GCP(s); "
+                                    f"at least 3 are needed")
+    return rasterio.transform.from_gcps(gcps)
 
 
 def open_reference(path: str | os.PathLike, bands: Sequence[int] | None = None,
@@ -236,8 +288,10 @@ def open_reference(path: str | os.PathLike, bands: Sequence[int] | None = None,
     channels; default first three bands, or band 1 repeated when there are fewer.
     ``stretch``: for non-8-bit data, compute the 2-98 % stretch per window or once for
     the whole raster (from a decimated read). Raises :class:`RasterError` (missing or
-    unreadable file, bad bands), :class:`NotGeoreferencedError`, :class:`CRSError`;
-    every message names ``path``.
+    unreadable file, bad bands, pixels that are not integer or float, a degenerate
+    geotransform, geographic coordinates beyond lon -180..180 / lat -90..90),
+    :class:`NotGeoreferencedError`, :class:`CRSError` (no CRS, or one that cannot be
+    transformed to WGS84); every message names ``path``. Only the header is read.
     """
     path = os.fspath(path)
     if not os.path.exists(path) and "://" not in path and not path.startswith("/vsi"):

@@ -27,14 +27,21 @@ Methods:
 ``configure`` {"checkpoint": path | null (bundled demo model), "device": "cpu" | "cuda"}
     -> as ``hello``; reloads the model and clears the caches when either changes.
 ``locate`` {"reference": raster path, "bands": [r, g, b] | null, "query": photo path,
-    "click": [x, y] (photo pixels, upright photo), "window": WINDOW, "top_k": 5,
-    "heatmap": GeoTIFF path | null} -> ``{"detections": [RECORD, ...] (rank 0 first),
-    "crs": raster CRS (EPSG:xxxx or WKT), "window": [col_off, row_off, width, height]
-    (raster pixels) or null for a sliding search, "reference_cached": bool, "heatmap":
-    path | null, "seconds": float}``. RECORD is
+    "click": [x, y] (photo pixels, upright photo), "window": WINDOW | null (auto), "top_k": 5,
+    "heatmap": GeoTIFF path | null, "method": "auto" | "metadata" | "registration" | "smgeo",
+    "dem": DSM/DEM path | null} -> ``{"detections": [RECORD, ...] (rank 0 first),
+    "crs": raster CRS (EPSG:xxxx or WKT), "method": the stages that held (e.g.
+    "metadata+registration+smgeo"), "answer": the stage whose point answered,
+    "uncertainty_m": 90 % radius (m) of the clicked point, "located": [lon, lat] of the
+    clicked point (WGS84), "window": SMGeo's window [col_off, row_off, width, height] (raster
+    pixels; null when SMGeo did not run or searched sliding windows), "window_mode" /
+    "window_reason": how that window was chosen (or null),
+    "reference_cached": bool, "heatmap": path | null, "seconds": float}``. RECORD is
     :func:`smgeo_geo.batch.detection_to_record` (polygons as WKT in the raster CRS and in
-    WGS84 lon/lat, ``pixel_box`` in raster pixels, score, rank, model_id, ...).
-    WINDOW is one of ``{"mode": "whole"}`` (the whole raster; a sliding-window search
+    WGS84 lon/lat, ``pixel_box`` in raster pixels, score, rank, model_id, and ``extra`` with
+    every stage's status and details, see :mod:`smgeo_geo.locator`).
+    WINDOW is one of ``{"mode": "auto"}`` (the photo's metadata footprint, else the whole
+    raster), ``{"mode": "whole"}`` (the whole raster; a sliding-window search
     when it is too big for one window), ``{"mode": "bounds", "bounds": [minx, miny, maxx,
     maxy], "crs": any pyproj CRS string or WKT}``, ``{"mode": "center", "lon": ..., "lat":
     ..., "radius_m": ...}`` (WGS84, metres), ``{"mode": "photo_gps"}`` (EXIF/DJI
@@ -45,15 +52,25 @@ Methods:
 ``cancel`` {"target": id}: cancels a queued or running request (no reply of its own).
 ``shutdown`` {} -> ``{"ok": true}``; the worker exits. End of stdin also ends it.
 
+Requests are checked before any work: a line that is not a JSON object, an ``id`` that is
+not a string / number / null, ``params`` that is not an object, an unknown method or
+parameter, or a parameter of the wrong JSON type (e.g. ``"click": "10,20"``, ``"top_k":
+"5"``, ``"bands": [1, 2]``) comes back as ``error`` of type ``ProtocolError`` naming the
+parameter and what it must be. Values of the right type that the library refuses come back
+as that library error (``ClickError`` for a click outside the photo, ``OptionError`` for
+``top_k`` 0, ``DeviceError``, ``RasterError``, ``ImageError``, ``CRSError``, ...), before the
+model is loaded wherever the check needs no model.
+
 User errors (:class:`smgeo_geo.SMGeoError`, model/config errors) come back as ``error``
-with the exception's type name and its one-line message; anything else as ``error`` of
-type ``InternalError`` with the traceback's last line (the full traceback goes to stderr).
+with the exception's type name and its one-line message; anything else (a bug) as ``error``
+of type ``InternalError`` with the traceback's last line (the full traceback goes to stderr).
 Library output never reaches stdout: it is redirected to stderr, which hosts should log.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import threading
@@ -76,7 +93,76 @@ class _Request:
     def __init__(self, message: dict) -> None:
         self.id = message.get("id")
         self.method = message.get("method")
-        self.params = message.get("params") or {}
+        self.params = message.get("params")
+        if self.params is None:
+            self.params = {}
+
+    def check(self) -> None:
+        """:class:`ProtocolError` when the request cannot even be queued (bad id or params)."""
+        if not _is_id(self.id):
+            raise ProtocolError(f"'id' must be a string, a number or null, got {_shown(self.id)}")
+        if not isinstance(self.params, dict):
+            raise ProtocolError(f"'params' must be an object, got {_shown(self.params)}")
+
+
+# method -> the parameters it accepts (see the module docstring); others are refused by name
+PARAMS = {
+    "hello": (),
+    "configure": ("checkpoint", "device"),
+    "locate": ("reference", "bands", "query", "click", "window", "top_k", "heatmap", "method", "dem"),
+    "batch": ("manifest", "reference", "out", "workers", "top_k", "photos", "dask"),
+    "cancel": ("target",),
+    "shutdown": (),
+}
+
+
+def _shown(value: Any) -> str:
+    """``repr`` of a request value, cut to 80 characters (for messages)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _is_id(v: Any) -> bool:
+    return v is None or isinstance(v, (str, int, float)) and not isinstance(v, bool)
+
+
+def _is_text(v: Any) -> bool:
+    return isinstance(v, str) and "\0" not in v
+
+
+def _is_path(v: Any) -> bool:
+    return _is_text(v) and bool(v.strip())
+
+
+def _is_whole(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _param(request: "_Request", name: str, expected: str, ok, required: bool = False, default: Any = None) -> Any:
+    """``params[name]`` checked with ``ok(value)``; :class:`ProtocolError` naming the method, the
+    parameter and what was ``expected`` when it is missing (and ``required``) or mistyped.
+    ``null`` counts as not given (optional paths also take ``""`` for not given)."""
+    value = request.params.get(name)
+    if value is None:
+        if required:
+            raise ProtocolError(f"{request.method} needs '{name}' ({expected})")
+        return default
+    if not ok(value):
+        raise ProtocolError(f"{request.method}: '{name}' must be {expected}, got {_shown(value)}")
+    return value
+
+
+def check_params(request: "_Request") -> None:
+    """:class:`ProtocolError` naming any parameter ``request.method`` does not accept."""
+    unknown = sorted(str(k) for k in request.params if k not in PARAMS.get(request.method, ()))
+    if unknown:
+        allowed = ", ".join(PARAMS[request.method]) or "none"
+        raise ProtocolError(f"{request.method}: unknown parameter(s) {', '.join(repr(k) for k in unknown)} "
+                            f"(accepted: {allowed})")
 
 
 class Worker:
@@ -92,6 +178,7 @@ class Worker:
         self._model_key: tuple[str | None, str] | None = None
         self._rasters: dict[tuple, Any] = {}
         self._query_key: tuple | None = None
+        self._query_size: tuple[int, int] = (0, 0)  # (width, height) of the photo of _query_key
 
     # -- transport ------------------------------------------------------------------------
     def send(self, message: dict) -> None:
@@ -101,28 +188,47 @@ class Worker:
             self._stdout.flush()
 
     def _read_loop(self) -> None:
-        for line in self._stdin:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                message = json.loads(line)
-                if not isinstance(message, dict):
-                    raise ValueError("not a JSON object")
-            except ValueError as exc:
-                self.send({"id": None, "event": "error",
-                           "error": {"type": "ProtocolError", "message": f"bad request line ({exc}): {line[:200]}"}})
-                continue
-            request = _Request(message)
+        try:
+            for line in self._stdin:
+                self.receive(line)
+        finally:  # end of input (or an unreadable stream): the worker finishes what it has, then exits
             with self._ready:
-                if request.method == "cancel":
-                    self._cancelled.add(request.params.get("target"))
-                else:
-                    self._queue.append(request)
+                self._queue.append(None)
                 self._ready.notify()
+
+    def receive(self, line: str) -> None:
+        """Take one request line as if read from stdin: queue it, apply a ``cancel`` at once, or
+        reply ``error`` (ProtocolError) to a line that is not a usable request. Thread-safe;
+        in-process hosts and tests may queue requests with it before calling :meth:`serve`."""
+        line = line.strip()
+        if not line:
+            return
+        try:
+            message = json.loads(line)
+            if not isinstance(message, dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, RecursionError) as exc:
+            self._protocol_error(None, f"bad request line ({exc}): {line[:200]}")
+            return
+        request = _Request(message)
+        try:
+            request.check()
+            if request.method == "cancel":  # handled here, at once: it must overtake the queue
+                check_params(request)
+                target = _param(request, "target", "the id of a request (a string or a number)",
+                                lambda v: _is_id(v) and v is not None, required=True)
+                with self._ready:
+                    self._cancelled.add(target)
+                return
+        except ProtocolError as exc:
+            self._protocol_error(request.id if _is_id(request.id) else None, str(exc))
+            return
         with self._ready:
-            self._queue.append(None)  # end of input
+            self._queue.append(request)
             self._ready.notify()
+
+    def _protocol_error(self, request_id, message: str) -> None:
+        self.send({"id": request_id, "event": "error", "error": {"type": "ProtocolError", "message": message}})
 
     def _next(self) -> _Request | None:
         with self._ready:
@@ -155,11 +261,11 @@ class Worker:
                 continue
             try:
                 self.check_cancelled(request)
-                handler = getattr(self, f"do_{request.method}", None) if isinstance(request.method, str) else None
-                if handler is None:
-                    raise ProtocolError(f"unknown method {request.method!r} (expected hello, configure, locate, "
-                                         f"batch, cancel or shutdown)")
-                result = handler(request)
+                if request.method not in PARAMS:
+                    raise ProtocolError(f"unknown method {_shown(request.method)} (expected hello, configure, "
+                                        f"locate, batch, cancel or shutdown)")
+                check_params(request)
+                result = getattr(self, f"do_{request.method}")(request)
                 self.send({"id": request.id, "event": "result", "result": result})
             except Cancelled:
                 self.send({"id": request.id, "event": "cancelled"})
@@ -202,11 +308,11 @@ class Worker:
         return self._describe_model()
 
     def do_configure(self, request: _Request) -> dict:
-        checkpoint = request.params.get("checkpoint") or None
-        device = request.params.get("device") or "cpu"
-        if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
-            raise ProtocolError(f"device must be 'cpu' or 'cuda', got {device!r}")
-        self._ensure_model((checkpoint, device))
+        from smgeo_geo.predictor import check_device
+
+        checkpoint = _param(request, "checkpoint", "a checkpoint path (string) or null", _is_text) or None
+        device = _param(request, "device", "a device name such as 'cpu' or 'cuda'", _is_text) or "cpu"
+        self._ensure_model((checkpoint, check_device(device)))
         return self._describe_model()
 
     def do_shutdown(self, request: _Request) -> dict:
@@ -229,65 +335,87 @@ class Worker:
         self._rasters.clear()
 
     def do_locate(self, request: _Request) -> dict:
-        from smgeo_geo import windows
         from smgeo_geo.batch import detection_to_record
+        from smgeo_geo.coords import check_bounds_crs
+        from smgeo_geo.errors import OptionError
+        from smgeo_geo.photo import check_click, read_photo
         from smgeo_geo.predictor import check_top_k
-        from smgeo_geo.vector_io import write_heatmap_geotiff
+        from smgeo_geo.vector_io import check_output_paths, write_heatmap_geotiff
+        from smgeo_geo.locator import check_method
+        from smgeo_geo.terrain import DemTerrain
         from smgeo_geo.windows import WindowSpec
 
-        p = request.params
-        for name in ("reference", "query", "click"):
-            if p.get(name) in (None, ""):
-                raise ProtocolError(f"locate needs '{name}'")
+        # every parameter is checked before the model or any pixel is touched
+        reference = _param(request, "reference", "the path of the reference raster", _is_path, required=True)
+        query = _param(request, "query", "the path of the drone photo", _is_path, required=True)
+        click_xy = _param(request, "click", "[x, y]: two finite numbers in photo pixels",
+                          lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(map(_is_number, v)),
+                          required=True)
+        top_k = check_top_k(_param(request, "top_k", "a whole number from 1 to 100", _is_whole, default=5))
+        bands = _param(request, "bands", "a list of 1 or 3 band numbers, or null",
+                       lambda v: isinstance(v, list) and len(v) in (1, 3) and all(map(_is_whole, v)))
+        heatmap = _param(request, "heatmap", "a GeoTIFF path ending in .tif, or null",
+                         lambda v: _is_path(v) and v.lower().endswith((".tif", ".tiff")))
+        window = _param(request, "window", "an object with a 'mode', or null", lambda v: isinstance(v, dict))
+        method = check_method(_param(request, "method", "one of auto, metadata, registration, smgeo",
+                                     lambda v: isinstance(v, str), default="auto"))
+        dem = _param(request, "dem", "the path of a DSM/DEM raster, or null", _is_path)
+        spec = WindowSpec.from_dict(window)
+        if spec.mode == "bounds":
+            check_bounds_crs(spec.bounds, spec.bounds_crs, "window bounds", "window crs")
+        if heatmap:
+            check_output_paths({"heatmap": heatmap}, {"reference": reference, "query": query, "dem": dem})
+        if dem:
+            DemTerrain(dem).close()  # a bad DEM is named before the model loads
+        dem = dem or None
         started = time.perf_counter()
+        raster = self._raster(reference, bands)
+        query_key = (str(query), _mtime(query))
+        if query_key != self._query_key:  # a new photo: decode it before the model loads
+            photo = read_photo(query)
+            self._query_size = (photo.shape[1], photo.shape[0])
+            self._query_key = query_key
+        click = check_click(click_xy, self._query_size)
         self.progress(request, 0.02, "loading model")
         predictor = self._ensure_model()
-        raster = self._raster(p["reference"], p.get("bands"))
-        query_key = (str(p["query"]), _mtime(p["query"]))
-        if query_key != self._query_key:
-            self.progress(request, 0.1, "encoding drone photo")
-            self._query_key = None
-            predictor.set_query(p["query"])
-            self._query_key = query_key
-        top_k = check_top_k(p.get("top_k", 5))
-        click = predictor.validate_click(p["click"])
-        resolved = predictor.resolve_window(raster, WindowSpec.from_dict(p.get("window")), photo=p["query"])
-        window = resolved.window
-        if resolved.search:
-            n = len(windows.sliding_windows(raster, max(predictor.config.reference_size)))
-            done = [0]
+        self.progress(request, 0.1, "encoding")
+        predictor.last_heatmap = None
 
-            def tick(items):
-                for item in items:
-                    self.progress(request, 0.15 + 0.8 * done[0] / n, f"window {done[0] + 1}/{n}")
-                    done[0] += 1
-                    yield item
+        def tick(fraction: float, message: str) -> None:
+            self.progress(request, 0.15 + 0.8 * fraction, message)
 
-            detection = predictor.locate_resolved(raster, resolved, click, top_k, progress=tick)
-            cached = False
-        else:
-            self.progress(request, 0.3, "encoding reference window")
-            detection = predictor.locate_resolved(raster, resolved, click, top_k)
-            cached = predictor.last_reference_cached
-        heatmap = p.get("heatmap")
+        detection = predictor.locate_photo(raster, query, click, method=method, window=spec, dem=dem, top_k=top_k,
+                                           progress=tick)
+        cached = predictor.last_reference_cached
         if heatmap:
+            if predictor.last_heatmap is None:
+                raise OptionError(f"heatmap: method {method!r} did not run SMGeo, so there is no heatmap")
             heat, transform = predictor.last_heatmap
             write_heatmap_geotiff(heat, transform, raster.crs, heatmap)
         detections = [detection, *detection.candidates]
+        x = detection.extra
+        ran_smgeo = predictor.last_heatmap is not None and predictor.reference is not None
+        window = predictor.reference.window if ran_smgeo and x.get("window_mode") != "search" else None
         return {"detections": [detection_to_record(d) for d in detections], "crs": detection.crs,
                 "window": None if window is None else [float(v) for v in window.flatten()],
-                "window_mode": resolved.mode, "window_reason": resolved.reason,
+                "method": x["method"], "answer": x["answer"], "uncertainty_m": x["uncertainty_m"],
+                "located": [x["located_lon"], x["located_lat"]],
+                "window_mode": x.get("window_mode"), "window_reason": x.get("window_reason"),
                 "reference_cached": bool(cached), "heatmap": heatmap or None,
                 "seconds": round(time.perf_counter() - started, 4)}
 
     def do_batch(self, request: _Request) -> dict:
         from smgeo_geo.batch import read_manifest, run_batch
 
-        p = request.params
-        for name in ("manifest", "out"):
-            if not p.get(name):
-                raise ProtocolError(f"batch needs '{name}'")
-        rows = read_manifest(p["manifest"], p.get("reference") or None, photo_folder=p.get("photos") or None)
+        manifest = _param(request, "manifest", "the path of the manifest CSV", _is_path, required=True)
+        out = _param(request, "out", "the path of the output .gpkg", _is_path, required=True)
+        reference = _param(request, "reference", "a raster path or null", _is_text) or None
+        photos = _param(request, "photos", "a folder path or null", _is_text) or None
+        scheduler = _param(request, "dask", "a Dask scheduler address or null", _is_text) or None
+        workers = _param(request, "workers", "a whole number of processes (1 or more)",
+                         lambda v: _is_whole(v) and v >= 1, default=1)
+        top_k = _param(request, "top_k", "a whole number from 1 to 100", _is_whole, default=5)
+        rows = read_manifest(manifest, reference, photo_folder=photos)
         self.progress(request, 0.0, f"{len(rows)} rows")
         predictor_key = self._model_key or (None, "cpu")
 
@@ -299,8 +427,7 @@ class Worker:
                 self.progress(request, done / max(todo, 1), f"{done}/{todo} rows")
                 yield records
 
-        return run_batch(rows, p["out"], predictor_key[0], predictor_key[1], int(p.get("workers", 1)),
-                         p.get("dask") or None, int(p.get("top_k", 5)), progress=tick)
+        return run_batch(rows, out, predictor_key[0], predictor_key[1], workers, scheduler, top_k, progress=tick)
 
 
 def _mtime(path) -> float | None:
@@ -326,7 +453,8 @@ def main(argv: list[str] | None = None) -> None:
     protocol_out = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints (even from C) go to stderr
     sys.stdout = sys.stderr
-    stdin = open(sys.stdin.fileno(), "r", encoding="utf-8", closefd=False)
+    # bytes that are not UTF-8 become U+FFFD: the line is then refused (or names a missing file), never fatal
+    stdin = open(sys.stdin.fileno(), "r", encoding="utf-8", errors="replace", closefd=False)
     Worker(stdin, protocol_out).serve()
 
 

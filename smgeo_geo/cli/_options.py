@@ -61,13 +61,18 @@ def window_spec(kw: dict):
 
     chosen = [k for k in ("bbox", "center", "photo_gps", "search") if kw.get(k)]
     if len(chosen) > 1:
-        raise click.UsageError(f"choose one way to pick the search window, got {', '.join('--' + c for c in chosen)}")
+        given = ", ".join("--" + c.replace("_", "-") for c in chosen)
+        raise click.UsageError(f"choose one way to pick the search window, got {given}")
     if kw.get("radius") is not None and not kw.get("center"):
         raise click.UsageError("--radius needs --center LON,LAT")
     if kw.get("search"):
         return WindowSpec("search")
     if kw.get("bbox"):
-        return WindowSpec("bounds", bounds=_floats(kw["bbox"], 4, "--bbox"), bounds_crs=kw["bbox_crs"])
+        from smgeo_geo.coords import check_bounds_crs
+
+        spec = WindowSpec("bounds", bounds=_floats(kw["bbox"], 4, "--bbox"), bounds_crs=kw["bbox_crs"])
+        check_bounds_crs(spec.bounds, spec.bounds_crs, "--bbox", "--bbox-crs")
+        return spec
     if kw.get("center"):
         if kw.get("radius") is None:
             raise click.UsageError("--center needs --radius (metres)")
@@ -85,6 +90,52 @@ def check_outputs(outputs: dict, inputs: dict) -> None:
     check_output_paths(outputs, inputs)
 
 
+def checkpoint_inputs(checkpoint) -> dict:
+    """The files of ``--checkpoint`` (weights and config) as inputs no output may overwrite."""
+    if checkpoint is None:
+        return {}
+    from smgeo_model.checkpoint import checkpoint_paths
+
+    weights, config = checkpoint_paths(checkpoint)
+    return {"--checkpoint": weights, "--checkpoint config": config}
+
+
+def check_output_folder(name: str, folder: Path) -> None:
+    """Refuse, before any work, an output folder that cannot be made or written:
+    :class:`OutputError` naming option ``name`` when ``folder`` is a file, lies under a file,
+    or its nearest existing parent folder is not writable. Nothing is created."""
+    import os
+
+    from smgeo_geo.errors import OutputError
+
+    folder = Path(os.path.abspath(folder))
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{name} {folder} is a file; give a folder")
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{name} {folder}: {existing} is a file, so the folder cannot be made")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"{name} {folder}: folder {existing} is not writable")
+
+
+def make_folder(folder: Path) -> list[Path]:
+    """``mkdir -p folder``; returns the folders it created (deepest last), for :func:`remove_folders`."""
+    missing = [p for p in [folder, *folder.parents] if not p.exists()][::-1]
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def remove_folders(created: list[Path]) -> None:
+    """Remove the (empty) folders :func:`make_folder` created, deepest first."""
+    for p in reversed(created):
+        try:
+            p.rmdir()
+        except OSError:
+            break
+
+
 def write_outputs(detection, out: Path | None, heatmap: Path | None, last_heatmap, crs) -> None:
     """Write the result (``--out``: .geojson or .gpkg) and the heatmap GeoTIFF all or nothing."""
     from smgeo_geo.vector_io import detections_writer, heatmap_writer, write_all
@@ -98,3 +149,16 @@ def write_outputs(detection, out: Path | None, heatmap: Path | None, last_heatma
     write_all(jobs)
     for path, _ in jobs:
         click.echo(f"wrote {path}")
+
+
+def method_options(fn):
+    """``--method`` (which stages locate) and ``--dem`` (heights for the metadata camera)."""
+    @click.option("--method", type=click.Choice(["auto", "metadata", "registration", "smgeo"]), default="auto",
+                  show_default=True, help="auto: photo metadata, registration and SMGeo fused; or one stage alone")
+    @click.option("--dem", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                  help="DSM/DEM raster (any CRS), heights in the photo's altitude frame (DJI AbsoluteAltitude)")
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs)
+
+    return wrapper

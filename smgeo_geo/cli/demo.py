@@ -35,35 +35,53 @@ def command(out: Path, checkpoint, device) -> None:
     """
     import torch
 
-    from smgeo_geo.cli._options import load_predictor
+    from smgeo_geo.cli._options import (check_output_folder, check_outputs, checkpoint_inputs, load_predictor,
+                                        make_folder, remove_folders)
     from smgeo_geo.photo import read_photo
+    from smgeo_geo.predictor import check_device
     from smgeo_geo.raster import open_reference
-    from smgeo_geo.vector_io import write_geojson, write_geopackage
+    from smgeo_geo.vector_io import geojson_writer, geopackage_writer, write_all
     from smgeo_model import box_iou
 
+    # where the outputs go is checked first: a bad --out costs no model load and creates nothing
+    targets = {ext: out / f"demo_result.{ext}" for ext in ("geojson", "gpkg", "png")}
+    check_output_folder("--out", out)
+    check_device(device)
+    if out.is_dir():
+        check_outputs({f"--out {p.name}": p for p in targets.values()}, checkpoint_inputs(checkpoint))
     folder = demo_folder()
     meta = json.loads((folder / "demo.json").read_text())
-    predictor = load_predictor({"checkpoint": checkpoint, "device": device})
     query_path, ref_path = folder / meta["query"], folder / meta["reference"]
+    photo = read_photo(query_path)
+    predictor = load_predictor({"checkpoint": checkpoint, "device": device})
     with open_reference(ref_path) as raster:
         predictor.set_reference(raster)
-        predictor.set_query(query_path)
+        predictor.set_query(photo)
+        predictor.query_path = str(query_path)
         det = predictor.locate(tuple(meta["click"]), top_k=5)
         truth = meta["true_pixel_box"]
         iou = float(box_iou(torch.tensor([det.pixel_box]), torch.tensor([truth]))[0])
         det.extra = {"iou_with_truth": round(iou, 4), "class": meta["class_name"]}
-        out.mkdir(parents=True, exist_ok=True)
-        write_geojson([det], out / "demo_result.geojson")
-        write_geopackage([det], out / "demo_result.gpkg")
-        _figure(read_photo(query_path), meta["click"], predictor.reference.image, predictor.reference.mapping,
-                det.pixel_box, truth, iou, out / "demo_result.png")
-        lon, lat = det.centroid_lonlat
-        click.echo(f"Clicked object ({meta['class_name']}) found at lon {lon:.6f}, lat {lat:.6f} "
-                   f"(score {det.score:.2f}, IoU with the true footprint {iou:.2f})")
-        click.echo(f"  reference {ref_path.name} ({raster.crs.to_string()}), pixel box "
-                   f"{[round(v, 1) for v in det.pixel_box]}; true {[round(v, 1) for v in truth]}")
-    for name in ("demo_result.geojson", "demo_result.gpkg", "demo_result.png"):
-        click.echo(f"  wrote {out / name}")
+        reference = predictor.reference
+        crs_text = raster.crs.to_string()
+
+    def figure(tmp: Path) -> None:
+        _figure(photo, meta["click"], reference.image, reference.mapping, det.pixel_box, truth, iou, tmp)
+
+    created = make_folder(out)
+    try:  # all three files or none
+        write_all([(targets["geojson"], geojson_writer([det])), (targets["gpkg"], geopackage_writer([det])),
+                   (targets["png"], figure)])
+    except BaseException:
+        remove_folders(created)
+        raise
+    lon, lat = det.centroid_lonlat
+    click.echo(f"Clicked object ({meta['class_name']}) found at lon {lon:.6f}, lat {lat:.6f} "
+               f"(score {det.score:.2f}, IoU with the true footprint {iou:.2f})")
+    click.echo(f"  reference {ref_path.name} ({crs_text}), pixel box "
+               f"{[round(v, 1) for v in det.pixel_box]}; true {[round(v, 1) for v in truth]}")
+    for path in targets.values():
+        click.echo(f"  wrote {path}")
 
 
 def _figure(query, click_xy, ref_image, mapping, found, truth, iou, path: Path) -> None:
@@ -86,5 +104,7 @@ def _figure(query, click_xy, ref_image, mapping, found, truth, iou, path: Path) 
     for ax in (a, b):
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        fig.savefig(path, dpi=100, format="png")
+    finally:
+        plt.close(fig)

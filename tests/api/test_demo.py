@@ -10,6 +10,7 @@ from smgeo_geo.raster import open_reference
 
 
 def test_demo_prints_lon_lat_and_writes_geojson_gpkg_png(tmp_path, capsys):
+    tmp_path = tmp_path / "new" / "folder"  # made by the command, once its outputs are ready
     main(["demo", "--out", str(tmp_path)])
     printed = capsys.readouterr().out
     fc = json.loads((tmp_path / "demo_result.geojson").read_text())
@@ -25,4 +26,6 @@ def test_demo_prints_lon_lat_and_writes_geojson_gpkg_png(tmp_path, capsys):
     info = pyogrio.read_info(tmp_path / "demo_result.gpkg", layer="detections")
     assert "iou_with_truth" in info["fields"] and info["features"] == 1
     assert (tmp_path / "demo_result.png").read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo_result.geojson", "demo_result.gpkg",
+                                                          "demo_result.png"]  # no temporary file left
 

@@ -2,7 +2,9 @@
 
 A real worker process in this environment, spoken to over its pipes exactly as the QGIS
 plugin does: every stdout line must be a protocol message, every request gets one final
-reply, the latest queued click wins, cancels and user errors leave the worker serving.
+reply. The queueing rules (the latest queued click wins, cancels, user errors leave the
+worker serving) are tested in-process with every request queued before the worker starts
+serving, so no test depends on how fast a model loads.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ import rasterio
 
 from smgeo_geo.predictor import GeoPredictor
 from smgeo_geo.raster import open_reference
+from smgeo_geo.worker import Worker
+
+from ..bad_inputs.conftest import InProcess
 
 FINAL = ("result", "error", "cancelled", "superseded")
 
@@ -85,7 +90,7 @@ def test_locate_matches_the_library_and_caches_the_reference(worker, scene, tmp_
 
     click = scene["clicks"][0].tolist()
     heatmap = tmp_path / "heat.tif"
-    worker.send(_locate(2, scene, click, top_k=3, heatmap=str(heatmap)))
+    worker.send(_locate(2, scene, click, top_k=3, heatmap=str(heatmap), method="smgeo"))
     first = worker.final(2)["result"]
     progress = [r for r in worker.replies if r.get("id") == 2 and r["event"] == "progress"]
     assert progress and all(0 <= r["progress"] <= 1 for r in progress)
@@ -103,56 +108,88 @@ def test_locate_matches_the_library_and_caches_the_reference(worker, scene, tmp_
     assert best["score"] == pytest.approx(expected.score, abs=1e-5)
     assert best["polygon_crs"].startswith("POLYGON") and best["polygon_lonlat"].startswith("POLYGON")
     assert first["reference_cached"] is False
+    assert first["method"] == "smgeo" and first["answer"] == "smgeo" and first["uncertainty_m"] > 0
     with rasterio.open(heatmap) as heat:
         assert heat.crs.to_epsg() == 32632 and heat.read(1).max() <= 1.0
 
-    worker.send(_locate(3, scene, scene["clicks"][1].tolist()))  # second click: same photo and raster
+    worker.send(_locate(3, scene, scene["clicks"][1].tolist(), method="smgeo"))  # second click: same photo, raster
     second = worker.final(3)["result"]
     assert second["reference_cached"] is True
     assert second["detections"][0]["pixel_box"] != best["pixel_box"]
-    assert worker.close() == 0
 
-
-def test_latest_click_wins_and_cancel_is_honoured(worker, scene):
-    click = scene["clicks"][0].tolist()
-    # configure (loads the model) keeps the worker busy while the rest queue up behind it
-    worker.send({"id": 1, "method": "configure", "params": {"checkpoint": str(scene["checkpoint"])}},
-                _locate(2, scene, click), _locate(3, scene, click), _locate(4, scene, click),
-                {"id": 5, "method": "hello"}, {"id": 6, "method": "cancel", "params": {"target": 5}})
-    assert worker.final(1)["event"] == "result"
-    assert worker.final(2)["event"] == "superseded"
-    assert worker.final(3)["event"] == "superseded"
-    assert worker.final(4)["event"] == "result"
-    assert worker.final(5)["event"] == "cancelled"
-    assert not [r for r in worker.replies if r.get("id") == 6]  # cancel has no reply of its own
-    assert worker.close() == 0
-
-
-def test_user_errors_are_replies_and_the_worker_keeps_serving(worker, scene, tmp_path):
+    # through the real pipe: bytes that are not UTF-8 and a line that is not JSON are refused, not fatal
+    worker.process.stdin.flush()
+    worker.process.stdin.buffer.write(b'{"id": 4, "method": "hel\xff\xfelo"}\n')
+    worker.process.stdin.buffer.flush()
+    assert "unknown method" in worker.final(4)["error"]["message"]
     worker.send("this is not json")
-    bad = worker.final(None)
-    assert bad["error"]["type"] == "ProtocolError" and "not json" in bad["error"]["message"]
+    assert worker.final(None)["error"]["type"] == "ProtocolError"
+    assert worker.close() == 0
 
-    worker.send({"id": 1, "method": "dance"})
-    assert "unknown method 'dance'" in worker.final(1)["error"]["message"]
 
-    worker.send({"id": 2, "method": "configure", "params": {"checkpoint": str(scene["checkpoint"])}},
-                _locate(3, scene, [10_000, 5]))
-    assert worker.final(2)["event"] == "result"
-    click_error = worker.final(3)["error"]
+def test_latest_click_wins_and_cancel_is_honoured(scene):
+    w = InProcess()
+    click = scene["clicks"][0].tolist()
+    w.run({"id": 1, "method": "configure", "params": {"checkpoint": str(scene["checkpoint"])}},
+          _locate(2, scene, click), _locate(3, scene, click), _locate(4, scene, click),
+          {"id": 5, "method": "hello"}, {"id": 6, "method": "cancel", "params": {"target": 5}})
+    assert w.final(1)["event"] == "result"
+    assert w.final(2)["event"] == "superseded"
+    assert w.final(3)["event"] == "superseded"
+    assert w.final(4)["event"] == "result"
+    assert w.final(5)["event"] == "cancelled"
+    assert not [r for r in w.replies if r.get("id") == 6]  # cancel has no reply of its own
+
+
+def test_cancel_stops_a_running_request_at_its_next_progress_step(scene):
+    class CancelOnFirstProgress(Worker):
+        """A host that sends ``cancel`` while the request runs (at its first progress report)."""
+
+        def progress(self, request, fraction, message=""):
+            self.receive(json.dumps({"id": None, "method": "cancel", "params": {"target": request.id}}))
+            super().progress(request, fraction, message)
+
+    w = InProcess(CancelOnFirstProgress)
+    w.run({"id": 1, "method": "configure", "params": {"checkpoint": str(scene["checkpoint"])}},
+          _locate(2, scene, scene["clicks"][0].tolist()), {"id": 3, "method": "hello"})
+    assert w.final(2)["event"] == "cancelled"
+    assert not [r for r in w.replies if r.get("id") == 2 and r["event"] == "progress"]
+    assert w.final(3)["event"] == "result"  # the worker goes on serving
+
+
+def test_user_errors_are_replies_and_the_worker_keeps_serving(scene, tmp_path):
+    w = InProcess()
+    w.run("this is not json", {"id": 1, "method": "dance"})
+    assert w.final(None)["error"]["type"] == "ProtocolError" and "not json" in w.final(None)["error"]["message"]
+    assert "unknown method 'dance'" in w.final(1)["error"]["message"]
+
+    w.run({"id": 2, "method": "configure", "params": {"checkpoint": str(scene["checkpoint"])}},
+          _locate(3, scene, [10_000, 5]))
+    assert w.final(2)["event"] == "result"
+    click_error = w.final(3)["error"]
     assert click_error["type"] == "ClickError" and "10000" in click_error["message"]
-    stages = [r["message"] for r in worker.replies if r.get("id") == 3 and r["event"] == "progress"]
-    assert "encoding reference window" not in stages  # rejected before the expensive step
+    stages = [r["message"] for r in w.replies if r.get("id") == 3 and r["event"] == "progress"]
+    assert stages == []  # refused before the model or any encoding step
 
     missing = tmp_path / "nowhere.tif"
-    worker.send({"id": 4, "method": "locate", "params": {"reference": str(missing), "query": str(scene["photo"]),
-                                                          "click": [5, 5]}})
-    error = worker.final(4)["error"]
-    assert error["type"] != "InternalError" and "nowhere.tif" in error["message"]
+    for request in ({"id": 4, "method": "locate", "params": {"reference": str(missing), "query": str(scene["photo"]),
+                                                              "click": [5, 5]}},
+                    {"id": 5, "method": "locate", "params": {"query": str(scene["photo"])}},
+                    _locate(6, scene, scene["clicks"][0].tolist())):
+        w.run(request)  # one at a time: a queued locate would supersede the one before it
+    error = w.final(4)["error"]
+    assert error["type"] == "RasterError" and "nowhere.tif" in error["message"]
+    assert w.final(5)["error"] == {"type": "ProtocolError",
+                                   "message": "locate needs 'reference' (the path of the reference raster)"}
+    assert w.final(6)["event"] == "result"
 
-    worker.send({"id": 5, "method": "locate", "params": {"query": str(scene["photo"])}})
-    assert worker.final(5)["error"] == {"type": "ProtocolError", "message": "locate needs 'reference'"}
 
-    worker.send(_locate(6, scene, scene["clicks"][0].tolist()))
-    assert worker.final(6)["event"] == "result"
-    assert worker.close() == 0
+def test_a_bug_is_an_internal_error_and_the_worker_keeps_serving():
+    class Buggy(Worker):
+        def do_hello(self, request):
+            return {"ratio": 1 / 0}
+
+    w = InProcess(Buggy)
+    w.run({"id": 1, "method": "hello"}, {"id": 2, "method": "shutdown"})
+    assert w.final(1)["error"] == {"type": "InternalError", "message": "ZeroDivisionError: division by zero"}
+    assert w.final(2)["result"] == {"ok": True}

@@ -13,7 +13,7 @@ from rasterio.windows import Window
 from smgeo_geo.errors import CRSError, NotGeoreferencedError, RasterError
 from smgeo_geo.raster import PixelMapping, open_reference
 
-from .conftest import H, W
+from .conftest import H, W, rgb8
 
 
 def source(path) -> np.ndarray:
@@ -181,3 +181,21 @@ def test_gcp_only_raster_gets_fitted_transform(tmp_path):
     with open_reference(path) as r:
         assert r.crs.to_epsg() == 32633
         np.testing.assert_allclose(tuple(r.transform)[:6], tuple(true)[:6], atol=1e-6)
+
+
+def test_global_geographic_raster_and_integer_types_are_accepted(tmp_path):
+    """The checks that refuse bad rasters keep good ones: a whole-world lon/lat raster
+    (corners exactly at +-180 / +-90) and signed / 64-bit integer pixels open and read."""
+    from affine import Affine
+
+    from .conftest import write_tif
+
+    world = write_tif(tmp_path / "world.tif", rgb8(1, 36, 18), "EPSG:4326", Affine(10.0, 0, -180.0, 0, -10.0, 90.0))
+    with open_reference(world) as r:
+        assert r.bounds == (-180.0, -90.0, 180.0, 90.0)
+    for dtype in ("int8", "int16", "uint32", "int64", "float64"):
+        data = np.arange(W * H, dtype=dtype).reshape(1, H, W)
+        path = write_tif(tmp_path / f"{dtype}.tif", data, "EPSG:32633", Affine(0.5, 0, 4e5, 0, -0.5, 5e6))
+        with open_reference(path) as r:
+            img, valid, _ = r.read_window_with_mask(Window(0, 0, W, H), (W, H))
+        assert r.dtype == np.dtype(dtype) and img.dtype == np.uint8 and valid.all() and img.max() == 255
