@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import pyproj
-from PIL import ExifTags, Image, UnidentifiedImageError
+from PIL import ExifTags
 
-from smgeo_geo.errors import ImageError, MetadataError
+from smgeo_geo.errors import MetadataError
 
 DJI_NS = "http://www.dji.com/drone-dji/1.0/"
 DEFAULT_HFOV_DEG = 73.7  # 24 mm full-frame-equivalent lens (most DJI cameras): 2*atan(18/24)
@@ -45,6 +45,7 @@ class PhotoMeta:
     model: str = ""
     size: tuple[int, int] = (0, 0)  # (width, height) pixels of the upright photo
     xmp: dict[str, str] = field(default_factory=dict, repr=False)  # raw drone-dji values
+    problems: str = ""  # metadata blocks that could not be read (the fields they hold are None)
 
     @property
     def rtk_std_m(self) -> tuple[float, float] | None:
@@ -123,26 +124,30 @@ def read_photo_meta(path: str | os.PathLike) -> PhotoMeta:
     Raises :class:`ImageError` naming the file when it is missing or not an image.
     Missing GPS is not an error here (fields are None); see :func:`approximate_footprint`.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ImageError(f"{path}: no such file")
-    try:
-        with Image.open(path) as img:
-            size = img.size
-            exif = img.getexif()
-            xmp_packet = img.info.get("xmp") or b""
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ImageError(f"{path}: cannot read as an image: {exc}") from exc
+    from smgeo_geo.photo import open_photo
 
-    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
-    sub = exif.get_ifd(ExifTags.IFD.Exif)
+    path = os.fspath(path)
+    problems = ""
+    with open_photo(path) as img:
+        size = img.size
+        xmp_packet = img.info.get("xmp") or b""
+        try:  # metadata written by any device: a broken block is missing metadata, not a crash
+            exif = img.getexif()
+            gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+            sub = exif.get_ifd(ExifTags.IFD.Exif)
+        except Exception as exc:  # noqa: BLE001 - Pillow raises many types on corrupt EXIF
+            exif, gps, sub = {}, {}, {}
+            problems = f"EXIF unreadable ({type(exc).__name__})"
     T = ExifTags.GPS
     lat = _dms(gps.get(T.GPSLatitude), gps.get(T.GPSLatitudeRef, "N"))
     lon = _dms(gps.get(T.GPSLongitude), gps.get(T.GPSLongitudeRef, "E"))
     alt = _float(gps.get(T.GPSAltitude))
     if alt is not None and gps.get(T.GPSAltitudeRef) in (1, b"\x01"):
         alt = -alt
-    xmp = _parse_xmp(xmp_packet) if xmp_packet else {}
+    try:
+        xmp = _parse_xmp(xmp_packet) if xmp_packet else {}
+    except (ValueError, TypeError) as exc:
+        xmp, problems = {}, (problems + "; " if problems else "") + f"XMP unreadable ({type(exc).__name__})"
     if lat is None or lon is None:  # DJI XMP fallback, with DJI's spelling
         lat = _float(xmp.get("GpsLatitude"))
         lon = _float(xmp.get("GpsLongtitude", xmp.get("GpsLongitude")))
@@ -163,7 +168,7 @@ def read_photo_meta(path: str | os.PathLike) -> PhotoMeta:
         flight_yaw=_float(xmp.get("FlightYawDegree")),
         focal_length_35mm=f35 if f35 else None, focal_length_mm=focal if focal else None,
         make=str(exif.get(ExifTags.Base.Make, "") or "").strip("\x00 "),
-        model=str(exif.get(ExifTags.Base.Model, "") or "").strip("\x00 "), size=size, xmp=xmp,
+        model=str(exif.get(ExifTags.Base.Model, "") or "").strip("\x00 "), size=size, xmp=xmp, problems=problems,
     )
 
 
@@ -188,7 +193,8 @@ def approximate_footprint(meta: PhotoMeta, photo_size: tuple[int, int] | None = 
     Raises :class:`MetadataError` naming the photo when GPS or a usable height is missing.
     """
     if meta.lon is None or meta.lat is None:
-        raise MetadataError(f"{meta.path}: photo has no GPS position (EXIF GPS or DJI XMP)")
+        extra = f"; {meta.problems}" if meta.problems else ""
+        raise MetadataError(f"{meta.path}: photo has no GPS position (EXIF GPS or DJI XMP){extra}")
     h = altitude_m if altitude_m is not None else meta.relative_altitude
     if h is None or not h > 0:
         raise MetadataError(

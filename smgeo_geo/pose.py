@@ -114,7 +114,8 @@ def camera_from_metadata(meta: PhotoMeta, terrain=None, budget: ErrorBudget | No
     """
     notes: list[str] = []
     if meta.lon is None or meta.lat is None:
-        raise MetadataError(f"{meta.path}: photo has no GPS position (EXIF GPS or DJI XMP)")
+        extra = f"; {meta.problems}" if meta.problems else ""
+        raise MetadataError(f"{meta.path}: photo has no GPS position (EXIF GPS or DJI XMP){extra}")
     width, height = meta.size
     if not (width > 0 and height > 0):
         raise MetadataError(f"{meta.path}: unknown photo size")

@@ -1,0 +1,124 @@
+"""The locator on drone photos rendered from a generated orthophoto with a known camera:
+metadata with errors, with and without a DEM, without metadata, and broken metadata."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from smgeo_geo.coords import geodesic_distance
+from smgeo_geo.errors import MetadataError
+from smgeo_geo.locator import Locator
+from smgeo_geo.photo_meta import read_photo_meta
+from smgeo_geo.raster import open_reference
+from smgeo_geo.terrain import FlatTerrain, intersect_rays
+
+from .scenes import render, true_camera, write_dem, write_dji_photo, write_orthophoto
+
+GROUND = 50.0  # metres: the ground's height in the photo's altitude frame (take-off point too)
+HEIGHT = 60.0  # metres above ground
+CLICKS = [(240.0, 180.0), (100.0, 80.0), (400.0, 300.0), (60.0, 320.0)]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("views")
+    ortho = write_orthophoto(d / "ortho.tif")
+    cam = true_camera(yaw=35.0, pitch=-70.0, height=GROUND + HEIGHT, offset_m=(4.0, -6.0))
+    photo = render(ortho, cam, ground_height=GROUND)
+    lon, lat, _ = cam.frame.to_lonlat(*cam.centre)
+    # the metadata is off as a drone's is: 2 m of GPS, 3 deg of yaw, 1.5 deg of pitch
+    gps = cam.frame.to_lonlat(cam.centre[0] + 1.5, cam.centre[1] - 1.2, 0.0)
+    xmp = {"GimbalYawDegree": "38.0", "GimbalPitchDegree": "-71.5", "GimbalRollDegree": "0.0",
+           "RelativeAltitude": f"{HEIGHT:+.2f}", "AbsoluteAltitude": f"{GROUND + HEIGHT:+.2f}"}
+    path = write_dji_photo(d / "DJI_0001.JPG", photo, lon=float(gps[0]), lat=float(gps[1]), xmp=xmp)
+    pts, hit = intersect_rays(cam, CLICKS, FlatTerrain(GROUND))
+    assert hit.all()
+    tlon, tlat, _ = cam.frame.to_lonlat(pts[:, 0], pts[:, 1], pts[:, 2])
+    return {"dir": d, "ortho": ortho, "photo": path, "image": photo, "truth": (tlon, tlat), "drone": (lon, lat),
+            "dem": write_dem(d / "dem.tif", GROUND)}
+
+
+@pytest.fixture(scope="module")
+def locator():
+    loc = Locator()
+    yield loc
+    loc.close()
+
+
+def errors(locator, data, photo, **kw):
+    out = []
+    with open_reference(data["ortho"]) as raster:
+        for click, lon, lat in zip(CLICKS, *data["truth"]):
+            det = locator.locate(raster, photo, click, **kw)
+            err = float(geodesic_distance(lon, lat, det.extra["located_lon"], det.extra["located_lat"]))
+            out.append((err, det))
+    return out
+
+
+def test_metadata_alone_is_metres_off_and_says_so(locator, data):
+    for err, det in errors(locator, data, data["photo"], method="metadata"):
+        assert 0.3 < err < det.extra["uncertainty_m"] < 30, (err, det.extra["uncertainty_m"])
+        assert det.extra["method"] == "metadata" and det.extra["box_source"] == "click region"
+
+
+@pytest.mark.parametrize("with_dem", [False, True])
+def test_auto_registers_the_rectified_photo_to_decimetres(locator, data, with_dem):
+    results = errors(locator, data, data["photo"], method="auto", dem=data["dem"] if with_dem else None)
+    for err, det in results:
+        assert err < 0.5, (err, det.extra)
+        assert det.extra["answer"] == "registration" and err <= det.extra["uncertainty_m"]
+        assert det.extra["registration_mode"] == ("pose" if with_dem else "local")
+        assert det.extra["method"] == "metadata+registration+smgeo"
+    # the metadata-only estimate is kept beside the answer, and registration improved on it
+    for (err, det), lon, lat in zip(results, *data["truth"]):
+        assert float(geodesic_distance(lon, lat, det.extra["metadata_lon"], det.extra["metadata_lat"])) > 2 * err
+
+
+def test_a_photo_without_metadata_registers_on_its_own(locator, data, tmp_path):
+    """A near-nadir view stripped of EXIF: registration alone (photo mode) in the window."""
+    from PIL import Image
+
+    from smgeo_geo.windows import WindowSpec
+
+    cam = true_camera(yaw=-120.0, pitch=-88.0, height=GROUND + HEIGHT)
+    from tests.locate.scenes import render as render_view
+
+    image = render_view(data["ortho"], cam, ground_height=GROUND)
+    path = tmp_path / "scan.png"
+    Image.fromarray(image).save(path)
+    pts, _ = intersect_rays(cam, [CLICKS[0]], FlatTerrain(GROUND))
+    lon, lat, _ = cam.frame.to_lonlat(pts[:, 0], pts[:, 1], pts[:, 2])
+    with open_reference(data["ortho"]) as raster:
+        det = locator.locate(raster, path, CLICKS[0], method="auto", window=WindowSpec("whole"))
+    assert "no GPS position" in det.extra["metadata_status"]
+    assert det.extra["answer"] == "registration" and det.extra["registration_mode"] == "photo"
+    assert float(geodesic_distance(lon[0], lat[0], det.extra["located_lon"], det.extra["located_lat"])) < 0.5
+
+
+def test_broken_metadata_skips_the_stage_with_its_reason_never_a_traceback(locator, data, tmp_path):
+    lon, lat = data["drone"]
+    image = data["image"]
+    xmp_ok = {"GimbalYawDegree": "38.0", "GimbalPitchDegree": "-71.5", "RelativeAltitude": "+60.0"}
+    cases = {
+        "no GPS": (dict(lon=None, lat=None, xmp=xmp_ok), "no GPS position"),
+        "GPS out of range": (dict(lon=lon, lat=95.0, xmp=xmp_ok), "out of range"),
+        "no height": (dict(lon=lon, lat=lat, xmp={"GimbalYawDegree": "38.0"}), "no height above ground"),
+        "no heading": (dict(lon=lon, lat=lat, xmp={"RelativeAltitude": "+60"}), "no heading"),
+        "corrupt EXIF": (dict(lon=None, lat=None, xmp=xmp_ok, exif_bytes=b"Exif\x00\x00MM\x00*garbage"),
+                         "no GPS position"),
+        "malformed XMP": (dict(lon=lon, lat=lat, raw_xmp=b'<x:xmpmeta drone-dji:GimbalYawDegree="38.0" '
+                                                          b'drone-dji:RelativeAltitude="+60" <unclosed'), None),
+    }
+    with open_reference(data["ortho"]) as raster:
+        for name, (kw, reason) in cases.items():
+            path = write_dji_photo(tmp_path / f"{name.replace(' ', '_')}.jpg", image, **kw)
+            if reason is None:  # the values are still found in a packet that is not XML
+                meta = read_photo_meta(path)
+                assert meta.gimbal_yaw == 38.0 and meta.relative_altitude == 60.0, name
+                continue
+            with pytest.raises(MetadataError, match=reason):
+                locator.locate(raster, path, CLICKS[0], method="metadata")
+            det = locator.locate(raster, path, CLICKS[0], method="auto")
+            assert reason in det.extra["metadata_status"], name
+            assert det.extra["answer"] in ("registration", "smgeo"), name
