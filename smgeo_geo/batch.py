@@ -276,7 +276,7 @@ def model_id_of(checkpoint: str | None) -> str:
     from smgeo_model.checkpoint import checkpoint_paths, read_checkpoint_config
 
     from smgeo_geo.errors import model_errors
-    from smgeo_geo.predictor import model_id
+    from smgeo_geo.checks import model_id
 
     with model_errors():
         weights, _ = checkpoint_paths(checkpoint if checkpoint is not None else bundled_checkpoint())
@@ -359,7 +359,7 @@ def check_batch_options(rows: list[Row], out: Path, workers: int, top_k: int,
     """Refuse bad options before any work: ``workers`` < 1, ``top_k`` outside 1..100, an
     output that is a folder, in a missing folder, not ``.gpkg``, or one of the inputs
     (``inputs``: option name -> path, plus every row's reference). Returns top_k as int."""
-    from smgeo_geo.predictor import check_top_k
+    from smgeo_geo.checks import check_top_k
     from smgeo_geo.vector_io import check_output_paths
 
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:

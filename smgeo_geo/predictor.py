@@ -18,17 +18,19 @@ of a batch that share a window encode it once.
 
 from __future__ import annotations
 
-import hashlib
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from affine import Affine
 from rasterio.windows import Window
 
-from smgeo_geo.errors import DeviceError, NoDataError, OptionError, PredictorStateError, WindowError, model_errors
+from smgeo_geo.checks import check_top_k, model_id
+from smgeo_geo.errors import DeviceError, NoDataError, PredictorStateError, WindowError, model_errors
 from smgeo_geo.photo import check_click, read_photo
 from smgeo_geo.raster import PixelMapping, ReferenceRaster, open_reference
 from smgeo_geo.result import Detection
@@ -81,21 +83,13 @@ def check_device(device) -> str:
     return text
 
 
-def check_top_k(top_k) -> int:
-    """``top_k`` as a positive int (:class:`OptionError` naming the option otherwise)."""
+def _file_stamp(path) -> tuple[int, int] | None:
+    """(size, mtime_ns) of a file, None for what is not a local file (a /vsi path, a URL)."""
     try:
-        k = int(top_k)
-    except (TypeError, ValueError):
-        k = 0
-    if isinstance(top_k, bool) or k != top_k or not 1 <= k <= 100:
-        raise OptionError(f"top-k must be a whole number from 1 to 100, got {top_k!r}")
-    return k
-
-
-def model_id(weights: Path) -> str:
-    """``NAME@sha256[:10]`` of a checkpoint's ``.safetensors`` file: names the exact weights."""
-    digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:10]
-    return f"{Path(weights).name.removesuffix('.safetensors')}@{digest}"
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 def _to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -118,6 +112,7 @@ class GeoPredictor:
         self.reference: ReferenceWindow | None = None
         self.query_path: str = ""
         self._query_size_wh: tuple[int, int] | None = None
+        self._query_scale: tuple[float, float] = (1.0, 1.0)
         self.last_heatmap: tuple[np.ndarray, Affine] | None = None
         self.last_reference_cached = False  # whether the last set_reference came from the cache
         self._locator = None  # smgeo_geo.locator.Locator bound to this predictor, made on first use
@@ -150,7 +145,8 @@ class GeoPredictor:
             raster = open_reference(raster)
         window = window if window is not None else self.default_window(raster)
         size = model_size((window.height, window.width), max(self.config.reference_size))
-        key = (str(raster.path), raster.bands, tuple(round(v, 6) for v in window.flatten()), size)
+        key = (str(raster.path), _file_stamp(raster.path), raster.bands, tuple(round(v, 6) for v in window.flatten()),
+               size)  # a raster replaced at the same path is encoded anew
         ref = self._cache.get(key)
         self.last_reference_cached = ref is not None
         if ref is None:
@@ -178,7 +174,13 @@ class GeoPredictor:
         self.query_path = "" if isinstance(photo, np.ndarray) else str(photo)
         h, w = image.shape[:2]
         self._query_size_wh = (w, h)
-        self._predictor.set_query(_to_tensor(image), size=model_size((h, w), max(self.config.query_size)))
+        target = model_size((h, w), max(self.config.query_size))
+        self._query_scale = (1.0, 1.0)
+        if max(h, w) > 4 * max(target):  # a big photo: shrink it in uint8 before it becomes float
+            sh, sw = 2 * target[0], 2 * target[1]
+            image = cv2.resize(np.ascontiguousarray(image), (sw, sh), interpolation=cv2.INTER_AREA)
+            self._query_scale = (sw / w, sh / h)
+        self._predictor.set_query(_to_tensor(image), size=target)
 
     def validate_click(self, click: tuple[float, float]) -> tuple[float, float]:
         """``click`` = (x, y) photo pixels checked against the photo set (ClickError if
@@ -196,7 +198,8 @@ class GeoPredictor:
         if self._query_size_wh is None:
             raise PredictorStateError("no drone photo set: call set_query() first")
         click = check_click(click, self._query_size_wh)
-        pred = self._predictor.predict(click, top_k=check_top_k(top_k))
+        sx, sy = self._query_scale  # photo pixels -> pixels of the image the model was given
+        pred = self._predictor.predict((click[0] * sx, click[1] * sy), top_k=check_top_k(top_k))
         ref = self.reference
         boxes = [ref.mapping.box_to_raster(b) for b in pred.boxes.tolist()]
         heat = pred.heatmap.numpy()

@@ -110,7 +110,7 @@ PARAMS = {
     "hello": (),
     "configure": ("checkpoint", "device"),
     "locate": ("reference", "bands", "query", "click", "window", "top_k", "heatmap", "method", "dem"),
-    "batch": ("manifest", "reference", "out", "workers", "top_k", "photos", "dask"),
+    "batch": ("manifest", "reference", "out", "workers", "top_k", "photos", "dask", "method", "dem"),
     "cancel": ("target",),
     "shutdown": (),
 }
@@ -339,7 +339,7 @@ class Worker:
         from smgeo_geo.coords import check_bounds_crs
         from smgeo_geo.errors import OptionError
         from smgeo_geo.photo import check_click, read_photo
-        from smgeo_geo.predictor import check_top_k
+        from smgeo_geo.checks import check_top_k
         from smgeo_geo.vector_io import check_output_paths, write_heatmap_geotiff
         from smgeo_geo.locator import check_method
         from smgeo_geo.terrain import DemTerrain
@@ -406,6 +406,8 @@ class Worker:
 
     def do_batch(self, request: _Request) -> dict:
         from smgeo_geo.batch import read_manifest, run_batch
+        from smgeo_geo.locator import check_method
+        from smgeo_geo.terrain import DemTerrain
 
         manifest = _param(request, "manifest", "the path of the manifest CSV", _is_path, required=True)
         out = _param(request, "out", "the path of the output .gpkg", _is_path, required=True)
@@ -415,6 +417,11 @@ class Worker:
         workers = _param(request, "workers", "a whole number of processes (1 or more)",
                          lambda v: _is_whole(v) and v >= 1, default=1)
         top_k = _param(request, "top_k", "a whole number from 1 to 100", _is_whole, default=5)
+        method = check_method(_param(request, "method", "one of auto, metadata, registration, smgeo",
+                                     lambda v: isinstance(v, str), default="auto"))
+        dem = _param(request, "dem", "the path of a DSM/DEM raster, or null", _is_path) or None
+        if dem:
+            DemTerrain(dem).close()  # a bad DEM is named before any row runs
         rows = read_manifest(manifest, reference, photo_folder=photos)
         self.progress(request, 0.0, f"{len(rows)} rows")
         predictor_key = self._model_key or (None, "cpu")
@@ -427,7 +434,8 @@ class Worker:
                 self.progress(request, done / max(todo, 1), f"{done}/{todo} rows")
                 yield records
 
-        return run_batch(rows, out, predictor_key[0], predictor_key[1], workers, scheduler, top_k, progress=tick)
+        return run_batch(rows, out, predictor_key[0], predictor_key[1], workers, scheduler, top_k, progress=tick,
+                         method=method, dem=dem)
 
 
 def _mtime(path) -> float | None:

@@ -1,4 +1,6 @@
-"""The SMGeo dock panel: photo, click, reference layer, search window, Locate, results."""
+"""The SMGeo dock panel: photo, click, reference layer, search window, method, DEM, Locate,
+results (the object's box, the located point and its 90 % uncertainty circle, and in the
+status line which stage answered, with which uncertainty, and why other stages did not run)."""
 
 from __future__ import annotations
 
@@ -7,8 +9,8 @@ import tempfile
 import time
 
 from qgis.core import (
-    Qgis, QgsApplication, QgsCoordinateTransform, QgsMapLayerProxyModel, QgsProject, QgsRasterLayer,
-    QgsRectangle,
+    Qgis, QgsApplication, QgsCoordinateTransform, QgsMapLayerProxyModel, QgsProject, QgsProviderRegistry,
+    QgsRasterLayer, QgsRectangle,
 )
 from qgis.gui import QgsDockWidget, QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt
@@ -20,13 +22,51 @@ from qgis.PyQt.QtWidgets import (
 from . import export, results
 from .photo_view import PhotoLoadError, PhotoView
 from .service import log, shared_client
-from .settings import SETUP_HELP, PluginSettings
+from .settings import METHODS, SETUP_HELP, PluginSettings
 from .tasks import WorkerTask
 from .worker_client import RequestCancelled
 
 PHOTO_FILTER = "Images (*.jpg *.jpeg *.JPG *.JPEG *.png *.PNG *.tif *.tiff *.TIF *.TIFF);;All files (*)"
 WINDOW_MODES = [("extent", "Map's current extent"), ("photo_gps", "Photo GPS (EXIF / DJI metadata)"),
                 ("whole", "Whole layer")]
+STAGES = ("metadata", "registration", "smgeo")
+STAGE_NAMES = {"metadata": "photo metadata", "registration": "registration", "smgeo": "SMGeo"}
+METHOD_STAGES = {"auto": STAGES, "metadata": ("metadata",), "registration": ("registration",),
+                 "smgeo": ("smgeo",)}
+
+
+def describe_result(result: dict, method: str = "auto") -> str:
+    """What the status line says about a worker ``locate`` result: which stage answered, the
+    stages that held, the 90 % uncertainty, and why any stage asked for did not run."""
+    best = result["detections"][0]
+    extra = best.get("extra") or {}
+    answer = result.get("answer") or extra.get("answer") or "?"
+    held = result.get("method") or extra.get("method") or "?"
+    radius = result.get("uncertainty_m", extra.get("uncertainty_m"))
+    located = result.get("located") or [extra.get("located_lon"), extra.get("located_lat")]
+    parts = [f"Answered by {answer} ({held}), " + (f"\u00b1{radius:.1f} m (90 %)" if isinstance(radius, (int, float))
+                                                  else "uncertainty unknown")]
+    if all(isinstance(v, (int, float)) for v in located):
+        parts.append(f"at lon {located[0]:.6f}, lat {located[1]:.6f}")
+    if isinstance(extra.get("confidence"), (int, float)):
+        parts.append(f"confidence {extra['confidence']:.2f}")
+    text = ", ".join(parts) + "."
+    box = extra.get("box_source") or "smgeo"
+    text += f" Box: {box}, score {best['score']:.3f}"
+    if extra.get("registration_status") == "ok" and extra.get("registration_inliers") is not None:
+        text += f"; registration {extra['registration_inliers']} inliers"
+    cached = " (reference features cached)" if result.get("reference_cached") else ""
+    text += f"; in {result.get('seconds', 0):.2f} s{cached}."
+    missing = []
+    for stage in METHOD_STAGES.get(method, STAGES):
+        status = extra.get(f"{stage}_status")
+        if status is None:
+            missing.append(f"{STAGE_NAMES[stage]}: did not run")
+        elif status != "ok":
+            missing.append(f"{STAGE_NAMES[stage]}: {status}")
+    if missing:
+        text += " Not used: " + "; ".join(missing) + "."
+    return text
 
 
 class LocatorDock(QgsDockWidget):
@@ -76,6 +116,22 @@ class LocatorDock(QgsDockWidget):
             self.window_combo.addItem(label, key)
         self.window_combo.setCurrentIndex(2)
         form.addRow("Search window", self.window_combo)
+        self.method_combo = QComboBox(body)
+        for key, label in METHODS:
+            self.method_combo.addItem(label, key)
+        self.method_combo.setCurrentIndex(max(0, self.method_combo.findData(self.settings.method)))
+        self.method_combo.setToolTip("Auto: the photo's metadata camera, refined by registering the photo on the "
+                                     "reference, and SMGeo for the object's box; or one stage alone")
+        form.addRow("Method", self.method_combo)
+        self.dem_combo = QgsMapLayerComboBox(body)
+        self.dem_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        # only rasters the worker can open: files read by GDAL (no tile or web services)
+        self.dem_combo.setExcludedProviders([p for p in QgsProviderRegistry.instance().providerList() if p != "gdal"])
+        self.dem_combo.setAllowEmptyLayer(True)
+        self.dem_combo.setLayer(None)
+        self.dem_combo.setToolTip("a DSM/DEM raster file (heights in metres, in the photo's altitude frame) "
+                                  "for metadata and registration; empty = flat ground at the take-off height")
+        form.addRow("DEM / DSM", self.dem_combo)
         layout.addLayout(form)
         active = self.iface.activeLayer() if self.iface is not None else None
         if isinstance(active, QgsRasterLayer):
@@ -130,6 +186,11 @@ class LocatorDock(QgsDockWidget):
     def _check_setup(self) -> None:
         if not self.settings.worker_python():
             self.status_label.setText(SETUP_HELP)
+
+    def apply_settings(self) -> None:
+        """After the settings dialog: the panel takes the (new) default method."""
+        self.method_combo.setCurrentIndex(max(0, self.method_combo.findData(self.settings.method)))
+        self._check_setup()
 
     # -- photo and click ------------------------------------------------------------------
     def _refresh_recent(self) -> None:
@@ -206,7 +267,16 @@ class LocatorDock(QgsDockWidget):
             self.notify("Choose a reference raster layer (a georeferenced GeoTIFF/COG, or a tile layer).",
                         Qgis.Warning)
             return None
-        params = {"query": self.photo_path, "click": list(click), "top_k": 5}
+        method = self.method_combo.currentData() or "auto"
+        params = {"query": self.photo_path, "click": list(click), "top_k": 5, "method": method, "dem": None}
+        dem_layer = self.dem_combo.currentLayer()
+        if dem_layer is not None:
+            dem = export.file_path(dem_layer) if isinstance(dem_layer, QgsRasterLayer) else ""
+            if not dem:
+                self.notify(f"DEM / DSM: layer '{dem_layer.name()}' is not a raster file; choose a GeoTIFF/VRT "
+                            f"DSM or DEM, or none.", Qgis.Warning)
+                return None
+            params["dem"] = dem
         snapshot = None
         path = export.file_path(layer)
         if path:
@@ -225,7 +295,7 @@ class LocatorDock(QgsDockWidget):
                 self.notify(str(exc), Qgis.Warning)
                 return None
             params.update(reference=snapshot.path, window={"mode": "whole"})
-        if self.heatmap_check.isChecked():
+        if self.heatmap_check.isChecked() and method in ("auto", "smgeo"):  # only SMGeo makes a heatmap
             folder = tempfile.mkdtemp(prefix="smgeo_heatmap_")
             params["heatmap"] = os.path.join(folder, f"heatmap_{int(time.time() * 1000)}.tif")
         return params, snapshot
@@ -252,8 +322,17 @@ class LocatorDock(QgsDockWidget):
         return task
 
     def cancel(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
+        """Cancel the running search: whenever the worker's answer arrives, it is dropped
+        (no layer is added); the panel says "cancelled" at once."""
+        task, self.task = self.task, None
+        if task is None:
+            return
+        task.cancelled_by_user = True
+        self.cancel_button.setEnabled(False)
+        self.progress.setValue(0)
+        self.status_label.setText("cancelled")
+        if not task.ended:
+            task.cancel()
 
     def _task_progress(self, value: float) -> None:
         task = self.sender()
@@ -268,7 +347,7 @@ class LocatorDock(QgsDockWidget):
             snapshot.relabel(task.result)
             snapshot.remove()
         if task is not self.task:
-            return  # an older click: superseded
+            return  # an older click (superseded) or a search cancelled: its answer is dropped
         self.task = None
         self.cancel_button.setEnabled(False)
         client = task.client
@@ -283,13 +362,16 @@ class LocatorDock(QgsDockWidget):
                 self.notify(f"{error}" if error is not None else "locate failed", Qgis.Critical, 10)
             self.progress.setValue(0)
             return
-        self.show_result(task.result)
+        self.show_result(task.result, task.params.get("method"))
 
-    def show_result(self, result: dict) -> None:
-        """Add the best detection to "SMGeo results", list the candidates, zoom to it."""
+    def show_result(self, result: dict, method: str | None = None) -> None:
+        """Add the best detection to "SMGeo results", its located point and uncertainty circle,
+        list the candidates, zoom to it, say how it was found (``method``: the one asked for;
+        default the panel's)."""
         project = QgsProject.instance()
         layer, feature = results.add_result(result, project)
         self.last_result, self.last_feature_id = result, feature.id()
+        location = results.add_location(result, project)
         if result.get("heatmap"):
             try:
                 results.add_heatmap(result["heatmap"], project)
@@ -307,19 +389,24 @@ class LocatorDock(QgsDockWidget):
             self.candidates_list.addItem(item)
         self.candidates_list.blockSignals(False)
         results.show_candidates(result, [], project)
-        self.zoom_to(layer, feature)
-        best = result["detections"][0]
-        lon, lat = best["centroid_lonlat"]
-        cached = " (reference features cached)" if result.get("reference_cached") else ""
+        self.zoom_to(layer, feature, location[0] if location else None)
         self.progress.setValue(100)
-        self.status_label.setText(f"found: lon {lon:.6f}, lat {lat:.6f}, score {best['score']:.3f} "
-                                  f"in {result.get('seconds', 0):.2f} s{cached}")
+        text = describe_result(result, method or self.method_combo.currentData() or "auto")
+        if self.heatmap_check.isChecked() and not result.get("heatmap"):
+            text += " No heatmap: only SMGeo makes one (method Auto or SMGeo only)."
+        self.status_label.setText(text)
+        log(text)
 
-    def zoom_to(self, layer, feature) -> None:
+    def zoom_to(self, layer, feature, circle=None) -> None:
+        """Zoom to the found box (and the uncertainty circle, when given)."""
         canvas = self.iface.mapCanvas()
         transform = QgsCoordinateTransform(layer.crs(), canvas.mapSettings().destinationCrs(), QgsProject.instance())
         box = transform.transformBoundingBox(feature.geometry().boundingBox())
         box.scale(6.0)
+        if circle is not None:
+            around = transform.transformBoundingBox(circle.geometry().boundingBox())
+            around.scale(1.3)
+            box.combineExtentWith(around)
         canvas.setExtent(box)
         canvas.refresh()
 

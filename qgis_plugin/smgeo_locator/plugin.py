@@ -60,7 +60,7 @@ class SMGeoLocatorPlugin:
             dialog.apply()
             stop_shared_client()  # the next request starts a worker with the new settings
             if self.dock is not None:
-                self.dock._check_setup()
+                self.dock.apply_settings()
 
     def unload(self) -> None:
         for action in self.actions:

@@ -1,7 +1,9 @@
 """Processing provider "SMGeo" with two algorithms: locate one object, batch geocode a survey.
 
 Both run the same worker requests as the dock (``locate`` and ``batch``), so they work in
-the Processing toolbox, batch mode and the model designer.
+the Processing toolbox, batch mode and the model designer. Both take the locating method
+(METHOD: auto | metadata | registration | smgeo, as :data:`settings.METHODS`) and an optional
+DSM/DEM raster file (DEM).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from pathlib import Path
 
 from qgis.core import (
     QgsFeatureSink, QgsProcessing, QgsProcessingAlgorithm, QgsProcessingContext, QgsProcessingException,
-    QgsProcessingOutputNumber, QgsProcessingParameterEnum, QgsProcessingParameterExtent,
+    QgsProcessingOutputNumber, QgsProcessingOutputString, QgsProcessingParameterEnum, QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSink, QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer, QgsProcessingProvider, QgsWkbTypes,
 )
@@ -19,6 +21,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from . import export, results
 from .service import shared_client
+from .settings import METHOD_KEYS, METHODS
 from .worker_client import WorkerError
 
 ICON = os.path.join(os.path.dirname(__file__), "icon.png")
@@ -31,6 +34,23 @@ def _raster_path(layer, name: str) -> str:
         raise QgsProcessingException(f"{name}: layer '{layer.name()}' is not a raster file "
                                      f"(provider {layer.providerType()}); SMGeo reads GeoTIFF/COG/VRT files")
     return path
+
+
+def _add_method_parameters(algorithm: QgsProcessingAlgorithm) -> None:
+    """METHOD (enum, default auto) and DEM (optional raster file)."""
+    algorithm.addParameter(QgsProcessingParameterEnum("METHOD", "Method", [label for _, label in METHODS],
+                                                      defaultValue=0))
+    algorithm.addParameter(QgsProcessingParameterRasterLayer(
+        "DEM", "DSM / DEM (heights in metres; empty = flat ground at the take-off height)", optional=True))
+
+
+def _method_params(algorithm: QgsProcessingAlgorithm, parameters, context) -> dict:
+    """The worker's ``method`` and ``dem`` from METHOD and DEM."""
+    index = algorithm.parameterAsEnum(parameters, "METHOD", context)
+    if not 0 <= index < len(METHOD_KEYS):
+        raise QgsProcessingException(f"Method: choose 0-{len(METHOD_KEYS) - 1}, got {index}")
+    dem = algorithm.parameterAsRasterLayer(parameters, "DEM", context)
+    return {"method": METHOD_KEYS[index], "dem": _raster_path(dem, "DSM / DEM") if dem is not None else None}
 
 
 def _run(method: str, params: dict, feedback) -> dict:
@@ -95,8 +115,12 @@ class LocateAlgorithm(_Algorithm):
     def shortHelpString(self) -> str:  # noqa: N802
         return ("Finds the object clicked in a drone photo in a georeferenced raster layer with SMGeo. "
                 "The click is in photo pixels (x right, y down, from the top-left corner of the upright "
-                "photo). Output: the object's footprint polygon in the raster's CRS with its score "
-                "(rank 0), followed by the requested number of candidates.")
+                "photo). Method: Auto fuses the photo's metadata camera (EXIF / DJI XMP), registration of the "
+                "photo on the raster and SMGeo; or one of them alone. A DSM/DEM (optional) gives the ground "
+                "heights for metadata and registration. Output: the object's footprint polygon in the raster's "
+                "CRS with its score (rank 0; with method, answer (the stage whose point answered), "
+                "uncertainty_m (90 % radius of the clicked point, metres), confidence, located_lon/lat, "
+                "box_source), followed by the requested number of candidates.")
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterFile(self.PHOTO, "Drone photo", fileFilter=PHOTO_EXTENSIONS))
@@ -111,11 +135,17 @@ class LocateAlgorithm(_Algorithm):
         self.addParameter(QgsProcessingParameterNumber(self.CANDIDATES, "Candidates besides the best",
                                                        QgsProcessingParameterNumber.Integer, 0, minValue=0,
                                                        maxValue=20))
+        _add_method_parameters(self)
         self.addParameter(QgsProcessingParameterFeatureSink(self.OUTPUT, "Located object",
                                                             QgsProcessing.TypeVectorPolygon))
         self.addOutput(QgsProcessingOutputNumber("SCORE", "Score of the best detection"))
         self.addOutput(QgsProcessingOutputNumber("CENTROID_LON", "Longitude of its centre (WGS84)"))
         self.addOutput(QgsProcessingOutputNumber("CENTROID_LAT", "Latitude of its centre (WGS84)"))
+        self.addOutput(QgsProcessingOutputString("METHOD", "Stages that held (e.g. metadata+registration+smgeo)"))
+        self.addOutput(QgsProcessingOutputString("ANSWER", "Stage whose point answered"))
+        self.addOutput(QgsProcessingOutputNumber("UNCERTAINTY_M", "90 % radius of the clicked point (m)"))
+        self.addOutput(QgsProcessingOutputNumber("LOCATED_LON", "Longitude of the clicked point (WGS84)"))
+        self.addOutput(QgsProcessingOutputNumber("LOCATED_LAT", "Latitude of the clicked point (WGS84)"))
 
     def processAlgorithm(self, parameters, context: QgsProcessingContext, feedback):  # noqa: N802
         photo = self.parameterAsFile(parameters, self.PHOTO, context)
@@ -129,7 +159,8 @@ class LocateAlgorithm(_Algorithm):
         if mode == 1 and (extent.isNull() or extent.isEmpty()):
             raise QgsProcessingException("Extent: 'Extent below' was chosen but no extent was given")
         candidates = self.parameterAsInt(parameters, self.CANDIDATES, context)
-        params = {"query": photo, "click": click, "top_k": max(5, candidates + 1)}
+        params = {"query": photo, "click": click, "top_k": max(5, candidates + 1),
+                  **_method_params(self, parameters, context)}
         snapshot = None
         if export.file_path(layer):
             window = {"mode": "photo_gps" if mode == 2 else "whole"}
@@ -166,10 +197,20 @@ class LocateAlgorithm(_Algorithm):
             sink.addFeature(results.feature_from_record(record, fields), QgsFeatureSink.FastInsert)
         feedback.setProgress(100.0)
         best = result["detections"][0]
+        extra = best.get("extra") or {}
+        located = result.get("located") or [None, None]
         feedback.pushInfo(f"score {best['score']:.3f} at lon {best['centroid_lonlat'][0]:.7f}, "
                           f"lat {best['centroid_lonlat'][1]:.7f} ({result['seconds']:.2f} s)")
+        feedback.pushInfo(f"answered by {result.get('answer')} ({result.get('method')}), "
+                          f"\u00b1{result.get('uncertainty_m', float('nan')):.1f} m (90 %)")
+        for stage in ("metadata", "registration", "smgeo"):
+            status = extra.get(f"{stage}_status")
+            if status not in (None, "ok"):
+                feedback.pushInfo(f"{stage} not used: {status}")
         return {self.OUTPUT: dest_id, "SCORE": best["score"], "CENTROID_LON": best["centroid_lonlat"][0],
-                "CENTROID_LAT": best["centroid_lonlat"][1]}
+                "CENTROID_LAT": best["centroid_lonlat"][1], "METHOD": result.get("method"),
+                "ANSWER": result.get("answer"), "UNCERTAINTY_M": result.get("uncertainty_m"),
+                "LOCATED_LON": located[0], "LOCATED_LAT": located[1]}
 
 
 class BatchAlgorithm(_Algorithm):
@@ -185,7 +226,9 @@ class BatchAlgorithm(_Algorithm):
         return ("Locates the clicked object of every row of a manifest CSV (columns query, click_x, click_y "
                 "and optionally reference, lon, lat, radius_m; relative paths are relative to the CSV) and "
                 "writes one GeoPackage with layers detections, centroids and rows (ok / error per row). "
-                "Rerunning after a cancel or crash skips the rows already done.")
+                "Method and DSM/DEM as for 'Locate object from drone photo'; every detection carries method, "
+                "answer, uncertainty_m and each stage's status. Rerunning after a cancel or crash skips the rows "
+                "already done (rows are redone when the method or DEM changes).")
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterFile(self.MANIFEST, "Manifest (CSV)", extension="csv"))
@@ -194,6 +237,7 @@ class BatchAlgorithm(_Algorithm):
         self.addParameter(QgsProcessingParameterNumber(self.WORKERS, "Worker processes",
                                                        QgsProcessingParameterNumber.Integer, 1, minValue=1,
                                                        maxValue=64))
+        _add_method_parameters(self)
         self.addParameter(QgsProcessingParameterFileDestination(self.OUTPUT, "Output GeoPackage",
                                                                 "GeoPackage (*.gpkg)"))
         self.addOutput(QgsProcessingOutputNumber("OK", "Rows located"))
@@ -206,7 +250,8 @@ class BatchAlgorithm(_Algorithm):
         if not out.lower().endswith(".gpkg"):
             raise QgsProcessingException(f"Output GeoPackage: {out} must end in .gpkg")
         params = {"manifest": manifest, "reference": _raster_path(layer, "Reference raster") if layer else None,
-                  "out": out, "workers": self.parameterAsInt(parameters, self.WORKERS, context)}
+                  "out": out, "workers": self.parameterAsInt(parameters, self.WORKERS, context),
+                  **_method_params(self, parameters, context)}
         summary = _run("batch", params, feedback)
         feedback.setProgress(100.0)
         feedback.pushInfo(f"{summary['ok']} ok, {summary['error']} error(s) -> {out}")

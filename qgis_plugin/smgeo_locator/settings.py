@@ -13,6 +13,7 @@ there). Found automatically, first match wins:
 
 ``checkpoint``: SMGeo checkpoint (.safetensors + .json); empty = the bundled demo model.
 ``device``: ``cpu`` or ``cuda``.
+``method``: the panel's default locating method (:data:`METHODS`; ``auto`` when unset or unknown).
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ from qgis.core import QgsSettings
 
 PREFIX = "smgeo_locator/"
 PLUGIN_DIR = Path(__file__).resolve().parent
+# the worker's ``method`` values (smgeo_geo.locator.METHODS) and how the plugin names them
+METHODS = [("auto", "Auto (metadata + registration + SMGeo)"), ("metadata", "Photo metadata only"),
+           ("registration", "Registration only"), ("smgeo", "SMGeo only")]
+METHOD_KEYS = [key for key, _ in METHODS]
 
 
 @dataclass
@@ -33,15 +38,18 @@ class PluginSettings:
     python: str = ""
     checkpoint: str = ""
     device: str = "cpu"
+    method: str = "auto"
     recent_photos: tuple[str, ...] = ()
 
     @classmethod
     def load(cls) -> "PluginSettings":
         s = QgsSettings()
         recent = s.value(PREFIX + "recent_photos", [], type=list) or []
+        method = str(s.value(PREFIX + "method", "auto", type=str) or "auto")
         return cls(python=str(s.value(PREFIX + "python", "", type=str) or ""),
                    checkpoint=str(s.value(PREFIX + "checkpoint", "", type=str) or ""),
                    device=str(s.value(PREFIX + "device", "cpu", type=str) or "cpu"),
+                   method=method if method in METHOD_KEYS else "auto",
                    recent_photos=tuple(str(p) for p in recent))
 
     def save(self) -> None:
@@ -49,6 +57,7 @@ class PluginSettings:
         s.setValue(PREFIX + "python", self.python)
         s.setValue(PREFIX + "checkpoint", self.checkpoint)
         s.setValue(PREFIX + "device", self.device)
+        s.setValue(PREFIX + "method", self.method if self.method in METHOD_KEYS else "auto")
         s.setValue(PREFIX + "recent_photos", list(self.recent_photos))
 
     def add_recent_photo(self, path: str, keep: int = 10) -> None:

@@ -1,11 +1,11 @@
-"""Settings dialog: worker Python, checkpoint, device."""
+"""Settings dialog: worker Python, checkpoint, device, default method."""
 
 from __future__ import annotations
 
 from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel
 
-from .settings import PluginSettings, find_worker_python
+from .settings import METHODS, PluginSettings, find_worker_python
 
 
 class SettingsDialog(QDialog):
@@ -31,6 +31,12 @@ class SettingsDialog(QDialog):
         self.device_combo.addItem("GPU (CUDA)", "cuda")
         self.device_combo.setCurrentIndex(1 if settings.device.startswith("cuda") else 0)
         form.addRow("Device", self.device_combo)
+        self.method_combo = QComboBox(self)
+        for key, label in METHODS:
+            self.method_combo.addItem(label, key)
+        self.method_combo.setCurrentIndex(max(0, self.method_combo.findData(settings.method)))
+        self.method_combo.setToolTip("the method the SMGeo panel starts with (it can be changed there per search)")
+        form.addRow("Default method", self.method_combo)
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel, parent=self)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -41,5 +47,6 @@ class SettingsDialog(QDialog):
         self.settings.python = self.python_widget.filePath().strip()
         self.settings.checkpoint = self.checkpoint_widget.filePath().strip()
         self.settings.device = self.device_combo.currentData()
+        self.settings.method = self.method_combo.currentData()
         self.settings.save()
         return self.settings

@@ -40,6 +40,7 @@ class WorkerTask(QgsTask):
         self.stage = ""  # what the worker is doing (progress text)
         self.request_id: int | None = None
         self.cancelled_by_worker = False
+        self.cancelled_by_user = False  # set by the dock's Cancel: the answer, whenever it comes, is dropped
         self.ended = False  # set by finished(); stays readable after QGIS deletes the C++ task
 
     def _progress(self, fraction: float, message: str) -> None:

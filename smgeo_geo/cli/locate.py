@@ -40,7 +40,8 @@ def command(reference, query, click_xy, out, heatmap, top_k, method, dem, **kw) 
     """
     from smgeo_geo.cli._options import check_outputs, checkpoint_inputs, load_predictor, window_spec, write_outputs
     from smgeo_geo.photo import check_click, parse_click, read_photo
-    from smgeo_geo.predictor import check_device, check_top_k
+    from smgeo_geo.checks import check_top_k
+    from smgeo_geo.predictor import check_device
     from smgeo_geo.errors import OptionError
     from smgeo_geo.raster import open_reference
     from smgeo_geo.terrain import DemTerrain
