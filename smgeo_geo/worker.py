@@ -286,9 +286,7 @@ class Worker:
             from smgeo_geo.predictor import GeoPredictor
 
             self._predictor = GeoPredictor(key[0], device=key[1])
-            self._model_key = key
-            self._close_rasters()
-            self._query_key = None
+            self._model_key = key  # open rasters stay open: a locate may hold one while the model loads
         return self._predictor
 
     def _describe_model(self) -> dict:

@@ -122,3 +122,25 @@ def test_broken_metadata_skips_the_stage_with_its_reason_never_a_traceback(locat
             det = locator.locate(raster, path, CLICKS[0], method="auto")
             assert reason in det.extra["metadata_status"], name
             assert det.extra["answer"] in ("registration", "smgeo"), name
+
+
+def test_the_worker_answers_with_method_uncertainty_and_stage_details(data):
+    """The JSON-lines worker (what QGIS drives) runs the same locator: method, answer,
+    uncertainty and the located point come back; an unknown method is an OptionError reply."""
+    from tests.bad_inputs.conftest import InProcess
+
+    w = InProcess()
+    params = {"reference": str(data["ortho"]), "query": str(data["photo"]), "dem": str(data["dem"])}
+    w.run({"id": 1, "method": "locate", "params": {**params, "click": list(CLICKS[0])}})
+    w.run({"id": 2, "method": "locate", "params": {**params, "click": list(CLICKS[1]), "method": "metadata"}})
+    first, second = w.final(1)["result"], w.final(2)["result"]
+    assert first["method"] == "metadata+registration+smgeo" and first["answer"] == "registration"
+    lon, lat = first["located"]
+    err = float(geodesic_distance(data["truth"][0][0], data["truth"][1][0], lon, lat))
+    assert err < first["uncertainty_m"] < 2.0
+    extra = first["detections"][0]["extra"]
+    assert extra["registration_mode"] == "pose" and extra["registration_inliers"] >= 15
+    assert second["method"] == "metadata" and second["uncertainty_m"] > first["uncertainty_m"]
+    assert second["window"] is None  # SMGeo did not run for method metadata
+    w.run({"id": 3, "method": "locate", "params": {**params, "click": list(CLICKS[0]), "method": "nonsense"}})
+    assert w.final(3)["error"]["type"] == "OptionError"
