@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import configparser
-import os
+import importlib.util
 import sys
 import zipfile
 from pathlib import Path
@@ -20,14 +20,22 @@ PLUGIN = ROOT / "qgis_plugin" / "smgeo_locator"
 SKIP_DIRS = {"__pycache__", ".pytest_cache"}
 
 
+def atomic_path(target: Path):
+    """The project's one atomic writer (``model/fileio.py``, standard library only), loaded by
+    path: this script also runs under a Python without the project installed (QGIS's)."""
+    spec = importlib.util.spec_from_file_location("smgeo_fileio", ROOT / "model" / "fileio.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.atomic_path(target)
+
+
 def build(out_dir: Path, worker_python: str | None) -> Path:
     meta = configparser.ConfigParser()
     meta.read(PLUGIN / "metadata.txt", encoding="utf-8")
     version = meta["general"]["version"]
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"smgeo_locator-{version}.zip"
-    tmp = target.with_name(target.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+    with atomic_path(target) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(PLUGIN.rglob("*")):
             rel = path.relative_to(PLUGIN.parent)
             if path.is_dir() or SKIP_DIRS & set(rel.parts) or path.suffix == ".pyc" or path.name == "worker_python.txt":
@@ -35,7 +43,6 @@ def build(out_dir: Path, worker_python: str | None) -> Path:
             zf.write(path, rel.as_posix())
         if worker_python:
             zf.writestr("smgeo_locator/worker_python.txt", worker_python + "\n")
-    os.replace(tmp, target)
     return target
 
 

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from smgeo_model import fileio
 
 OUT = Path(__file__).resolve().parents[1] / "smgeo_geo" / "data" / "demo"
 NAME = "SYNTH_DroneAerial"
@@ -36,7 +37,7 @@ def main() -> None:
         meta = {"reference": "satellite.tif", "query": "drone_photo.jpg", "click": [float(v) for v in item[4]],
                 "true_pixel_box": [float(v) for v in item[5]], "class_name": item[7],
                 "source": f"smgeo synth --seed 777 --pairs 1 (tile {item[2]}), not seen in training"}
-        (OUT / "demo.json").write_text(json.dumps(meta, indent=2))
+        fileio.write_text(OUT / "demo.json", json.dumps(meta, indent=2))
         print(f"wrote {OUT}: {meta}")
 
 

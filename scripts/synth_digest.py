@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import cv2
+from smgeo_model import fileio
 
 from smgeo_geo.synth.dataset import pair_classes, pair_seed
 from smgeo_geo.synth.options import PairOptions
@@ -61,7 +62,7 @@ def main() -> int:
     now = digests()
     print(f"{sum(map(len, now.values()))} pairs in {time.perf_counter() - start:.1f} s")
     if args.write:
-        args.write.write_text(json.dumps(now, indent=1) + "\n")
+        fileio.write_text(args.write, json.dumps(now, indent=1) + "\n")
         return 0
     before = json.loads(args.check.read_text())
     changed = [f"{name}[{i}]" for name in now for i, (a, b) in enumerate(zip(now[name], before.get(name, [])))

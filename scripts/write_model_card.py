@@ -11,6 +11,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from smgeo_model import fileio
+
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "model" / "weights"
 
@@ -72,7 +74,7 @@ Percentages; centre error is the distance between predicted and true box centres
 |---|---|---|---|---|---|
 {rows}
 """
-    (WEIGHTS / "MODEL_CARD.md").write_text(card)
+    fileio.write_text(WEIGHTS / "MODEL_CARD.md", card)
     print(f"wrote {WEIGHTS / 'MODEL_CARD.md'}")
 
 

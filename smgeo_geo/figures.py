@@ -21,10 +21,17 @@ from matplotlib.patches import Rectangle  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:
+    """Write ``fig`` as a PNG through the project's atomic writer, then close it."""
+    from smgeo_geo.errors import OutputError
+    from smgeo_model.fileio import atomic_path
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        with atomic_path(path, OutputError) as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -37,7 +37,9 @@ def command(data_root, data_name, split, checkpoint, methods, json_out, batch_si
     import torch
     from tqdm.auto import tqdm
 
+    from smgeo_geo.errors import OutputError
     from smgeo_geo.evaluation import evaluate, markdown_table
+    from smgeo_model import fileio
     from smgeo_model import bundled_checkpoint, load_checkpoint
 
     ckpt = checkpoint or bundled_checkpoint()
@@ -48,9 +50,9 @@ def command(data_root, data_name, split, checkpoint, methods, json_out, batch_si
     results = report.pop("_results")
     report["checkpoint"] = str(ckpt)
     json_out.parent.mkdir(parents=True, exist_ok=True)
-    json_out.write_text(json.dumps(report, indent=2))
+    fileio.write_text(json_out, json.dumps(report, indent=2), OutputError)
     table = markdown_table(report)
-    json_out.with_suffix(".md").write_text(table)
+    fileio.write_text(json_out.with_suffix(".md"), table, OutputError)
     click.echo(table)
     if figures:
         from smgeo_geo import figures as figs
