@@ -3,7 +3,6 @@ metadata with errors, with and without a DEM, without metadata, and broken metad
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from smgeo_geo.coords import geodesic_distance
