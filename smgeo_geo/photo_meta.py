@@ -47,10 +47,14 @@ class PhotoMeta:
     xmp: dict[str, str] = field(default_factory=dict, repr=False)  # raw drone-dji values
     problems: str = ""  # metadata blocks that could not be read (the fields they hold are None)
 
+    def xmp_number(self, name: str) -> float | None:
+        """A finite number from the raw drone-dji XMP value ``name`` (None if absent or not a number)."""
+        return _float(self.xmp.get(name))
+
     @property
     def rtk_std_m(self) -> tuple[float, float] | None:
         """DJI RTK (horizontal, vertical) standard deviations in metres, when the photo says so."""
-        lat, lon, hgt = (_float(self.xmp.get(k)) for k in ("RtkStdLat", "RtkStdLon", "RtkStdHgt"))
+        lat, lon, hgt = (self.xmp_number(k) for k in ("RtkStdLat", "RtkStdLon", "RtkStdHgt"))
         if lat is None or lon is None:
             return None
         return math.hypot(lat, lon) / math.sqrt(2), hgt if hgt is not None else 0.1

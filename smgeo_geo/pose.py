@@ -89,19 +89,11 @@ def focal_pixels(meta: PhotoMeta, width: int, height: int) -> tuple[float, str]:
     diag = math.hypot(width, height)
     if meta.focal_length_35mm:
         return meta.focal_length_35mm * diag / DIAG_35MM, "EXIF 35 mm equivalent focal length"
-    cal = _float(meta.xmp.get("CalibratedFocalLength"))
-    ocx = _float(meta.xmp.get("CalibratedOpticalCenterX"))
+    cal = meta.xmp_number("CalibratedFocalLength")
+    ocx = meta.xmp_number("CalibratedOpticalCenterX")
     if cal and ocx and ocx > 0:
         return cal * width / (2 * ocx), "DJI CalibratedFocalLength"
     return DEFAULT_F35 * diag / DIAG_35MM, f"assumed {DEFAULT_F35:g} mm-equivalent lens (no focal length in EXIF)"
-
-
-def _float(text) -> float | None:
-    try:
-        v = float(str(text).strip())
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def camera_from_metadata(meta: PhotoMeta, terrain=None, budget: ErrorBudget | None = None) -> CameraPrior:

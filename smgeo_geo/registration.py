@@ -169,11 +169,11 @@ def _work_window(raster: ReferenceRaster, window: Window) -> tuple[Window, tuple
 
 def footprint_window(prior: CameraPrior, raster: ReferenceRaster, margin_m: float,
                      max_range_m: float | None = None) -> Window | None:
-    """Raster window holding the ground the photo sees (rays of a 9 x 7 pixel grid, ranges
+    """Raster window holding the ground the photo sees (rays of a 7 x 5 pixel grid, ranges
     capped at ``max_range_m``, default 8x the camera's height above ground), grown by
     ``margin_m``; ``None`` when it misses the raster."""
     cam = prior.camera
-    gx, gy = np.meshgrid(np.linspace(0, cam.width, 9), np.linspace(0, cam.height, 7))
+    gx, gy = np.meshgrid(np.linspace(0, cam.width, 7), np.linspace(0, cam.height, 5))
     px = np.column_stack([gx.ravel(), gy.ravel()])
     pts, hit = intersect_rays(cam, px, prior.terrain, max_range_m=3000.0)
     if not hit.any():

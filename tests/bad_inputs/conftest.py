@@ -17,13 +17,11 @@ import io
 import json
 import shutil
 import struct
-import warnings
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-import rasterio
 from affine import Affine
 from PIL import Image
 
@@ -31,6 +29,8 @@ from smgeo_geo.cli import main
 from smgeo_geo.worker import FINAL_EVENTS, Worker
 from smgeo_model import bundled_checkpoint
 from smgeo_model.checkpoint import checkpoint_paths
+
+from ..geo.conftest import write_tif as geo_write_tif
 
 UTM = "EPSG:32633"
 NORTH_UP = Affine(0.5, 0.0, 400_000.0, 0.0, -0.5, 5_000_000.0)  # 0.5 m pixels, UTM 33N
@@ -40,18 +40,8 @@ PHOTO_WH = (128, 96)
 
 
 def write_tif(path: Path, data: np.ndarray, crs=UTM, transform=NORTH_UP, nodata=None) -> Path:
-    """``data`` (bands x H x W) as a GeoTIFF; ``crs`` / ``transform`` None are left out."""
-    profile = dict(driver="GTiff", count=data.shape[0], height=data.shape[1], width=data.shape[2],
-                   dtype=data.dtype.name, nodata=nodata)
-    if crs is not None:
-        profile["crs"] = crs
-    if transform is not None:
-        profile["transform"] = transform
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-        with rasterio.open(path, "w", **profile) as dst:
-            dst.write(data)
-    return path
+    """``data`` (bands x H x W) as a GeoTIFF (UTM, north-up by default; None leaves it out)."""
+    return geo_write_tif(path, data, crs=crs, transform=transform, nodata=nodata)
 
 
 def rgb(h: int = 64, w: int = 64, seed: int = 0) -> np.ndarray:
