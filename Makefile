@@ -34,6 +34,8 @@ plugin: setup  ## installable QGIS plugin zip in dist/
 bench: setup  ## speed benchmarks (ratios measured in one run)
 	$(PY) bench/bench_model.py --json bench/results/model_cpu.json
 	$(PY) bench/bench_synth.py --json bench/results/synth_cpu.json
+	$(PY) bench/bench_locate.py --json bench/results/locate_cpu.json
+	$(PY) bench/real_imagery.py --json bench/results/real_imagery.json
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache demo_output
