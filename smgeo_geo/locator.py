@@ -252,7 +252,7 @@ class Locator:
             if method == "metadata" and not meta.ok:
                 raise MetadataError(meta.reason)
         user = None  # the user's window, as registration may use it (up to REGISTRATION_MAX_SIDE whole)
-        if (window is not None and window.mode != "auto") or prior is None:
+        if method in ("auto", "registration") and ((window is not None and window.mode != "auto") or prior is None):
             user = resolve(window or WindowSpec(), raster, max_side=REGISTRATION_MAX_SIDE, photo=photo)
         if method in ("auto", "registration"):
             tick(0.2, "registering the photo on the reference")
