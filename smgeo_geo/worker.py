@@ -36,7 +36,8 @@ Methods:
     clicked point (WGS84), "window": SMGeo's window [col_off, row_off, width, height] (raster
     pixels; null when SMGeo did not run or searched sliding windows), "window_mode" /
     "window_reason": how that window was chosen (or null),
-    "reference_cached": bool, "heatmap": path | null, "seconds": float}``. RECORD is
+    "reference_cached": bool, "heatmap": path written, or null (none asked, or SMGeo did not
+    run), "seconds": float}``. RECORD is
     :func:`smgeo_geo.batch.detection_to_record` (polygons as WKT in the raster CRS and in
     WGS84 lon/lat, ``pixel_box`` in raster pixels, score, rank, model_id, and ``extra`` with
     every stage's status and details, see :mod:`smgeo_geo.locator`).
@@ -47,8 +48,9 @@ Methods:
     ..., "radius_m": ...}`` (WGS84, metres), ``{"mode": "photo_gps"}`` (EXIF/DJI
     metadata of the photo) or ``{"mode": "search"}`` (sliding windows over the raster).
 ``batch`` {"manifest": CSV, "reference": raster | null, "out": .gpkg, "workers": 1,
-    "top_k": 5, "photos": folder | null} -> the summary of :func:`smgeo_geo.batch.run_batch`.
-    Resumable like ``smgeo batch``; cancelling stops between groups of rows.
+    "top_k": 5, "photos": folder | null, "method": "auto" | ..., "dem": path | null} -> the
+    summary of :func:`smgeo_geo.batch.run_batch`. Resumable like ``smgeo batch``; cancelling
+    stops between rows (finished rows are already kept).
 ``cancel`` {"target": id}: cancels a queued or running request (no reply of its own).
 ``shutdown`` {} -> ``{"ok": true}``; the worker exits. End of stdin also ends it.
 
@@ -335,7 +337,6 @@ class Worker:
     def do_locate(self, request: _Request) -> dict:
         from smgeo_geo.batch import detection_to_record
         from smgeo_geo.coords import check_bounds_crs
-        from smgeo_geo.errors import OptionError
         from smgeo_geo.photo import check_click, read_photo
         from smgeo_geo.checks import check_top_k
         from smgeo_geo.vector_io import check_output_paths, write_heatmap_geotiff
@@ -385,9 +386,9 @@ class Worker:
         detection = predictor.locate_photo(raster, query, click, method=method, window=spec, dem=dem, top_k=top_k,
                                            progress=tick)
         cached = predictor.last_reference_cached
+        if heatmap and predictor.last_heatmap is None:  # SMGeo did not run (e.g. auto answered without it)
+            heatmap = None
         if heatmap:
-            if predictor.last_heatmap is None:
-                raise OptionError(f"heatmap: method {method!r} did not run SMGeo, so there is no heatmap")
             heat, transform = predictor.last_heatmap
             write_heatmap_geotiff(heat, transform, raster.crs, heatmap)
         detections = [detection, *detection.candidates]

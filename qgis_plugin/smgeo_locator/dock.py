@@ -16,7 +16,7 @@ from qgis.gui import QgsDockWidget, QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
     QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
-    QProgressBar, QPushButton, QVBoxLayout, QWidget,
+    QFrame, QProgressBar, QPushButton, QScrollArea, QVBoxLayout, QWidget,
 )
 
 from . import export, results
@@ -58,11 +58,15 @@ def describe_result(result: dict, method: str = "auto") -> str:
     cached = " (reference features cached)" if result.get("reference_cached") else ""
     text += f"; in {result.get('seconds', 0):.2f} s{cached}."
     missing = []
+    photo = best.get("query_image") or ""
     for stage in METHOD_STAGES.get(method, STAGES):
         status = extra.get(f"{stage}_status")
         if status is None:
             missing.append(f"{STAGE_NAMES[stage]}: did not run")
         elif status != "ok":
+            status = str(status)
+            if photo and status.startswith(f"{photo}: "):  # the photo is named in the panel already
+                status = status[len(photo) + 2:]
             missing.append(f"{STAGE_NAMES[stage]}: {status}")
     if missing:
         text += " Not used: " + "; ".join(missing) + "."
@@ -171,7 +175,11 @@ class LocatorDock(QgsDockWidget):
         self.save_button = QPushButton("Save results to GeoPackage…", body)
         self.save_button.clicked.connect(self._save_clicked)
         layout.addWidget(self.save_button)
-        self.setWidget(body)
+        scroll = QScrollArea(self)  # a short window scrolls the panel instead of squeezing its rows together
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.NoFrame)
+        scroll.setWidget(body)
+        self.setWidget(scroll)
 
     # -- user feedback --------------------------------------------------------------------
     def notify(self, text: str, level=Qgis.Info, duration: int = 6) -> None:

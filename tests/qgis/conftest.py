@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -27,6 +28,8 @@ from qgis.testing import start_app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "smgeo_geo" / "data" / "demo"
+# real DJI photos, an orthophoto and a DSM beside the checkout (as on CI): see its README.md
+REAL_ODM = Path(__file__).resolve().parent.parents[1].parent / "shared" / "data" / "real-odm"
 VENV_PYTHON = Path(os.environ.get("SMGEO_PYTHON") or ROOT / ".venv" / "bin" / "python")
 sys.path.insert(0, str(ROOT / "qgis_plugin"))
 sys.path.append("/usr/share/qgis/python/plugins")  # QGIS's Processing framework
@@ -51,7 +54,7 @@ class DesktopInterface:
         self.bridge = QgsLayerTreeMapCanvasBridge(QgsProject.instance().layerTreeRoot(), self.canvas)
         self.menus: dict[str, list] = {}
         self.active_layer = None
-        self.window.resize(1100, 760)
+        self.window.resize(1100, 900)
 
     def mainWindow(self):  # noqa: N802 (QgisInterface names)
         return self.window
@@ -117,8 +120,13 @@ def iface(project):
 
 
 @pytest.fixture
-def plugin(iface):
+def plugin(iface, monkeypatch):
+    """The plugin, loaded with default settings. Its teardown unloads it as QGIS does but keeps
+    the worker running for the next test (starting one and loading the model costs seconds;
+    ``test_unload_stops_the_worker`` checks the real unload). A test that needs a fresh worker
+    calls ``stop_shared_client()``."""
     import smgeo_locator
+    import smgeo_locator.plugin as plugin_module
     from smgeo_locator.settings import PREFIX
     from qgis.core import QgsSettings
 
@@ -126,6 +134,7 @@ def plugin(iface):
     plugin = smgeo_locator.classFactory(iface)
     plugin.initGui()
     yield plugin
+    monkeypatch.setattr(plugin_module, "stop_shared_client", lambda: None)
     plugin.unload()
 
 
@@ -145,6 +154,26 @@ def demo_layer(project, iface, demo_meta):
     iface.canvas.setExtent(layer.extent())
     iface.active_layer = layer
     return layer
+
+
+@pytest.fixture
+def real_odm(project, iface):
+    """The real orthophoto (EPSG:32651) and DSM as layers, the south-looking DJI photo and a
+    click on the road that the orthophoto covers; skipped where the data is not beside the
+    checkout (an error on CI, where it always is)."""
+    if not REAL_ODM.is_dir():
+        if os.environ.get("CI"):
+            raise RuntimeError(f"real test data missing on CI: {REAL_ODM}")
+        pytest.skip(f"the shared real-data folder {REAL_ODM} is not beside this checkout")
+    ortho = QgsRasterLayer(str(REAL_ODM / "reference_0018.tif"), "orthophoto 0018", "gdal")
+    dsm = QgsRasterLayer(str(REAL_ODM / "dsm.tif"), "dsm", "gdal")
+    assert ortho.isValid() and dsm.isValid()
+    project.addMapLayers([ortho, dsm])
+    iface.canvas.setDestinationCrs(ortho.crs())
+    iface.canvas.setExtent(ortho.extent())
+    iface.active_layer = ortho
+    return SimpleNamespace(ortho=ortho, dsm=dsm, photo=REAL_ODM / "photos" / "100_0005_0136.jpg",
+                           click=(330.0, 821.7))
 
 
 _exit_status: int | None = None

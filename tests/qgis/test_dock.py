@@ -1,24 +1,49 @@
 """The dock panel in a real QGIS: photo, click, locate in a QgsTask, result layer, caching,
-latest click wins, worker crash and restart, a missing worker environment, screenshot."""
+latest click wins, method and DEM (on a real DJI photo, orthophoto and DSM), what answered and
+its uncertainty circle, Cancel, worker crash and restart, a missing worker environment,
+screenshot."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
+import time
 
 import pytest
 from qgis.core import (
-    QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsMapRendererSequentialJob, QgsProject, QgsVectorLayer,
+    QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsMapRendererSequentialJob, QgsPointXY, QgsProject,
+    QgsVectorLayer,
 )
-from qgis.PyQt.QtCore import QPoint, Qt
+from qgis.PyQt.QtCore import QCoreApplication, QPoint, Qt
 from qgis.PyQt.QtGui import QColor, QImage, QPainter
 from qgis.PyQt.QtTest import QTest
 
 from .conftest import DEMO, VENV_PYTHON, wait_for_task, wait_until
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
+NEW_FIELDS = ("method", "answer", "uncertainty_m", "confidence", "located_lon", "located_lat", "box_source")
+
+
+def layer_named(name: str) -> QgsVectorLayer:
+    (layer,) = QgsProject.instance().mapLayersByName(name)
+    return layer
+
+
+def assert_uncertainty_circle(feature, layer_crs, result, metric_crs) -> None:
+    """``feature`` is the 90 % circle of ``result``: area pi r^2 (2 %) measured in the metric
+    ``metric_crs``, centred on the located point."""
+    geom = feature.geometry()
+    geom.transform(QgsCoordinateTransform(layer_crs, metric_crs, QgsProject.instance()))
+    r = result["uncertainty_m"]
+    assert geom.area() == pytest.approx(math.pi * r * r, rel=0.02)
+    centre = QgsCoordinateTransform(WGS84, metric_crs, QgsProject.instance()).transform(
+        QgsPointXY(*result["located"]))
+    assert geom.centroid().asPoint().distance(centre) < max(0.02 * r, 0.01)
+    assert feature["uncertainty_m"] == pytest.approx(r)
+    assert feature["method"] == result["method"] and feature["answer"] == result["answer"]
 
 
 def click_photo(dock, x: float, y: float) -> tuple[float, float]:
@@ -74,6 +99,9 @@ def render_screenshot(iface, dock, layers, path) -> None:
 
 
 def test_click_locate_shows_the_object_on_the_map(plugin, iface, demo_layer, demo_meta, tmp_path):
+    from smgeo_locator.service import stop_shared_client
+
+    stop_shared_client()  # a fresh worker: nothing cached yet
     dock = open_dock_with_demo(plugin, demo_meta)
     assert dock.layer_combo.currentLayer() is demo_layer  # the active raster layer by default
     dock.heatmap_check.setChecked(True)
@@ -123,11 +151,33 @@ def test_click_locate_shows_the_object_on_the_map(plugin, iface, demo_layer, dem
     dock.candidates_list.item(1).setCheckState(Qt.Checked)
     candidates = QgsProject.instance().mapLayersByName("SMGeo candidates")[0]
     assert [f["rank"] for f in candidates.getFeatures()] == [1]
-    assert "score" in dock.status_label.text() and "cached" not in dock.status_label.text()
+    text = dock.status_label.text()
+    assert "score" in text and "cached" not in text
+    # How it was found, said plainly: the demo photo has no GPS, so SMGeo answered alone.
+    result = task.result
+    assert dock.method_combo.currentData() == "auto" and task.params["method"] == "auto"
+    assert task.params["dem"] is None and dock.dem_combo.currentLayer() is None  # no DEM by default
+    assert f"Answered by {result['answer']} ({result['method']}), \u00b1{result['uncertainty_m']:.1f} m (90 %)" in text
+    assert "photo metadata: " in text and "no GPS position" in text  # a stage that did not run, and why
+    for name in NEW_FIELDS:
+        assert layer.fields().indexOf(name) >= 0, name
+    extra = result["detections"][0]["extra"]
+    assert feat["method"] == result["method"] == extra["method"]
+    assert feat["answer"] == result["answer"] and feat["box_source"] == extra["box_source"]
+    assert feat["uncertainty_m"] == pytest.approx(result["uncertainty_m"])
+    assert feat["confidence"] == pytest.approx(extra["confidence"])
+    assert (feat["located_lon"], feat["located_lat"]) == pytest.approx(tuple(result["located"]))
+    circles, points = layer_named("SMGeo uncertainty"), layer_named("SMGeo located points")
+    assert circles.crs() == layer.crs() == points.crs()
+    (circle,) = list(circles.getFeatures())
+    assert_uncertainty_circle(circle, circles.crs(), result, layer.crs())  # UTM: metres
+    (point,) = list(points.getFeatures())
+    to_wgs84 = QgsCoordinateTransform(points.crs(), WGS84, QgsProject.instance())
+    assert tuple(to_wgs84.transform(point.geometry().asPoint())) == pytest.approx(tuple(result["located"]), abs=1e-9)
 
     # A screenshot of the panel beside the map with the result and a candidate (docs/qgis_panel.png).
     shot = tmp_path / "qgis_panel.png"
-    render_screenshot(iface, dock, [layer, candidates, heat[0], demo_layer], shot)
+    render_screenshot(iface, dock, [points, layer, candidates, circles, heat[0], demo_layer], shot)
     assert QImage(str(shot)).width() > dock.width()
     if os.environ.get("SMGEO_SCREENSHOTS"):
         import shutil
@@ -140,7 +190,7 @@ def test_click_locate_shows_the_object_on_the_map(plugin, iface, demo_layer, dem
     wait_for_task(dock, second)
     assert second.result["reference_cached"] is True
     assert "cached" in dock.status_label.text()
-    assert layer.featureCount() == 2
+    assert layer.featureCount() == 2 and circles.featureCount() == 2 and points.featureCount() == 2
 
     # Save to GeoPackage: the CRS and attributes survive.
     gpkg = dock.save_results(str(tmp_path / "results.gpkg"))
@@ -215,6 +265,23 @@ def test_crashed_worker_is_restarted_and_reported(plugin, iface, demo_layer, dem
     assert client.restarts == 1 and client.pid != pid
     assert any("restarted" in m for m in iface.messages())
     assert "-9" in client.last_crash  # the exit status of the killed worker
+    from smgeo_locator.service import stop_shared_client
+
+    stop_shared_client()  # the next test's panel must not report this restart
+
+
+def test_unload_stops_the_worker(plugin, iface, demo_layer, demo_meta):
+    from smgeo_locator.service import shared_client
+
+    client = shared_client()
+    assert client.request("hello")["protocol"] >= 1 and client.running
+    dock = open_dock_with_demo(plugin, demo_meta)
+    plugin.unload()  # as QGIS does when the plugin is switched off or reloaded
+    assert not client.running and plugin.dock is None and dock is not None
+    from qgis.core import QgsApplication
+
+    assert QgsApplication.processingRegistry().providerById("smgeo") is None
+    plugin.initGui()  # loaded again (the fixture unloads it at the end)
 
 
 def test_without_a_worker_environment_the_plugin_loads_and_says_what_to_do(plugin, iface, demo_layer, demo_meta,
@@ -276,20 +343,31 @@ def test_photo_gps_window_without_gps_says_so(plugin, iface, demo_layer, demo_me
 
 
 def test_cancel_button_stops_the_search(plugin, iface, demo_layer, demo_meta):
-    from smgeo_locator.service import stop_shared_client
-
-    stop_shared_client()  # a fresh worker takes seconds to load the model: Cancel lands before the answer
+    """After Cancel the panel says "cancelled" at once and adds nothing, whenever the worker's
+    answer arrives: here once after it has come back (but before QGIS hands it to the panel),
+    once right away (usually before it, while the model may still be loading)."""
     dock = open_dock_with_demo(plugin, demo_meta)
     dock.auto_check.setChecked(False)
     click_photo(dock, *demo_meta["click"])
-    task = dock.locate()
-    assert dock.cancel_button.isEnabled()
-    QTest.mouseClick(dock.cancel_button, Qt.LeftButton)
-    wait_for_task(dock, task)
-    assert task.isCanceled() and task.result is None
-    assert dock.status_label.text() == "cancelled" and not dock.cancel_button.isEnabled()
-    assert not QgsProject.instance().mapLayersByName("SMGeo results")
-    assert not [m for m in iface.messages() if "rror" in m]  # a cancel is not an error
+    for when in ("after the answer", "right away"):
+        task = dock.locate()
+        assert dock.cancel_button.isEnabled() and dock.task is task
+        if when == "after the answer":
+            deadline = time.monotonic() + 180
+            while task.result is None and task.error is None:  # set in the task's thread; no Qt events run
+                assert time.monotonic() < deadline, "the worker did not answer"
+                time.sleep(0.02)
+            assert task.result is not None and not task.ended
+        dock.cancel_button.click()
+        assert dock.status_label.text() == "cancelled" and not dock.cancel_button.isEnabled()
+        assert dock.task is None
+        wait_until(lambda: task.ended, what=f"the task cancelled {when}")
+        QCoreApplication.processEvents()
+        assert dock.status_label.text() == "cancelled", when
+        assert dock.progress.value() == 0 and dock.last_result is None
+        for name in ("SMGeo results", "SMGeo uncertainty", "SMGeo located points"):
+            assert not QgsProject.instance().mapLayersByName(name), (name, when)
+        assert not [m for m in iface.messages() if "rror" in m]  # a cancel is not an error
 
 
 def test_exif_rotated_photo_is_clicked_upright(plugin, iface, demo_layer, demo_meta, tmp_path):
@@ -324,3 +402,60 @@ def test_exif_rotated_photo_is_clicked_upright(plugin, iface, demo_layer, demo_m
                    check=True, capture_output=True, text=True)
     expected = json.loads(out.read_text())["features"][0]["properties"]["pixel_box"]
     assert [feat["px_x1"], feat["px_y1"], feat["px_x2"], feat["px_y2"]] == pytest.approx(expected, abs=2.0)
+
+
+def test_method_and_dem_on_a_real_drone_photo(plugin, iface, real_odm):
+    """A real DJI photo on a real orthophoto with its DSM: the panel sends the method and the
+    DSM, says which stage answered and how sure it is, and draws the 90 % circle."""
+    dock = plugin.show_dock()
+    assert dock.layer_combo.currentLayer() is real_odm.ortho
+    assert dock.dem_combo.currentLayer() is None  # empty = no DEM
+    dock.dem_combo.setLayer(real_odm.dsm)
+    assert dock.set_photo(str(real_odm.photo))
+    dock.method_combo.setCurrentIndex(dock.method_combo.findData("metadata"))
+    click = click_photo(dock, *real_odm.click)
+    task = dock.task
+    wait_for_task(dock, task)
+    assert task.error is None, task.error
+    assert task.params["method"] == "metadata" and task.params["dem"] == real_odm.dsm.source()
+    result = task.result
+    assert result["method"] == result["answer"] == "metadata"
+    text = dock.status_label.text()
+    assert f"Answered by metadata (metadata), \u00b1{result['uncertainty_m']:.1f} m (90 %)" in text
+    assert "Not used" not in text  # only the stage asked for ran
+    extra = result["detections"][0]["extra"]
+    assert extra["metadata_status"] == "ok" and "against the DEM" in extra["metadata_notes"]
+    layer = layer_named("SMGeo results")
+    assert layer.crs().authid() == "EPSG:32651"
+    (feat,) = list(layer.getFeatures())
+    assert (feat["click_x"], feat["click_y"]) == pytest.approx(click)
+    assert feat["method"] == "metadata" and feat["answer"] == "metadata"
+    assert feat["uncertainty_m"] == pytest.approx(result["uncertainty_m"]) and 0 < feat["uncertainty_m"] < 30
+    assert feat["confidence"] == pytest.approx(1 / (1 + result["uncertainty_m"] / 5), abs=1e-3)
+    assert feat["box_source"] == extra["box_source"]
+    assert (feat["located_lon"], feat["located_lat"]) == pytest.approx(tuple(result["located"]))
+    circles = layer_named("SMGeo uncertainty")
+    (circle,) = list(circles.getFeatures())
+    assert circles.crs().authid() == "EPSG:32651"
+    assert_uncertainty_circle(circle, circles.crs(), result, circles.crs())
+    # the clicked point is on the orthophoto
+    assert real_odm.ortho.extent().contains(circle.geometry().centroid().asPoint())
+
+    # Auto: registration on the orthophoto refines the metadata camera; said so.
+    dock.method_combo.setCurrentIndex(dock.method_combo.findData("auto"))
+    click_photo(dock, *real_odm.click)
+    task = dock.task
+    wait_for_task(dock, task)
+    assert task.error is None, task.error
+    auto = task.result
+    assert auto["method"].startswith("metadata+registration") and auto["answer"] in ("registration", "metadata")
+    text = dock.status_label.text()
+    assert f"Answered by {auto['answer']} ({auto['method']}), \u00b1{auto['uncertainty_m']:.1f} m (90 %)" in text
+    assert "registration" in text and "inliers" in text
+    assert layer.featureCount() == 2 and circles.featureCount() == 2
+    last = max(circles.getFeatures(), key=lambda f: f.id())
+    assert_uncertainty_circle(last, circles.crs(), auto, circles.crs())
+    assert auto["uncertainty_m"] <= result["uncertainty_m"]  # registration held: it is no less sure
+    to_utm = QgsCoordinateTransform(WGS84, circles.crs(), QgsProject.instance())
+    apart = to_utm.transform(QgsPointXY(*auto["located"])).distance(to_utm.transform(QgsPointXY(*result["located"])))
+    assert apart <= result["uncertainty_m"] + auto["uncertainty_m"]  # the two 90 % circles meet

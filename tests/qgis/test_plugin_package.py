@@ -94,27 +94,46 @@ def test_built_zip_installs_and_loads_in_qgis(tmp_path):
     assert report["unloaded"] and not report["provider_after_unload"]
 
 
-def test_settings_dialog_saves_checkpoint_and_device(plugin, iface, demo_layer, demo_meta, tmp_path):
+def test_settings_default_to_auto_when_unset_or_unknown(qgis_app):
+    from smgeo_locator.settings import PREFIX, PluginSettings
+
+    QgsSettings().remove(PREFIX.rstrip("/"))
+    assert PluginSettings.load().method == "auto" and PluginSettings.load().device == "cpu"
+    QgsSettings().setValue(PREFIX + "method", "telepathy")  # e.g. from a newer plugin version
+    assert PluginSettings.load().method == "auto"
+    QgsSettings().remove(PREFIX.rstrip("/"))
+
+
+def test_settings_dialog_saves_checkpoint_device_and_method(plugin, iface, demo_layer, demo_meta, tmp_path):
     from smgeo_locator.service import stop_shared_client
     from smgeo_locator.settings import PREFIX, PluginSettings
     from smgeo_locator.settings_dialog import SettingsDialog
 
     dialog = SettingsDialog(PluginSettings.load(), iface.window)
     assert dialog.checkpoint_widget.filePath() == ""  # the bundled demo model by default
+    assert dialog.method_combo.currentData() == "auto"
+    assert [dialog.method_combo.itemData(i) for i in range(dialog.method_combo.count())] == \
+        ["auto", "metadata", "registration", "smgeo"]
     missing = tmp_path / "my_model.safetensors"
     dialog.checkpoint_widget.setFilePath(str(missing))
     dialog.device_combo.setCurrentIndex(dialog.device_combo.findData("cpu"))
+    dialog.method_combo.setCurrentIndex(dialog.method_combo.findData("smgeo"))
     dialog.apply()
     assert QgsSettings().value(PREFIX + "checkpoint") == str(missing)
     assert QgsSettings().value(PREFIX + "device") == "cpu"
+    assert QgsSettings().value(PREFIX + "method") == "smgeo" == PluginSettings.load().method
     stop_shared_client()
 
     dock = open_dock_with_demo(plugin, demo_meta)
+    assert dock.method_combo.currentData() == "smgeo"  # the panel starts with the saved default
+    dock.method_combo.setCurrentIndex(dock.method_combo.findData("metadata"))
     dock.settings = PluginSettings.load()
+    dock.apply_settings()  # what Plugins > SMGeo Locator > Settings > OK does
+    assert dock.method_combo.currentData() == "smgeo"
     click_photo(dock, *demo_meta["click"])
     task = dock.task
     wait_for_task(dock, task)
-    assert task.result is None
+    assert task.result is None and task.params["method"] == "smgeo"
     text = " ".join(iface.messages())
     assert "my_model" in text and "not found" in text and "SMGeo settings" in text
 

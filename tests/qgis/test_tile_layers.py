@@ -19,7 +19,7 @@ from qgis.core import (
 )
 
 from .conftest import DEMO, VENV_PYTHON, wait_for_task
-from .test_dock import click_photo, open_dock_with_demo
+from .test_dock import assert_uncertainty_circle, click_photo, layer_named, open_dock_with_demo
 
 WEB_MERCATOR = QgsCoordinateReferenceSystem("EPSG:3857")
 
@@ -59,9 +59,11 @@ def _cli_pixel_box(reference, click, tmp_path, *args: str) -> list[float]:
 def test_tile_layer_is_read_for_the_map_extent_and_searched(plugin, iface, xyz_layer, demo_meta, tmp_path):
     dock = open_dock_with_demo(plugin, demo_meta)
     assert dock.layer_combo.currentLayer() is xyz_layer
+    assert dock.dem_combo.count() == 1 and dock.dem_combo.currentLayer() is None  # tiles are no DEM: only "none"
     dock.window_combo.setCurrentIndex(dock.window_combo.findData("extent"))
     shown = iface.canvas.extent()
     click = click_photo(dock, *demo_meta["click"])
+    canvas_size = (iface.canvas.width(), iface.canvas.height())  # when the click was made (the panel may grow)
     task = dock.task
     wait_for_task(dock, task)
     assert task.error is None, task.error
@@ -76,7 +78,7 @@ def test_tile_layer_is_read_for_the_map_extent_and_searched(plugin, iface, xyz_l
     got, want = ([r.xMinimum(), r.yMinimum(), r.xMaximum(), r.yMaximum()] for r in (snapshot.extent(), shown))
     assert got == pytest.approx(want, abs=px)
     # read at the resolution it is shown: the canvas's own pixels
-    assert max(snapshot.width(), snapshot.height()) == max(iface.canvas.width(), iface.canvas.height())
+    assert max(snapshot.width(), snapshot.height()) == max(canvas_size)
 
     layer = QgsProject.instance().mapLayersByName("SMGeo results")[0]
     assert layer.crs() == WEB_MERCATOR
@@ -91,6 +93,11 @@ def test_tile_layer_is_read_for_the_map_extent_and_searched(plugin, iface, xyz_l
     to_demo = QgsCoordinateTransform(WEB_MERCATOR, demo.crs(), QgsProject.instance())
     centre = to_demo.transform(feat.geometry().centroid().asPoint())
     assert demo.extent().contains(centre)
+    # Web Mercator metres are 1.28x too short at 38.5 N: the 90 % circle is still r metres on the ground
+    circles = layer_named("SMGeo uncertainty")
+    assert circles.crs() == WEB_MERCATOR
+    (circle,) = list(circles.getFeatures())
+    assert_uncertainty_circle(circle, circles.crs(), task.result, demo.crs())
 
 
 def test_tile_layer_needs_the_map_extent_window(plugin, iface, xyz_layer, demo_meta):
