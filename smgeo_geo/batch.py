@@ -526,7 +526,8 @@ def connect(address: str, timeout: float = DASK_CONNECT_TIMEOUT_S):
 def assemble(rows: list[Row], out: Path, keys: dict[int, str]) -> dict:
     """Write ``out`` from the part files of ``rows`` (``keys``: row index -> part key), in
     row order: layers ``detections`` and ``centroids`` (raster CRS if all rows share one,
-    else WGS84 lon/lat) and ``rows`` (row, query_image, status ok / error / pending, message)."""
+    else WGS84 lon/lat) and ``rows`` (row, query_image, status ok / error / pending, message, and
+    for ok rows the locator's method, answer, uncertainty_m, located_lon / located_lat)."""
     import geopandas as gpd
     import pandas as pd
     import pyogrio
@@ -546,8 +547,15 @@ def assemble(rows: list[Row], out: Path, keys: dict[int, str]) -> dict:
             d.extra = {**d.extra, "row": rec["row"]}
             dets.append(d)
     geometry = "crs" if len({d.crs for d in dets}) <= 1 else "lonlat"
+    def answer(rec: dict, name: str):
+        extra = (rec.get("detection") or {}).get("extra") or {}
+        return extra.get(name)
+
     status = pd.DataFrame([{"row": rec["row"], "query_image": rec["query"], "status": rec["status"],
-                            "message": rec["message"]} for rec in records])
+                            "message": rec["message"], "method": answer(rec, "method"),
+                            "answer": answer(rec, "answer"), "uncertainty_m": answer(rec, "uncertainty_m"),
+                            "located_lon": answer(rec, "located_lon"), "located_lat": answer(rec, "located_lat")}
+                           for rec in records])
     layers = [("rows", gpd.GeoDataFrame(status))]
     if dets:
         layers = [("detections", detections_to_geodataframe(dets, geometry)),

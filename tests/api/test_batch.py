@@ -71,6 +71,9 @@ def test_every_row_gets_a_status(scene, tmp_path, monkeypatch, capsys):
     assert "nowhere.tif" in rows["message"][4] and "not_a_raster.tif" in rows["message"][5]
     assert rows["message"][6] == "internal error: RuntimeError: fault injected in row 6 (SMGEO_BATCH_FAULT)"
     assert all("\n" not in m for m in rows["message"])
+    ok = rows["status"] == "ok"  # the locator's answer is in the rows layer too
+    assert rows["method"][ok].notna().all() and (rows["uncertainty_m"][ok] > 0).all()
+    assert rows["method"][~ok].isna().all() and rows["located_lon"][ok].between(-180, 180).all()
     assert "Traceback" in capsys.readouterr().err  # the bug's traceback goes to stderr
     dets = table(tmp_path / "out.gpkg", "detections")
     assert dets["row"].tolist() == [0, 1, 3]
