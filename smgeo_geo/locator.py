@@ -14,7 +14,8 @@ Three stages, each usable alone (``method``) and combined by ``auto`` (the defau
 
 Fusion (``auto``): the point is the registration's when it held and agrees with the metadata
 (their 90 % circles overlap, or the registration has strong support), else the metadata's,
-else SMGeo's best box centre. The box is the best SMGeo candidate that contains the point
+else SMGeo's best box centre. A registration without a DEM (local maps) that lands farther
+from the metadata's point than its own radius reports that distance as its uncertainty. The box is the best SMGeo candidate that contains the point
 (within its uncertainty), else the click region (a square of ``region`` times the photo's
 shorter side around the click) cast onto the ground. A stage that cannot run says why in
 the result and the next one answers.
@@ -33,7 +34,7 @@ from __future__ import annotations
 import math
 import os
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -301,6 +302,11 @@ def _fuse_point(stages: dict[str, Stage]) -> Stage | None:
             return reg
         dist = math.dist(meta.point, reg.point)
         if dist <= meta.uncertainty_m + reg.uncertainty_m or reg.details.get("inliers", 0) >= STRONG_INLIERS:
+            if reg.details.get("mode") != "pose" and dist > reg.uncertainty_m:
+                # local maps without a DEM can lock onto a repeated pattern (lane dashes): when the
+                # metadata's point is farther than the registration's own radius, one of them is
+                # wrong by about that much, so the answer is no surer than that distance
+                return replace(reg, uncertainty_m=dist)
             return reg
         reg.details["disagrees_with_metadata_m"] = round(dist, 2)
         return meta

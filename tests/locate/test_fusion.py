@@ -103,3 +103,12 @@ def test_no_stage_is_one_error_listing_why_each_failed(raster):
 def test_unknown_method_is_an_option_error():
     with pytest.raises(OptionError, match="auto, metadata, registration, smgeo"):
         check_method("magic")
+
+
+def test_a_registration_without_dem_far_from_the_metadata_is_no_surer_than_that_distance():
+    r = reg(106, 100, u=1.0)
+    r.details["mode"] = "local"
+    fused = _fuse_point({"metadata": meta(100, 100), "registration": r})
+    assert fused.name == "registration" and fused.uncertainty_m == pytest.approx(6.0)
+    r.details["mode"] = "pose"  # refined on a DEM: its own radius stands
+    assert _fuse_point({"metadata": meta(100, 100), "registration": r}).uncertainty_m == 1.0
