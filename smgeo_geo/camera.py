@@ -43,7 +43,8 @@ class LocalFrame:
     def _pipeline(self) -> pyproj.Transformer:
         return pyproj.Transformer.from_pipeline(
             "+proj=pipeline +step +proj=unitconvert +xy_in=deg +xy_out=rad +step +proj=cart +ellps=WGS84 "
-            f"+step +proj=topocentric +ellps=WGS84 +lon_0={self.lon0!r} +lat_0={self.lat0!r} +h_0={self.h0!r}")
+            f"+step +proj=topocentric +ellps=WGS84 +lon_0={float(self.lon0):.12f} +lat_0={float(self.lat0):.12f} "
+            f"+h_0={float(self.h0):.6f}")  # plain floats: a numpy scalar's repr is not a number to PROJ
 
     def to_lonlat(self, x, y, z) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Local ENU ``(x, y, z)`` metres -> WGS84 ``(lon, lat)`` degrees and height."""

@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "locate": "locate",
     "batch": "batch",
     "synth": "synth",
+    "realpairs": "realpairs",
     "train": "train",
     "evaluate": "evaluate",
 }

@@ -33,7 +33,7 @@ from smgeo_geo.synth.pair import render_pair
 from smgeo_model.fileio import TEMP_MARK, write_bytes, write_text
 
 SPLITS = ("train", "val", "test")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 FIELDS = {
     "0": "pair id (int)",
     "1": "query image file name in query/",
@@ -86,8 +86,8 @@ def _make_pair(job: tuple) -> tuple:
     sat_name = satellite_name(easting, northing, opts.extent, grid.epsg)
     query_name = f"{index:06d}.jpg"
     folder = Path(folder)
-    _write(folder / "query" / query_name, _jpeg(pair.query, pair.query_quality))
-    sat_jpeg = _jpeg(pair.satellite, pair.satellite_quality)
+    _write(folder / "query" / query_name, encode_jpeg(pair.query, pair.query_quality))
+    sat_jpeg = encode_jpeg(pair.satellite, pair.satellite_quality)
     _write(folder / "satellite" / sat_name, sat_jpeg)
     if geotiff:
         h, w = pair.satellite.shape[:2]
@@ -96,7 +96,7 @@ def _make_pair(job: tuple) -> tuple:
     return (index, query_name, sat_name, pair.heading, pair.click, list(pair.box), pair.area_m2, pair.class_name)
 
 
-def _jpeg(rgb: np.ndarray, quality: int) -> bytes:
+def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
     """Baseline JPEG, YCbCr 4:2:0 (what the GeoTIFF writer declares)."""
     ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), [
         cv2.IMWRITE_JPEG_QUALITY, int(quality), cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420])
@@ -109,7 +109,7 @@ def _write(path: Path, data: bytes) -> None:
     write_bytes(path, data, OutputError)
 
 
-def _prepare_folder(folder: Path, name: str, overwrite: bool) -> None:
+def prepare_folder(folder: Path, name: str, overwrite: bool) -> None:
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{folder} exists and is not a folder")
     if folder.is_dir() and any(folder.iterdir()):
@@ -144,7 +144,7 @@ def generate_dataset(out_root: str | os.PathLike, pairs: int, seed: int = 0, nam
         raise SynthOptionError(f"pairs must be a positive integer, got {pairs!r}")
     if not isinstance(seed, int) or seed < 0:
         raise SynthOptionError(f"seed must be a non-negative integer, got {seed!r}")
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not DATASET_NAME.match(name):
         raise SynthOptionError(f"dataset name {name!r} must be letters, digits, '_', '-' or '.' (e.g. SYNTH_DroneAerial)")
     if not isinstance(workers, int) or workers < 1:
         raise SynthOptionError(f"workers must be a positive integer, got {workers!r}")
@@ -162,7 +162,7 @@ def generate_dataset(out_root: str | os.PathLike, pairs: int, seed: int = 0, nam
     if pairs > grid.capacity:
         raise SynthOptionError(f"at most {grid.capacity} pairs fit in one UTM zone at this tile size")
     folder = Path(out_root) / name
-    _prepare_folder(folder, name, overwrite)
+    prepare_folder(folder, name, overwrite)
 
     classes = pair_classes(seed, pairs, opts.class_weights)
     labels = split_assignment(seed, pairs, tuple(float(f) for f in splits))  # type: ignore[arg-type]

@@ -103,3 +103,9 @@ def test_ray_marching_on_a_sloped_dem_matches_the_plane_intersection(sloped_dem)
             expected_x = 90 * u / (F + 0.2 * u)
             assert p[0] == pytest.approx(expected_x, abs=0.3)
             assert p[2] == pytest.approx(10 + 0.2 * expected_x, abs=0.3)
+
+
+def test_local_frame_takes_numpy_scalars():
+    frame = LocalFrame(np.float64(FRAME.lon0), np.float64(FRAME.lat0), np.float64(0.0))
+    x, y, _ = frame.from_lonlat([FRAME.lon0], [FRAME.lat0], [0.0])
+    np.testing.assert_allclose([x[0], y[0]], [0.0, 0.0], atol=1e-6)
