@@ -35,8 +35,8 @@ def run(checkpoint, data: Path, repeats: int) -> dict:
     photo, dem = data / "photos" / "100_0005_0136.jpg", data / "dsm.tif"
     times: dict[str, list[float]] = {"smgeo": [], "auto": [], "smgeo_next_click": [], "auto_next_click": []}
     with open_reference(data / "reference_0018.tif") as raster:
-        x0, y1 = raster.transform * (0, 400)
-        x1, y0 = raster.transform * (raster.width, 1424)
+        x0, y1 = raster.transform @ (0, 400)
+        x1, y0 = raster.transform @ (raster.width, 1424)
         window = WindowSpec("bounds", bounds=(x0, y0, x1, y1), bounds_crs=raster.crs.to_string())
         warm = Locator(checkpoint=checkpoint)
         warm.predictor  # model loading is not timed

@@ -209,7 +209,7 @@ class Locator:
             res *= 111_320.0
         side_m = max(MIN_SMGEO_WINDOW_M, 8.0 * min(estimate.uncertainty_m, 200.0))
         side = max(32, round(side_m / res))
-        col, row = ~raster.transform * estimate.point
+        col, row = ~raster.transform @ estimate.point
         c0, r0 = round(col - side / 2), round(row - side / 2)
         c0, r0 = max(0, c0), max(0, r0)
         c1, r1 = min(raster.width, c0 + side), min(raster.height, r0 + side)
@@ -337,7 +337,7 @@ def _detection(raster, photo, click, stages, estimate, smgeo_det, top_k, model_i
     candidates = [] if smgeo_det is None else [smgeo_det, *smgeo_det.candidates]
     box, score, box_source = None, 0.0, ""
     if estimate is not None:
-        px = ~raster.transform * estimate.point
+        px = ~raster.transform @ estimate.point
         res = abs(raster.transform.a * raster.transform.e - raster.transform.b * raster.transform.d) ** 0.5
         if raster.crs.is_geographic:
             res *= 111_320.0
@@ -386,7 +386,7 @@ def _cast_region(prior: CameraPrior, raster: ReferenceRaster, click, region_px: 
     if not hit.all():
         return None
     xs, ys = cam.frame.to_crs(raster.crs, pts[:, 0], pts[:, 1], pts[:, 2])
-    cols, rows = ~raster.transform * (np.asarray(xs), np.asarray(ys))
+    cols, rows = ~raster.transform @ (np.asarray(xs), np.asarray(ys))
     return np.column_stack([cols, rows])
 
 

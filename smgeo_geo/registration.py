@@ -186,7 +186,7 @@ def footprint_window(prior: CameraPrior, raster: ReferenceRaster, margin_m: floa
         keep = hit
     xs, ys = cam.frame.to_crs(raster.crs, pts[keep, 0], pts[keep, 1], pts[keep, 2])
     inv = ~raster.transform
-    cols, rows = inv * (np.asarray(xs), np.asarray(ys))
+    cols, rows = inv @ (np.asarray(xs), np.asarray(ys))
     res = abs(raster.transform.a * raster.transform.e - raster.transform.b * raster.transform.d) ** 0.5
     pad = margin_m / res
     c0, c1 = max(0, math.floor(np.min(cols) - pad)), min(raster.width, math.ceil(np.max(cols) + pad))
@@ -311,7 +311,7 @@ class RegisteredPhoto:
         local_res_m = (resid_px[near] - correction) * gsd
         unc = _uncertainty(local_res_m, self.resolution_m, float(np.median(d[near])) * gsd)
         x, y = camera.frame.to_crs(self.raster.crs, pts[:, 0], pts[:, 1], pts[:, 2])
-        col, row = ~self.raster.transform * (float(x[0]), float(y[0]))
+        col, row = ~self.raster.transform @ (float(x[0]), float(y[0]))
         region = _click_region(camera, terrain, self.raster, click, region_px)
         moved = float(np.linalg.norm(camera.centre - self.prior.camera.centre))
         return self._result(col, row, unc, local_res_m, region, {"pose_shift_m": round(moved, 3)})
@@ -340,7 +340,7 @@ class RegisteredPhoto:
         if not hit.all():
             return None
         xs, ys = cam.frame.to_crs(self.raster.crs, pts[:, 0], pts[:, 1], pts[:, 2])
-        cols, rows = ~self.raster.transform * (np.asarray(xs), np.asarray(ys))
+        cols, rows = ~self.raster.transform @ (np.asarray(xs), np.asarray(ys))
         u, v = self.mapping.to_model(cols, rows)
         return np.column_stack([u, v])
 
@@ -514,7 +514,7 @@ def _click_region(camera: FrameCamera, terrain, raster: ReferenceRaster, click, 
     if not hit.all():
         return None
     xs, ys = camera.frame.to_crs(raster.crs, pts[:, 0], pts[:, 1], pts[:, 2])
-    cols, rows = ~raster.transform * (np.asarray(xs), np.asarray(ys))
+    cols, rows = ~raster.transform @ (np.asarray(xs), np.asarray(ys))
     return np.column_stack([cols, rows])
 
 

@@ -103,7 +103,7 @@ class DemTerrain:
         shape = (max(1, round(win.height / step)), max(1, round(win.width / step)))
         data = self._ds.read(1, window=win, out_shape=shape, resampling=Resampling.bilinear, masked=True)
         heights = np.ma.filled(data.astype(np.float64), np.nan)
-        transform = self._ds.window_transform(win) * rasterio.Affine.scale(win.width / shape[1], win.height / shape[0])
+        transform = self._ds.window_transform(win) @ rasterio.Affine.scale(win.width / shape[1], win.height / shape[0])
         self._cache = (win, heights, transform)
 
     def heights(self, lon, lat) -> np.ndarray:
@@ -115,12 +115,12 @@ class DemTerrain:
         if not ok.any():
             return out.reshape(lon.shape)
         xs, ys = transform_xy(4326, self.crs, flat_lon[ok], flat_lat[ok])
-        cols, rows = ~self._ds.transform * (xs, ys)
+        cols, rows = ~self._ds.transform @ (xs, ys)
         self._load(np.asarray(cols), np.asarray(rows))
         if self._cache is None:
             return out.reshape(lon.shape)
         _, grid, transform = self._cache
-        u, v = ~transform * (xs, ys)
+        u, v = ~transform @ (xs, ys)
         u, v = np.asarray(u) - 0.5, np.asarray(v) - 0.5  # to cell-centre coordinates
         out[ok] = _bilinear(grid, u, v)
         return out.reshape(lon.shape)

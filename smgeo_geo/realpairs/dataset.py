@@ -78,7 +78,7 @@ def _ortho_bounds(surface: Surface, epsg: int) -> tuple[float, float, float, flo
     t = np.linspace(0, 1, 17)
     cols = np.r_[t * o.width, np.full(17, o.width), (1 - t) * o.width, np.zeros(17)]
     rows = np.r_[np.zeros(17), t * o.height, np.full(17, o.height), (1 - t) * o.height]
-    xs, ys = o.transform * (cols, rows)
+    xs, ys = o.transform @ (cols, rows)
     ex, ey = transform_xy(o.crs, epsg, np.asarray(xs), np.asarray(ys))
     return float(np.min(ex)), float(np.min(ey)), float(np.max(ex)), float(np.max(ey))
 

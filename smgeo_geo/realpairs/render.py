@@ -416,7 +416,7 @@ class Surface:
         inv = ~ds.transform
 
         def to_pixel(xs, ys):
-            c, r = inv * (xs, ys)
+            c, r = inv @ (xs, ys)
             return (np.asarray(c) - win.col_off) / sx, (np.asarray(r) - win.row_off) / sy
 
         return heights, fit_local_map(frame, self.terrain.crs, to_pixel, bounds, f"DEM {self.terrain.path}")
@@ -444,7 +444,7 @@ class Surface:
         inv = ~o.transform
 
         def to_pixel(xs, ys):
-            c, r = inv * (xs, ys)
+            c, r = inv @ (xs, ys)
             return mapping.to_model(c, r)
 
         lmap = fit_local_map(frame, o.crs, to_pixel, bounds, o.path)
@@ -475,7 +475,7 @@ def _window_for(frame: LocalFrame, crs, transform, size: tuple[int, int], bounds
     ey = np.r_[np.full(9, y0), y0 + (y1 - y0) * t, np.full(9, y1), y1 - (y1 - y0) * t]
     lon, lat, _ = frame.to_lonlat(ex, ey, np.zeros_like(ex))
     xs, ys = transform_xy(4326, crs, lon, lat)
-    cols, rows = ~transform * (np.asarray(xs), np.asarray(ys))
+    cols, rows = ~transform @ (np.asarray(xs), np.asarray(ys))
     c0, c1 = max(0, math.floor(np.min(cols)) - 2), min(size[0], math.ceil(np.max(cols)) + 2)
     r0, r1 = max(0, math.floor(np.min(rows)) - 2), min(size[1], math.ceil(np.max(rows)) + 2)
     if c1 - c0 < 2 or r1 - r0 < 2:

@@ -98,7 +98,7 @@ class Overview:
         image, valid, mapping = raster.read_window_with_mask(Window(0, 0, raster.width, raster.height), out,
                                                               Resampling.average if f > 1 else Resampling.nearest)
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-        out = cls(grey, valid, raster.transform * mapping.affine, to_crs(raster.crs))
+        out = cls(grey, valid, raster.transform @ mapping.affine, to_crs(raster.crs))
         px_m2 = abs(out.transform.determinant) * (out.crs.axis_info[0].unit_conversion_factor ** 2
                                                     if out.crs.is_projected else 111_000.0 ** 2)
         valid = fill_small_holes(valid, SPECK_M2 / px_m2)
@@ -108,7 +108,7 @@ class Overview:
     def pixels(self, xs, ys, crs) -> tuple[np.ndarray, np.ndarray]:
         """Overview pixels ``(col, row)`` of points in ``crs``."""
         ox, oy = transform_xy(crs, self.crs, np.asarray(xs, float), np.asarray(ys, float))
-        c, r = ~self.transform * (np.asarray(ox), np.asarray(oy))
+        c, r = ~self.transform @ (np.asarray(ox), np.asarray(oy))
         return np.asarray(c), np.asarray(r)
 
     def valid_at(self, xs, ys, crs) -> np.ndarray:
@@ -129,7 +129,7 @@ class Overview:
     def pixel_m(self, epsg: int) -> float:
         """Metres (work CRS) of one overview pixel near the centre."""
         h, w = self.valid.shape
-        xs, ys = self.transform * (np.array([w / 2, w / 2 + 1, w / 2]), np.array([h / 2, h / 2, h / 2 + 1]))
+        xs, ys = self.transform @ (np.array([w / 2, w / 2 + 1, w / 2]), np.array([h / 2, h / 2, h / 2 + 1]))
         ex, ey = transform_xy(self.crs, epsg, xs, ys)
         return float(np.sqrt(math.hypot(ex[1] - ex[0], ey[1] - ey[0]) * math.hypot(ex[2] - ex[0], ey[2] - ey[0])))
 
@@ -239,7 +239,7 @@ def salient_targets(overview: Overview, epsg: int, region_m: float, *, class_nam
         raise RasterError(f"{source}: no salient structure found on valid pixels at the scale of {region_m:g} m "
                           f"regions (try a smaller --region-size or give --footprints)")
     pts = corners.reshape(-1, 2).astype(np.float64) * np.array(scale)
-    xs, ys = overview.transform * (pts[:, 0], pts[:, 1])
+    xs, ys = overview.transform @ (pts[:, 0], pts[:, 1])
     ex, ey = transform_xy(overview.crs, epsg, np.asarray(xs), np.asarray(ys))
     targets: list[Target] = []
     r = region_m / 2

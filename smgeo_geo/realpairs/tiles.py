@@ -50,14 +50,14 @@ class TileSpec:
         """The target's envelope in tile pixels ``(x1, y1, x2, y2)``, clipped to the tile."""
         x0, y0, x1, y1 = target.polygon.bounds
         inv = ~self.transform(easting, northing)
-        (c0, c1), (r0, r1) = inv * (np.array([x0, x1]), np.array([y1, y0]))
+        (c0, c1), (r0, r1) = inv @ (np.array([x0, x1]), np.array([y1, y0]))
         s = float(self.size)
         return (float(np.clip(c0, 0, s)), float(np.clip(r0, 0, s)), float(np.clip(c1, 0, s)), float(np.clip(r1, 0, s)))
 
     def valid_share(self, overview: Overview, easting: float, northing: float) -> float:
         t = (np.arange(VALID_GRID) + 0.5) / VALID_GRID * self.size
         u, v = np.meshgrid(t, t)
-        xs, ys = self.transform(easting, northing) * (u.ravel(), v.ravel())
+        xs, ys = self.transform(easting, northing) @ (u.ravel(), v.ravel())
         return float(overview.valid_at(xs, ys, self.epsg).mean())
 
 
@@ -104,9 +104,9 @@ def cut_tile(raster: ReferenceRaster, spec: TileSpec, easting: float, northing: 
     s = spec.size
     t = np.linspace(0, s, MAP_GRID)
     u, v = (a.ravel() for a in np.meshgrid(t, t))
-    xs, ys = spec.transform(easting, northing) * (u, v)
+    xs, ys = spec.transform(easting, northing) @ (u, v)
     ox, oy = transform_xy(spec.epsg, raster.crs, xs, ys)
-    cols, rows = ~raster.transform * (np.asarray(ox), np.asarray(oy))
+    cols, rows = ~raster.transform @ (np.asarray(ox), np.asarray(oy))
     coeffs, residual = _fit(u, v, np.column_stack([cols, rows]), s)
     if residual > MAX_MAP_RESIDUAL_PX:  # a tile far larger than projections stay smooth over
         raise ValueError(f"tile -> orthophoto map is not smooth enough (residual {residual:.3f} px)")

@@ -113,7 +113,7 @@ def _check_boxes(root: Path, manifest: dict, inputs: dict, size: int) -> None:
         feature = int(info[it.query_path.name]["target"]["source"].split()[1])
         xs, ys = (np.asarray(v) for v in utm.geometry.iloc[feature].exterior.xy)
         ex, ey = transform_xy(utm.crs, epsg, xs, ys)
-        cols, rows = inv * (np.asarray(ex), np.asarray(ey))
+        cols, rows = inv @ (np.asarray(ex), np.asarray(ey))
         expected = (cols.min(), rows.min(), cols.max(), rows.max())
         assert np.allclose(it.box, expected, atol=1.0), (it.box, expected)
         assert 2 <= min(it.box) and max(it.box) <= size - 2  # a margin from the edges
