@@ -51,7 +51,7 @@ import numpy as np
 
 from smgeo_geo.errors import ClickError
 
-__all__ = ["ClassicalMatcher", "ClassicalResult", "ReferenceFeatures"]
+__all__ = ["ClassicalMatcher", "ClassicalResult", "ReferenceFeatures", "ratio_test_matches"]
 
 Box = tuple[float, float, float, float]
 Point = tuple[float, float]
@@ -138,6 +138,23 @@ def _project(h: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     w = pts @ h[2, :2] + h[2, 2]
     xy = (pts @ h[:2, :2].T + h[:2, 2]) / w[:, None]
     return xy, w
+
+
+def ratio_test_matches(query_desc: np.ndarray, ref_desc: np.ndarray, ratio: float,
+                       norm: int = cv2.NORM_L2) -> np.ndarray:
+    """Lowe's ratio-test matches as ``(M, 2)`` index pairs (query, reference), keeping the best
+    query for each reference descriptor, ordered by reference index. Exact (brute-force)
+    search: deterministic, and affordable at a few thousand features per image."""
+    if len(query_desc) < 2 or len(ref_desc) < 2:
+        return np.zeros((0, 2), np.int64)
+    knn = cv2.BFMatcher(norm).knnMatch(query_desc, ref_desc, k=2)
+    best: dict[int, tuple[float, int]] = {}
+    for pair in knn:
+        if len(pair) == 2 and pair[0].distance < ratio * pair[1].distance:
+            m = pair[0]
+            if m.trainIdx not in best or m.distance < best[m.trainIdx][0]:
+                best[m.trainIdx] = (m.distance, m.queryIdx)
+    return np.array([(q, r) for r, (_, q) in sorted(best.items())], dtype=np.int64).reshape(-1, 2)
 
 
 def _jacobian(h: np.ndarray, x: float, y: float) -> np.ndarray:
@@ -247,17 +264,7 @@ class ClassicalMatcher:
     # matching --------------------------------------------------------------------------
     def _match(self, query_desc: np.ndarray, ref_desc: np.ndarray) -> np.ndarray:
         """Ratio-test matches as ``(M, 2)`` index pairs (query, reference), one per reference point."""
-        if len(query_desc) < 2 or len(ref_desc) < 2:
-            return np.zeros((0, 2), np.int64)
-        # exact search: deterministic, and affordable at max_features per image
-        knn = cv2.BFMatcher(self._norm).knnMatch(query_desc, ref_desc, k=2)
-        best: dict[int, tuple[float, int]] = {}
-        for pair in knn:
-            if len(pair) == 2 and pair[0].distance < self.ratio * pair[1].distance:
-                m = pair[0]
-                if m.trainIdx not in best or m.distance < best[m.trainIdx][0]:
-                    best[m.trainIdx] = (m.distance, m.queryIdx)
-        return np.array([(q, r) for r, (_, q) in sorted(best.items())], dtype=np.int64).reshape(-1, 2)
+        return ratio_test_matches(query_desc, ref_desc, self.ratio, self._norm)
 
     # main entry points -----------------------------------------------------------------
     def locate(self, query: np.ndarray, click: Sequence[float], reference: np.ndarray) -> ClassicalResult:

@@ -28,6 +28,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from smgeo_geo.camera import FrameCamera
+from smgeo_geo.classical import ratio_test_matches
 from smgeo_geo.coords import pixel_to_crs, transform_xy
 from smgeo_geo.pose import CHI2_2D_90, CameraPrior
 from smgeo_geo.raster import PixelMapping, ReferenceRaster
@@ -89,18 +90,8 @@ def features(image: np.ndarray, mask: np.ndarray | None = None, max_features: in
 
 
 def match(desc_a: np.ndarray, desc_b: np.ndarray, ratio: float = RATIO) -> np.ndarray:
-    """Mutual-best ratio-test matches ``(M, 2)`` of indexes (a, b)."""
-    if len(desc_a) < 2 or len(desc_b) < 2:
-        return np.zeros((0, 2), int)
-    bf = cv2.BFMatcher(cv2.NORM_L2)
-    knn = bf.knnMatch(desc_a, desc_b, k=2)
-    best: dict[int, tuple[float, int]] = {}
-    for pair in knn:
-        if len(pair) == 2 and pair[0].distance < ratio * pair[1].distance:
-            m = pair[0]
-            if m.trainIdx not in best or m.distance < best[m.trainIdx][0]:
-                best[m.trainIdx] = (m.distance, m.queryIdx)
-    return np.array([(q, t) for t, (_, q) in sorted(best.items())], int).reshape(-1, 2)
+    """Ratio-test SIFT matches ``(M, 2)`` of indexes (a, b) (see :func:`smgeo_geo.classical.ratio_test_matches`)."""
+    return ratio_test_matches(desc_a, desc_b, ratio)
 
 
 def _homography(src: np.ndarray, dst: np.ndarray, threshold: float):
@@ -516,14 +507,6 @@ def _click_region(camera: FrameCamera, terrain, raster: ReferenceRaster, click, 
     xs, ys = camera.frame.to_crs(raster.crs, pts[:, 0], pts[:, 1], pts[:, 2])
     cols, rows = ~raster.transform @ (np.asarray(xs), np.asarray(ys))
     return np.column_stack([cols, rows])
-
-
-def _jacobian(h: np.ndarray, at: np.ndarray) -> np.ndarray:
-    x, y = at
-    w = h[2, 0] * x + h[2, 1] * y + h[2, 2]
-    u = (h[0, 0] * x + h[0, 1] * y + h[0, 2]) / w
-    v = (h[1, 0] * x + h[1, 1] * y + h[1, 2]) / w
-    return np.array([[h[0, 0] - u * h[2, 0], h[0, 1] - u * h[2, 1]], [h[1, 0] - v * h[2, 0], h[1, 1] - v * h[2, 1]]]) / w
 
 
 def _implausible(h: np.ndarray, inlier_src: np.ndarray, photo_area: float) -> str:

@@ -120,13 +120,21 @@ def _style(layer: QgsVectorLayer, color: str, dashed: bool) -> None:
         from qgis.PyQt.QtCore import Qt
 
         outline.setStrokeStyle(Qt.DashLine)
-    labels = QgsPalLayerSettings()
-    labels.fieldName = "'#' || (\"rank\" + 1) || '  ' || format_number(\"score\", 2)" if dashed else \
+    expression = "'#' || (\"rank\" + 1) || '  ' || format_number(\"score\", 2)" if dashed else \
         "'score ' || format_number(\"score\", 2)"
+    _label(layer, expression, color, 10)
+
+
+def _label(layer: QgsVectorLayer, expression: str, color: str, size: float, placement=None) -> None:
+    """Label ``layer``'s features with ``expression`` in ``color``, on a white halo."""
+    labels = QgsPalLayerSettings()
+    labels.fieldName = expression
     labels.isExpression = True
+    if placement is not None:
+        labels.placement = placement
     text = QgsTextFormat()
     text.setColor(QColor(color))
-    text.setSize(10)
+    text.setSize(size)
     buffer = text.buffer()
     buffer.setEnabled(True)
     buffer.setColor(QColor("white"))
@@ -216,20 +224,8 @@ def _style_uncertainty(layer: QgsVectorLayer) -> None:
     fill.setStrokeColor(QColor("#1f78b4"))
     fill.setStrokeWidth(0.5)
     fill.setStrokeStyle(Qt.DashLine)
-    labels = QgsPalLayerSettings()
-    labels.fieldName = "'\u00b1' || format_number(\"uncertainty_m\", 1) || ' m (90 %)'"
-    labels.isExpression = True
-    labels.placement = QgsPalLayerSettings.OutsidePolygons
-    text = QgsTextFormat()
-    text.setColor(QColor("#1f78b4"))
-    text.setSize(9)
-    buffer = text.buffer()
-    buffer.setEnabled(True)
-    buffer.setColor(QColor("white"))
-    text.setBuffer(buffer)
-    labels.setFormat(text)
-    layer.setLabeling(QgsVectorLayerSimpleLabeling(labels))
-    layer.setLabelsEnabled(True)
+    _label(layer, "'\u00b1' || format_number(\"uncertainty_m\", 1) || ' m (90 %)'", "#1f78b4", 9,
+           QgsPalLayerSettings.OutsidePolygons)
 
 
 def _style_points(layer: QgsVectorLayer) -> None:

@@ -162,3 +162,29 @@ def method_options(fn):
         return fn(*args, **kwargs)
 
     return wrapper
+
+
+def parse_query_size(value: str) -> tuple[int, int]:
+    """``--query-size``: ``N`` or ``HxW`` pixels -> ``(height, width)``."""
+    import re
+
+    from smgeo_geo.errors import OptionError
+
+    m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?", value)
+    if not m:
+        raise OptionError(f"--query-size must be N or HxW (e.g. 256 or 256x512), got {value!r}")
+    h = int(m[1])
+    return h, int(m[2]) if m[2] else h
+
+
+def parse_splits(value: str) -> tuple[float, float, float]:
+    """``--splits``: three fractions ``train,val,test``."""
+    from smgeo_geo.errors import OptionError
+
+    try:
+        parts = tuple(float(v) for v in value.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3:
+        raise OptionError(f"--splits must be three fractions train,val,test (e.g. 0.8,0.1,0.1), got {value!r}")
+    return parts  # type: ignore[return-value]

@@ -3,30 +3,12 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import click
 
+from smgeo_geo.cli._options import parse_query_size, parse_splits
 from smgeo_geo.errors import OptionError
-
-
-def _query_size(value: str) -> tuple[int, int]:
-    m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?", value)
-    if not m:
-        raise OptionError(f"--query-size must be N or HxW (e.g. 256 or 256x384), got {value!r}")
-    h = int(m[1])
-    return h, int(m[2]) if m[2] else h
-
-
-def _splits(value: str) -> tuple[float, float, float]:
-    try:
-        parts = tuple(float(v) for v in value.split(","))
-    except ValueError:
-        parts = ()
-    if len(parts) != 3:
-        raise OptionError(f"--splits must be three fractions train,val,test (e.g. 0.8,0.1,0.1), got {value!r}")
-    return parts  # type: ignore[return-value]
 
 
 def _bands(value: str | None) -> tuple[int, ...] | None:
@@ -99,9 +81,9 @@ def command(reference, dem, footprints, layer, class_field, class_name, region_s
         workers = max(1, min(pairs, cores))
     manifest = generate_realpairs(reference, out, pairs, seed=seed, name=name, dem=dem, footprints=footprints,
                                   layer=layer, class_name=class_name, class_field=class_field,
-                                  reference_size=reference_size, query_size=_query_size(query_size),
+                                  reference_size=reference_size, query_size=parse_query_size(query_size),
                                   ground_resolution=ground_resolution, region_size=region_size,
-                                  splits=_splits(splits), workers=workers, overwrite=overwrite, progress=not quiet,
+                                  splits=parse_splits(splits), workers=workers, overwrite=overwrite, progress=not quiet,
                                   bands=_bands(bands), sensor=sensor, geotiff=geotiff)
     c = manifest["counts"]
     rate = pairs / max(manifest["elapsed_s"], 1e-9)

@@ -3,30 +3,11 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import click
 
-from smgeo_geo.synth.options import SynthOptionError
-
-
-def _query_size(value: str) -> tuple[int, int]:
-    m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?", value)
-    if not m:
-        raise SynthOptionError(f"--query-size must be N or HxW (e.g. 256 or 256x512), got {value!r}")
-    h = int(m[1])
-    return (h, int(m[2]) if m[2] else h)
-
-
-def _splits(value: str) -> tuple[float, float, float]:
-    try:
-        parts = tuple(float(v) for v in value.split(","))
-    except ValueError:
-        parts = ()
-    if len(parts) != 3:
-        raise SynthOptionError(f"--splits must be three fractions train,val,test (e.g. 0.8,0.1,0.1), got {value!r}")
-    return parts  # type: ignore[return-value]
+from smgeo_geo.cli._options import parse_query_size, parse_splits
 
 
 @click.command("synth")
@@ -68,8 +49,8 @@ def command(out, pairs, seed, name, reference_size, query_size, ground_resolutio
     if workers is None:
         workers = min(pairs, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     manifest = generate_dataset(out, pairs, seed=seed, name=name, reference_size=reference_size,
-                                query_size=_query_size(query_size), ground_resolution=ground_resolution,
-                                difficulty=difficulty, splits=_splits(splits), workers=workers, overwrite=overwrite,
+                                query_size=parse_query_size(query_size), ground_resolution=ground_resolution,
+                                difficulty=difficulty, splits=parse_splits(splits), workers=workers, overwrite=overwrite,
                                 geotiff=geotiff, progress=not quiet, epsg=epsg)
     c = manifest["counts"]
     rate = pairs / max(manifest["elapsed_s"], 1e-9)

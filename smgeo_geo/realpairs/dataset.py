@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing as mp
 import os
 import time
 from collections import Counter
@@ -32,7 +31,8 @@ from smgeo_geo.realpairs.pair import SUPERSAMPLE, PairContext, render_real_pair
 from smgeo_geo.realpairs.render import Surface
 from smgeo_geo.realpairs.targets import Overview, footprint_targets, salient_targets, work_epsg
 from smgeo_geo.realpairs.tiles import MARGIN_PX, TileSpec
-from smgeo_geo.synth.dataset import DATASET_NAME, FIELDS, SPLITS, encode_jpeg, prepare_folder, split_assignment
+from smgeo_geo.synth.dataset import (DATASET_NAME, FIELDS, SPLITS, encode_jpeg, map_in_order, prepare_folder,
+                                     split_assignment)
 from smgeo_geo.synth.georef import geotiff_from_jpeg, satellite_name
 from smgeo_model.fileio import write_bytes, write_text
 
@@ -130,30 +130,15 @@ def _make_pair(index: int) -> tuple[tuple, dict]:
 
 
 def _run(indices: list[int], spec: dict, workers: int, progress: bool) -> list[tuple[tuple, dict]]:
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(indices), desc="realpairs", unit="pair", disable=not progress, dynamic_ncols=True)
-    try:
-        if workers == 1 or len(indices) == 1:
-            _init(spec)
-            try:
-                out = []
-                for i in indices:
-                    out.append(_make_pair(i))
-                    bar.update()
-                return out
-            finally:
-                _STATE["ctx"].surface.close()
-                _STATE.clear()
-        method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-        with mp.get_context(method).Pool(min(workers, len(indices)), initializer=_init, initargs=(spec,)) as pool:
-            out = []
-            for item in pool.imap(_make_pair, indices, chunksize=1 if len(indices) < 64 else 4):
-                out.append(item)
-                bar.update()
-            return out
-    finally:
-        bar.close()
+    """Every pair, in this process (its surface opened here and closed after) or in a pool."""
+    if workers == 1 or len(indices) == 1:
+        _init(spec)
+        try:
+            return map_in_order(_make_pair, indices, 1, progress, "realpairs")
+        finally:
+            _STATE["ctx"].surface.close()
+            _STATE.clear()
+    return map_in_order(_make_pair, indices, workers, progress, "realpairs", initializer=_init, initargs=(spec,))
 
 
 # -- the dataset ------------------------------------------------------------------------------

@@ -168,7 +168,7 @@ def generate_dataset(out_root: str | os.PathLike, pairs: int, seed: int = 0, nam
     labels = split_assignment(seed, pairs, tuple(float(f) for f in splits))  # type: ignore[arg-type]
     jobs = [(i, seed, classes[i], opts, str(folder), grid, geotiff) for i in range(pairs)]
     start = time.perf_counter()
-    items = _run(jobs, workers, progress)
+    items = map_in_order(_make_pair, jobs, workers, progress, "synth", initializer=_worker_init)
     elapsed = time.perf_counter() - start
     names = [it[2] for it in items]
     if len(set(names)) != len(names):  # cannot happen (unique grid cells); never write a bad list
@@ -197,22 +197,25 @@ def generate_dataset(out_root: str | os.PathLike, pairs: int, seed: int = 0, nam
     return manifest
 
 
-def _run(jobs: list[tuple], workers: int, progress: bool) -> list[tuple]:
+def map_in_order(fn, jobs: list, workers: int, progress: bool, desc: str, initializer=None,
+                 initargs: tuple = ()) -> list:
+    """``[fn(job) for job in jobs]`` with a progress bar: in this process when ``workers`` is 1
+    (or one job), else in a process pool (forkserver where there is one) whose workers run
+    ``initializer(*initargs)`` first. Results come back in the order of ``jobs``."""
     from tqdm import tqdm
 
-    bar = tqdm(total=len(jobs), desc="synth", unit="pair", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=len(jobs), desc=desc, unit="pair", disable=not progress, dynamic_ncols=True)
     try:
         if workers == 1 or len(jobs) == 1:
             out = []
             for job in jobs:
-                out.append(_make_pair(job))
+                out.append(fn(job))
                 bar.update()
             return out
         method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-        ctx = mp.get_context(method)
-        with ctx.Pool(min(workers, len(jobs)), initializer=_worker_init) as pool:
+        with mp.get_context(method).Pool(min(workers, len(jobs)), initializer=initializer, initargs=initargs) as pool:
             out = []
-            for item in pool.imap(_make_pair, jobs, chunksize=1 if len(jobs) < 64 else 4):
+            for item in pool.imap(fn, jobs, chunksize=1 if len(jobs) < 64 else 4):
                 out.append(item)
                 bar.update()
             return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from smgeo_geo.errors import SMGeoError
+from smgeo_geo.errors import OptionError
 
 GENERATOR_VERSION = "1.0.0"
 
@@ -27,7 +27,7 @@ CLASSES = tuple(CLASS_WEIGHTS)
 MIN_EXTENT: dict[str, float] = {"leisure_stadium": 280.0, "sport_soccer": 170.0, "man_made_bridge": 140.0}
 
 
-class SynthOptionError(SMGeoError, ValueError):
+class SynthOptionError(OptionError):
     """An option of the synthetic-data generator is invalid."""
 
 
