@@ -24,6 +24,7 @@ from smgeo_geo.camera import FrameCamera
 from smgeo_geo.coords import crs_string, to_crs, transform_xy
 from smgeo_geo.errors import CRSError, RasterError
 
+RAYS_PER_PASS = 256  # rays marched together (memory: rays x samples x 3 floats)
 MAX_DEM_WINDOW = 4096  # pixels a side read at full resolution; larger areas are read decimated
 
 
@@ -174,29 +175,37 @@ def intersect_rays(camera: FrameCamera, pixels, terrain, max_range_m: float = 30
         return points, hit
     step = step_m or 2.0
     ts = np.arange(0.0, max_range_m + step, step)
-    for i, ray in enumerate(rays):
-        t = _first_crossing(frame, origin, ray, terrain, ts)
-        if t is None:
-            continue
-        fine = np.linspace(max(0.0, t - step), t + step, 41)  # refine the bracket to step / 20
-        t = _first_crossing(frame, origin, ray, terrain, fine)
-        if t is None:
-            continue
-        points[i] = origin + t * ray
-        hit[i] = True
+    t = np.full(n, np.nan)
+    for start in range(0, n, RAYS_PER_PASS):
+        part = slice(start, start + RAYS_PER_PASS)
+        t[part] = _first_crossings(frame, origin, rays[part], terrain, np.broadcast_to(ts, (len(rays[part]), len(ts))))
+    found = np.isfinite(t)
+    if found.any():
+        # refine each bracket to step / 20: 41 samples from one step before to one step after
+        fine = np.maximum(0.0, t[found] - step)[:, None] + np.linspace(0.0, 2 * step, 41)[None, :]
+        t[found] = _first_crossings(frame, origin, rays[found], terrain, fine)
+    hit = np.isfinite(t)
+    points[hit] = origin + t[hit, None] * rays[hit]
     return points, hit
 
 
-def _first_crossing(frame, origin: np.ndarray, ray: np.ndarray, terrain, ts: np.ndarray) -> float | None:
-    """Distance along ``ray`` where it first goes from above to below the terrain (linear
-    interpolation between the samples ``ts``), or None."""
-    pts = origin + ts[:, None] * ray
-    lon, lat, h = frame.to_lonlat(pts[:, 0], pts[:, 1], pts[:, 2])
-    above = h - terrain.heights(lon, lat)
+def _first_crossings(frame, origin: np.ndarray, rays: np.ndarray, terrain, ts: np.ndarray) -> np.ndarray:
+    """Distance along each ray ``(N, 3)`` where it first goes from above to below the terrain
+    (linear interpolation between its samples ``ts[i]``, ``(N, T)`` metres), NaN where it
+    does not. All rays are sampled in one pass: one coordinate transform, one height lookup."""
+    n, m = ts.shape
+    out = np.full(n, np.nan)
+    if n == 0:
+        return out
+    pts = origin[None, None, :] + ts[:, :, None] * rays[:, None, :]
+    lon, lat, h = frame.to_lonlat(pts[..., 0].ravel(), pts[..., 1].ravel(), pts[..., 2].ravel())
+    above = (np.asarray(h) - terrain.heights(lon, lat)).reshape(n, m)
     valid = np.isfinite(above)
-    cross = np.nonzero(valid[1:] & valid[:-1] & (above[:-1] > 0) & (above[1:] <= 0))[0]
-    if cross.size == 0:
-        return None
-    k = cross[0]
-    f = above[k] / (above[k] - above[k + 1])
-    return float(ts[k] + f * (ts[k + 1] - ts[k]))
+    cross = valid[:, 1:] & valid[:, :-1] & (above[:, :-1] > 0) & (above[:, 1:] <= 0)
+    has = cross.any(axis=1)
+    k = np.argmax(cross, axis=1)[has]
+    rows = np.nonzero(has)[0]
+    a0, a1 = above[rows, k], above[rows, k + 1]
+    f = a0 / (a0 - a1)
+    out[rows] = ts[rows, k] + f * (ts[rows, k + 1] - ts[rows, k])
+    return out
