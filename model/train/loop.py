@@ -29,7 +29,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 
 from smgeo_model.build import build_model
-from smgeo_model.checkpoint import save_checkpoint
+from smgeo_model.checkpoint import load_checkpoint, save_checkpoint
 from smgeo_model.decode import decode_boxes
 from smgeo_model.errors import CheckpointError
 from smgeo_model.fileio import atomic_path, write_text
@@ -43,6 +43,10 @@ class TrainOptions:
 
     Sizes are pixels (height = width); ``None`` takes the model config's default.
     ``max_steps_per_epoch`` shortens epochs (smoke tests, quick looks).
+    ``init_checkpoint``: start from this project checkpoint's weights (fine-tuning; its stored
+    config is used and ``config`` is ignored). ``time_budget_s``: seconds of training (summed
+    over resumed runs); when spent, the running epoch ends early, is validated and saved, and
+    training stops.
     """
 
     out_dir: Path
@@ -61,6 +65,8 @@ class TrainOptions:
     swin_weights: Path | None = None
     max_steps_per_epoch: int | None = None
     device: str | None = None
+    init_checkpoint: Path | None = None
+    time_budget_s: float | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -70,6 +76,8 @@ class TrainResult:
     best: dict
     last: dict
     out_dir: Path
+    elapsed_s: float = 0.0
+    budget_spent: bool = False
 
 
 def _dist_info() -> tuple[int, int, int]:
@@ -150,7 +158,10 @@ def train(options: TrainOptions, train_set: Dataset, val_set: Dataset | None = N
         out_dir.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(options.seed)
-    model = build_model(options.config, swin_weights=options.swin_weights).to(device)
+    if options.init_checkpoint is not None:
+        model = load_checkpoint(options.init_checkpoint).train().to(device)
+    else:
+        model = build_model(options.config, swin_weights=options.swin_weights).to(device)
     loss_fn = SMGeoLoss(model.config)
     optimiser = torch.optim.Adam(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
     steps_per_epoch = math.ceil(len(train_set) / (options.batch_size * world))
@@ -160,7 +171,7 @@ def train(options: TrainOptions, train_set: Dataset, val_set: Dataset | None = N
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: _lr_factor(s, total, warmup, options.cosine))
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
-    start_epoch, best, last = 0, None, {}
+    start_epoch, best, last, elapsed = 0, None, {}, 0.0
     state_path = out_dir / "train_state.pt"
     if options.resume and state_path.is_file():
         try:
@@ -171,6 +182,7 @@ def train(options: TrainOptions, train_set: Dataset, val_set: Dataset | None = N
         optimiser.load_state_dict(state["optimiser"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, best = int(state["epoch"]) + 1, (json.loads(state["best"]) if state["best"] else None)
+        elapsed = float(state.get("elapsed_s", 0.0))
         if is_main:
             _keep_metrics_until(out_dir / "metrics.jsonl", start_epoch)
             log(f"resuming from {out_dir} after epoch {start_epoch}")
@@ -182,7 +194,13 @@ def train(options: TrainOptions, train_set: Dataset, val_set: Dataset | None = N
     ) if distributed else model
     augment = getattr(train_set, "transform", None)
 
+    budget = options.time_budget_s
+    spent = budget is not None and elapsed >= budget
+    epochs_run = 0
     for epoch in range(start_epoch, options.epochs):
+        if spent:
+            break
+        epochs_run += 1
         torch.manual_seed(options.seed * 100_003 + epoch)  # DropPath / gate noise per epoch
         if hasattr(augment, "set_epoch"):
             augment.set_epoch(epoch)
@@ -220,8 +238,16 @@ def train(options: TrainOptions, train_set: Dataset, val_set: Dataset | None = N
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{float(parts['loss'].detach()):.3f}")
+            if budget is not None and elapsed + time.time() - started >= budget:
+                spent = True  # the time budget: this epoch ends here
+                break
         if bar is not None:
             bar.close()
+        if distributed:  # every process stops where the slowest one's budget says
+            flag = torch.tensor([float(spent)], device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            spent = bool(flag.item())
+        elapsed += time.time() - started
         record = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0], "seconds": round(time.time() - started, 2),
                   **{f"train_{k}": v / max(seen, 1) for k, v in sums.items()}}
         if distributed:
@@ -238,7 +264,7 @@ def train(options: TrainOptions, train_set: Dataset, val_set: Dataset | None = N
             save_checkpoint(model, out_dir / "last", metadata=meta)
             # the state file is the commit point of an epoch: it holds the weights too
             state = {"model": model.state_dict(), "optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
-                     "best": json.dumps(best) if best else ""}
+                     "best": json.dumps(best) if best else "", "elapsed_s": elapsed}
             with atomic_path(state_path) as tmp:
                 torch.save(state, tmp)
             with open(out_dir / "metrics.jsonl", "a") as fh:
@@ -249,7 +275,8 @@ def train(options: TrainOptions, train_set: Dataset, val_set: Dataset | None = N
             dist.barrier()
     if distributed:
         dist.barrier()
-    return TrainResult(epochs_run=options.epochs - start_epoch, best=best or {}, last=last, out_dir=out_dir)
+    return TrainResult(epochs_run=epochs_run, best=best or {}, last=last, out_dir=out_dir, elapsed_s=elapsed,
+                       budget_spent=spent)
 
 
 def _keep_metrics_until(path: Path, epoch: int) -> None:

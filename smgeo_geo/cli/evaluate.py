@@ -39,9 +39,11 @@ def command(data_root, data_name, split, checkpoint, methods, json_out, batch_si
 
     from smgeo_geo.errors import OutputError
     from smgeo_geo.evaluation import evaluate, markdown_table
+    from smgeo_geo.predictor import check_device
     from smgeo_model import fileio
     from smgeo_model import bundled_checkpoint, load_checkpoint
 
+    check_device(device)  # before the model loads and the split is read
     ckpt = checkpoint or bundled_checkpoint()
     model = load_checkpoint(ckpt, device=device)
     chosen = tuple(m.strip() for m in methods.split(",") if m.strip())

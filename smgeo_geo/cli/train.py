@@ -47,7 +47,11 @@ def command(data_root, data_name, out, config, epochs, batch_size, img_size, que
       smgeo train --data-root data --data-name SYNTH_DroneAerial --config tiny \\
                   --max-epoch 10 --batch-size 8 --out runs/tiny
     """
+    from smgeo_geo.predictor import check_device
     from smgeo_model import get_config
+
+    if device is not None:
+        check_device(device)  # before the data is read
     from smgeo_model.data import CVOGLDataset
     from smgeo_model.train import PairAugment, TrainOptions, train
 

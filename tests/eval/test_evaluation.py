@@ -115,3 +115,12 @@ def test_missing_dataset_is_one_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("Error: dataset folder") and "nowhere" in err and "Traceback" not in err
     assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.parametrize("extra, needle", [(["--device", "gpu0"], "gpu0"), (["--json", "."], "directory")])
+def test_bad_device_or_output_is_refused_before_scoring(hand_dataset, capsys, extra, needle):
+    argv = ["evaluate", "--data-root", str(hand_dataset), "--data-name", NAME, "--json", "x.json", *extra]
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1 and needle in err[0]

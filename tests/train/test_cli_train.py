@@ -44,3 +44,11 @@ def test_ddp_under_torchrun_with_two_processes(data_root, tmp_path):
     lines = (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 2, "only rank 0 writes the log, once per epoch"
     assert (tmp_path / "ddp" / "last.safetensors").is_file()
+
+
+def test_a_device_that_is_not_there_is_refused_before_the_data_is_read(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--data-root", str(tmp_path / "nothing"), "--out", str(tmp_path / "run"), "--device", "cuda:7"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1 and "cuda:7" in err[0]
+    assert not (tmp_path / "run").exists()

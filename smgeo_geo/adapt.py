@@ -1,0 +1,205 @@
+"""Self-supervised adaptation of an SMGeo checkpoint to the user's own area (``smgeo adapt``).
+
+No labels are needed: drone views of the user's orthophoto (draped on the DSM when given) are
+rendered with :func:`smgeo_geo.realpairs.generate_realpairs`, whose targets (footprints, else
+salient structures) give the clicks and boxes. The checkpoint is fine-tuned on the training
+pairs for a time budget and scored on held-back pairs of the same area before and after.
+
+Run folder ``out``::
+
+    adapt_inputs.json      what the data was made from (a rerun with other inputs is refused)
+    data/ADAPT/            the rendered pairs (CVOGL layout, train / val / test)
+    train/                 the fine-tuning run (resumable: last, best, train_state.pt)
+    adapted.safetensors    the adapted checkpoint (+ .json): what locate, batch, the worker and
+                           the QGIS plugin take
+    adapt.json, adapt.md, adapt.png   before / after on the held-back (test) pairs
+
+Rerunning the same command resumes: the pairs are kept, training continues until its budget
+(summed over runs) is spent, and the evaluation is redone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from smgeo_geo.errors import OptionError, OutputError
+
+DATASET = "ADAPT"
+FINE_TUNE_LR = 5e-5  # a tenth of training from scratch would move too little in minutes; 1e-4 forgets
+STEPS_PER_EPOCH = 40  # short epochs: validation (and the best checkpoint) every few minutes on CPU
+MAX_EPOCHS = 10_000  # the time budget, not the epoch count, ends adaptation
+
+
+@dataclass
+class AdaptOptions:
+    """What to adapt to. Paths: ``reference`` orthophoto (any CRS), ``dem`` DSM/DEM,
+    ``footprints`` target polygons; ``checkpoint`` the starting model (default: bundled);
+    ``minutes`` of training (summed over resumed runs); ``pairs`` rendered pairs (80 % train,
+    10 % val, 10 % held back for the before/after score)."""
+
+    reference: Path
+    out: Path
+    dem: Path | None = None
+    footprints: Path | None = None
+    checkpoint: Path | None = None
+    minutes: float = 20.0
+    pairs: int = 400
+    seed: int = 0
+    batch_size: int = 8
+    device: str | None = None
+    workers: int = 1
+    restart: bool = False
+
+
+def _inputs_record(opts: AdaptOptions, checkpoint: Path) -> dict:
+    def file(p):
+        if p is None:
+            return None
+        st = os.stat(p)
+        return {"path": os.path.abspath(p), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+    return {"reference": file(opts.reference), "dem": file(opts.dem), "footprints": file(opts.footprints),
+            "checkpoint": file(checkpoint), "pairs": opts.pairs, "seed": opts.seed}
+
+
+def check_options(opts: AdaptOptions) -> None:
+    """Clear :class:`OptionError` / :class:`InputFileError` before anything is written."""
+    from smgeo_geo.errors import InputFileError
+
+    if not opts.minutes > 0:
+        raise OptionError(f"--minutes must be above 0 (got {opts.minutes:g})")
+    if opts.pairs < 20:
+        raise OptionError(f"--pairs must be at least 20 (got {opts.pairs}): 10 % are held back to score the result")
+    if opts.batch_size < 1:
+        raise OptionError(f"--batch-size must be at least 1 (got {opts.batch_size})")
+    for name, p in (("--reference", opts.reference), ("--dem", opts.dem), ("--footprints", opts.footprints),
+                    ("--checkpoint", opts.checkpoint)):
+        if p is not None and name != "--checkpoint" and not Path(p).is_file():
+            raise InputFileError(f"{name} {p}: no such file")
+    if opts.out.exists() and not opts.out.is_dir():
+        raise OutputError(f"--out {opts.out}: exists and is not a folder")
+
+
+def adapt(opts: AdaptOptions, log: Callable[[str], None] = print, progress: bool = True) -> dict:
+    """Render pairs of the area, score the starting checkpoint on the held-back ones, fine-tune
+    it for ``opts.minutes``, score again; returns the report written to ``out/adapt.json``."""
+    from smgeo_model import bundled_checkpoint, load_checkpoint, save_checkpoint
+    from smgeo_model.checkpoint import checkpoint_paths
+    from smgeo_model.data import CVOGLDataset
+    from smgeo_model.fileio import write_text
+    from smgeo_model.train import PairAugment, TrainOptions, train
+
+    from smgeo_geo.errors import model_errors
+    from smgeo_geo.realpairs import generate_realpairs
+
+    check_options(opts)
+    started = time.perf_counter()
+    base = Path(opts.checkpoint) if opts.checkpoint is not None else bundled_checkpoint()
+    with model_errors():
+        base_model = load_checkpoint(base, device="cpu")
+    cfg = base_model.config
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    record = _inputs_record(opts, checkpoint_paths(base)[0])
+    record_path = out / "adapt_inputs.json"
+    data_root = out / "data"
+    have = json.loads(record_path.read_text()) if record_path.is_file() else None
+    fresh = opts.restart or have != record
+    if have is not None and have != record and not opts.restart:
+        raise OptionError(f"--out {out} holds an adaptation of other inputs ({record_path}); give another --out, "
+                          f"or --restart to start over there")
+    if fresh or not (data_root / DATASET / "manifest.json").is_file():
+        log(f"rendering {opts.pairs} pairs of {opts.reference} ...")
+        generate_realpairs(opts.reference, data_root, opts.pairs, seed=opts.seed, name=DATASET, dem=opts.dem,
+                           footprints=opts.footprints, reference_size=max(cfg.reference_size),
+                           query_size=tuple(cfg.query_size), workers=opts.workers, overwrite=True,
+                           progress=progress)
+        write_text(record_path, json.dumps(record, indent=1) + "\n", OutputError)
+    else:
+        log(f"reusing the pairs in {data_root / DATASET}")
+    render_s = time.perf_counter() - started
+
+    before = _score(base_model, data_root, opts, log, "before")
+    train_set = CVOGLDataset(data_root, DATASET, "train", reference_size=cfg.reference_size,
+                             query_size=cfg.query_size, transform=PairAugment(seed=opts.seed))
+    val_set = CVOGLDataset(data_root, DATASET, "val", reference_size=cfg.reference_size, query_size=cfg.query_size)
+    options = TrainOptions(out_dir=out / "train", init_checkpoint=base, epochs=MAX_EPOCHS,
+                           batch_size=opts.batch_size, lr=FINE_TUNE_LR, warmup_epochs=0.0, cosine=False,
+                           seed=opts.seed, workers=0, resume=not fresh, max_steps_per_epoch=STEPS_PER_EPOCH,
+                           device=opts.device, time_budget_s=60.0 * opts.minutes)
+    log(f"fine-tuning for {opts.minutes:g} min on {len(train_set)} pairs ({len(val_set)} to validate) ...")
+    with model_errors():
+        result = train(options, train_set, val_set, progress=progress, log=log)
+    chosen = out / "train" / ("best" if (out / "train" / "best.safetensors").is_file() else "last")
+    with model_errors():
+        adapted = load_checkpoint(chosen, device="cpu")
+    after = _score(adapted, data_root, opts, log, "after")
+    save_checkpoint(adapted, out / "adapted", metadata={
+        "adapted_from": str(base), "reference": str(opts.reference), "dem": str(opts.dem) if opts.dem else None,
+        "training_minutes": round(result.elapsed_s / 60, 2), "before": before, "after": after})
+    report = {"options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
+              "checkpoint": str(out / "adapted.safetensors"), "started_from": str(base),
+              "pairs": {s: len(CVOGLDataset(data_root, DATASET, s, check_images=False))
+                        for s in ("train", "val", "test")},
+              "before": before, "after": after,
+              "seconds": {"render": round(render_s, 1), "training": round(result.elapsed_s, 1),
+                          "total": round(time.perf_counter() - started, 1)}}
+    write_text(out / "adapt.json", json.dumps(report, indent=1) + "\n", OutputError)
+    write_text(out / "adapt.md", markdown(report), OutputError)
+    before_after_figure(report, out / "adapt.png")
+    return report
+
+
+def _score(model, data_root: Path, opts: AdaptOptions, log, when: str) -> dict:
+    """SMGeo alone on the held-back (test) pairs: acc@0.25/0.5, mIoU, centre error (m)."""
+    from smgeo_geo.evaluation import evaluate
+
+    report = evaluate(model, data_root, DATASET, "test", ("smgeo",), opts.batch_size, opts.device or "cpu")
+    m = report["methods"]["smgeo"]
+    score = {"pairs": report["data"]["pairs"], "acc@0.25": m["acc@0.25"], "acc@0.5": m["acc@0.5"],
+             "mIoU": m["mIoU"], "centre_error": m["centre_error"]}
+    med = score["centre_error"].get("median_m")
+    log(f"{when}: acc@0.5 {score['acc@0.5']:.3f}, mIoU {score['mIoU']:.3f}, median centre error "
+        f"{'-' if med is None else f'{med:.1f} m'} on {score['pairs']} held-back pairs")
+    return score
+
+
+def markdown(report: dict) -> str:
+    rows = ["| | acc@0.25 | acc@0.5 | mIoU | median centre error (m) |", "|---|---|---|---|---|"]
+    for when in ("before", "after"):
+        s = report[when]
+        med = s["centre_error"].get("median_m")
+        rows.append(f"| {when} | {s['acc@0.25']:.3f} | {s['acc@0.5']:.3f} | {s['mIoU']:.3f} | "
+                    f"{'-' if med is None else f'{med:.1f}'} |")
+    sec = report["seconds"]
+    return (f"# Adaptation to {report['options']['reference']}\n\nHeld-back pairs of the area: "
+            f"{report['before']['pairs']}. Rendering {sec['render']:.0f} s, training {sec['training']:.0f} s, "
+            f"total {sec['total']:.0f} s.\n\n" + "\n".join(rows) + "\n")
+
+
+def before_after_figure(report: dict, path: Path) -> Path:
+    """Bars: acc@0.5 and mIoU (%) and the median centre error (m), before and after."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from smgeo_geo.figures import _save
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3.2))
+    for i, when in enumerate(("before", "after")):
+        s = report[when]
+        ax1.bar([j + 0.38 * i for j in range(2)], [100 * s["acc@0.5"], 100 * s["mIoU"]], 0.38, label=when)
+        ax2.bar([i], [s["centre_error"].get("median_m") or 0.0], 0.6, label=when)
+    ax1.set_xticks([0.19, 1.19], ["acc@0.5", "mIoU"])
+    ax1.set_ylabel("%")
+    ax1.legend(fontsize=8)
+    ax2.set_xticks([0, 1], ["before", "after"])
+    ax2.set_ylabel("median centre error (m)")
+    fig.suptitle("SMGeo alone on held-back pairs of the area")
+    return _save(fig, path)
