@@ -17,8 +17,9 @@ setup: $(STAMP)  ## Python environment in .venv (torch, timm, rasterio, ...)
 system-deps:  ## Debian packages the tests use (GDAL tools, QGIS 3.22, pytest for /usr/bin/python3)
 	bash scripts/install-system-deps.sh
 
-demo: setup  ## the main job on the bundled default
+demo: setup  ## the main job on the bundled default (and the find-by-description demo)
 	$(VENV)/bin/smgeo demo --out demo_output
+	$(VENV)/bin/smgeo demo-retrieval --out demo_output/retrieval
 
 test: setup system-deps  ## the whole test suite: library and model, then the QGIS plugin
 	$(PY) -m pytest -q
@@ -36,6 +37,7 @@ bench: setup  ## speed benchmarks (ratios measured in one run)
 	$(PY) bench/bench_synth.py --json bench/results/synth_cpu.json
 	$(PY) bench/bench_locate.py --json bench/results/locate_cpu.json
 	$(PY) bench/real_imagery.py --json bench/results/real_imagery.json
+	$(PY) bench/bench_retrieval.py --json bench/results/retrieval_cpu.json
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache demo_output

@@ -48,7 +48,11 @@ def geojson_writer(detections: Sequence[Detection], include_candidates: bool = F
     """Writer of an RFC 7946 FeatureCollection: WGS84 lon/lat polygons with right-hand
     (counter-clockwise) exterior rings, no ``crs`` member; properties as in
     :meth:`Detection.to_geojson_feature`."""
-    text = json.dumps(to_feature_collection(detections, include_candidates), allow_nan=False, indent=1)
+    return text_writer(json.dumps(to_feature_collection(detections, include_candidates), allow_nan=False, indent=1))
+
+
+def text_writer(text: str) -> Writer:
+    """Writer of ``text`` as UTF-8, flushed to disk before the rename."""
 
     def write(tmp: Path) -> None:
         with open(tmp, "w", encoding="utf-8") as fh:

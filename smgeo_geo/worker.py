@@ -51,6 +51,18 @@ Methods:
     "top_k": 5, "photos": folder | null, "method": "auto" | ..., "dem": path | null} -> the
     summary of :func:`smgeo_geo.batch.run_batch`. Resumable like ``smgeo batch``; cancelling
     stops between rows (finished rows are already kept).
+``retrieve`` {"text": description in words, "index": index folder (``smgeo index build``),
+    "top_k": 10, "checkpoint": path | null (the checkpoint recorded in the index)} -> ``{"hits":
+    [HIT, ...] (rank 1 first), "model": {"checkpoint", "model_id"}, "index": folder, "count":
+    items in the index, "index_cached": bool, "seconds": float}``. HIT is
+    :class:`smgeo_retrieval.hits.Hit` as a dict: rank, score (the model's inner product, higher
+    is better), item_id, platform (satellite / drone / ground), image and thumbnail (absolute
+    paths; thumbnail may be null), lon, lat (WGS84 degrees of the item's centre), footprint
+    (WKT polygon in WGS84 lon/lat, or null). The retrieval model runs on the device set by
+    ``configure`` (cpu by default); the opened index and its model stay cached per index folder
+    (reopened when the folder is rebuilt). An empty text is
+    ``OptionError``, a missing or corrupt index ``InputFileError``, a checkpoint that is not the
+    index's model ``CheckpointError``.
 ``cancel`` {"target": id}: cancels a queued or running request (no reply of its own).
 ``shutdown`` {} -> ``{"ok": true}``; the worker exits. End of stdin also ends it.
 
@@ -113,6 +125,7 @@ PARAMS = {
     "configure": ("checkpoint", "device"),
     "locate": ("reference", "bands", "query", "click", "window", "top_k", "heatmap", "method", "dem"),
     "batch": ("manifest", "reference", "out", "workers", "top_k", "photos", "dask", "method", "dem"),
+    "retrieve": ("text", "index", "top_k", "checkpoint"),
     "cancel": ("target",),
     "shutdown": (),
 }
@@ -181,6 +194,7 @@ class Worker:
         self._rasters: dict[tuple, Any] = {}
         self._query_key: tuple | None = None
         self._query_size: tuple[int, int] = (0, 0)  # (width, height) of the photo of _query_key
+        self._retrievers: dict[tuple, Any] = {}  # (index folder, checkpoint, device, index.json mtime) -> Retriever
 
     # -- transport ------------------------------------------------------------------------
     def send(self, message: dict) -> None:
@@ -265,7 +279,7 @@ class Worker:
                 self.check_cancelled(request)
                 if request.method not in PARAMS:
                     raise ProtocolError(f"unknown method {_shown(request.method)} (expected hello, configure, "
-                                        f"locate, batch, cancel or shutdown)")
+                                        f"locate, batch, retrieve, cancel or shutdown)")
                 check_params(request)
                 result = getattr(self, f"do_{request.method}")(request)
                 self.send({"id": request.id, "event": "result", "result": result})
@@ -435,6 +449,35 @@ class Worker:
 
         return run_batch(rows, out, predictor_key[0], predictor_key[1], workers, scheduler, top_k, progress=tick,
                          method=method, dem=dem)
+
+    def do_retrieve(self, request: _Request) -> dict:
+        from smgeo_geo.checks import check_top_k
+        from smgeo_retrieval.api import check_text
+
+        text = check_text(_param(request, "text", "the description to search for (a string)", _is_text, required=True))
+        index = _param(request, "index", "the path of an index folder", _is_path, required=True)
+        top_k = check_top_k(_param(request, "top_k", "a whole number from 1 to 100", _is_whole, default=10))
+        checkpoint = _param(request, "checkpoint", "a checkpoint path (string) or null", _is_text) or None
+        started = time.perf_counter()
+        device = (self._model_key or (None, "cpu"))[1]
+        key = (os.path.abspath(index), checkpoint and os.path.abspath(checkpoint), device,
+               _mtime(os.path.join(index, "index.json")))
+        cached = key in self._retrievers
+        if not cached:
+            from smgeo_retrieval.api import Retriever
+
+            self.progress(request, 0.05, "loading the index and its model")
+            retriever = Retriever.open(index, checkpoint, device=device)
+            if len(self._retrievers) >= 4:
+                self._retrievers.clear()
+            self._retrievers[key] = retriever
+        retriever = self._retrievers[key]
+        self.check_cancelled(request)
+        hits = retriever.search(text, top_k)
+        return {"hits": [h.to_record() for h in hits],
+                "model": {"checkpoint": str(retriever.checkpoint), "model_id": retriever.model_id},
+                "index": str(retriever.index.root), "count": retriever.index.count, "index_cached": cached,
+                "seconds": round(time.perf_counter() - started, 4)}
 
 
 def _mtime(path) -> float | None:

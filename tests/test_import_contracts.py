@@ -7,8 +7,11 @@ functions) with :mod:`ast`; nothing is imported.
   (the training progress bar, imported inside the loop only when a bar is asked for).
 * ``smgeo_geo`` never imports QGIS or Qt; its geo modules never import torch, even through
   the modules they import when they are imported.
-* ``qgis_plugin`` imports QGIS and the standard library only: never torch, smgeo_model or
-  smgeo_geo (it reaches the model through the worker process).
+* ``smgeo_retrieval`` (``retrieval/``, text-to-image retrieval) may use both; its text, corpus
+  and index modules never import torch, and ``smgeo_geo`` imports it only inside functions (the
+  CLI commands and the worker op that need it), so the locator never pays for it.
+* ``qgis_plugin`` imports QGIS and the standard library only: never torch, smgeo_model,
+  smgeo_geo or smgeo_retrieval (it reaches the model through the worker process).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = {"smgeo_model": ROOT / "model", "smgeo_geo": ROOT / "smgeo_geo"}
+PACKAGES = {"smgeo_model": ROOT / "model", "smgeo_geo": ROOT / "smgeo_geo", "smgeo_retrieval": ROOT / "retrieval"}
 PLUGIN = ROOT / "qgis_plugin"  # holds the plugin package smgeo_locator
 STDLIB = set(sys.stdlib_module_names) | {"__future__"}
 
@@ -139,7 +142,29 @@ def test_geo_modules_do_not_import_torch(name):
     assert not heavy, f"importing smgeo_geo.{name} imports {sorted(heavy)}"
 
 
-PLUGIN_FORBIDDEN = {"torch", "timm", "smgeo_model", "smgeo_geo", "numpy", "rasterio", "pyproj"}
+PLUGIN_FORBIDDEN = {"torch", "timm", "smgeo_model", "smgeo_geo", "smgeo_retrieval", "faiss", "numpy", "rasterio",
+                    "pyproj"}
+
+
+@pytest.mark.parametrize("path", files(ROOT / "retrieval"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_retrieval_never_imports_qgis(path):
+    bad = top(imports(path)) & {"qgis", "PyQt5", "PyQt6", "sip"}
+    assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+RETRIEVAL_LIGHT = ["text", "corpus_io", "index", "corpus"]
+
+
+@pytest.mark.parametrize("name", RETRIEVAL_LIGHT)
+def test_retrieval_text_corpus_and_index_do_not_import_torch(name):
+    assert _source(f"smgeo_retrieval.{name}") is not None
+    heavy = top(import_time_closure(f"smgeo_retrieval.{name}")) & {"torch", "timm"}
+    assert not heavy, f"importing smgeo_retrieval.{name} imports {sorted(heavy)}"
+
+
+@pytest.mark.parametrize("path", files(ROOT / "smgeo_geo"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_smgeo_geo_imports_retrieval_only_inside_functions(path):
+    assert "smgeo_retrieval" not in top(imports(path, import_time_only=True)), str(path.relative_to(ROOT))
 
 
 @pytest.mark.parametrize("path", files(PLUGIN), ids=lambda p: str(p.relative_to(ROOT)))

@@ -1,6 +1,7 @@
 """The SMGeo dock panel: photo, click, reference layer, search window, method, DEM, Locate,
 results (the object's box, the located point and its 90 % uncertainty circle, and in the
-status line which stage answered, with which uncertainty, and why other stages did not run)."""
+status line which stage answered, with which uncertainty, and why other stages did not run);
+a second tab, "Find by description", is :class:`.retrieval_panel.RetrievalPanel`."""
 
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ from qgis.gui import QgsDockWidget, QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
     QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
-    QFrame, QProgressBar, QPushButton, QScrollArea, QVBoxLayout, QWidget,
+    QFrame, QProgressBar, QPushButton, QScrollArea, QTabWidget, QVBoxLayout, QWidget,
 )
 
 from . import export, results
 from .photo_view import PhotoLoadError, PhotoView
+from .retrieval_panel import RetrievalPanel
 from .service import log, shared_client
 from .settings import METHODS, SETUP_HELP, PluginSettings
 from .tasks import WorkerTask
@@ -179,7 +181,11 @@ class LocatorDock(QgsDockWidget):
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.NoFrame)
         scroll.setWidget(body)
-        self.setWidget(scroll)
+        self.retrieval_panel = RetrievalPanel(self.iface, self.settings, self)
+        self.tabs = QTabWidget(self)
+        self.tabs.addTab(scroll, "Locate")
+        self.tabs.addTab(self.retrieval_panel, "Find by description")
+        self.setWidget(self.tabs)
 
     # -- user feedback --------------------------------------------------------------------
     def notify(self, text: str, level=Qgis.Info, duration: int = 6) -> None:

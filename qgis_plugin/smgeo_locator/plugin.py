@@ -68,6 +68,7 @@ class SMGeoLocatorPlugin:
             self.iface.removeToolBarIcon(action)
         if self.dock is not None:
             self.dock.cancel()
+            self.dock.retrieval_panel.cancel()
             self.iface.removeDockWidget(self.dock)
             self.dock.deleteLater()
             self.dock = None

@@ -1,9 +1,10 @@
-"""Processing provider "SMGeo" with two algorithms: locate one object, batch geocode a survey.
+"""Processing provider "SMGeo" with three algorithms: locate one object, batch geocode a
+survey, find places by description.
 
-Both run the same worker requests as the dock (``locate`` and ``batch``), so they work in
-the Processing toolbox, batch mode and the model designer. Both take the locating method
-(METHOD: auto | metadata | registration | smgeo, as :data:`settings.METHODS`) and an optional
-DSM/DEM raster file (DEM).
+They run the same worker requests as the dock (``locate``, ``batch`` and ``retrieve``), so they
+work in the Processing toolbox, batch mode and the model designer. Locate and batch take the
+locating method (METHOD: auto | metadata | registration | smgeo, as :data:`settings.METHODS`)
+and an optional DSM/DEM raster file (DEM).
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ import os
 from pathlib import Path
 
 from qgis.core import (
-    QgsFeatureSink, QgsProcessing, QgsProcessingAlgorithm, QgsProcessingContext, QgsProcessingException,
-    QgsProcessingOutputNumber, QgsProcessingOutputString, QgsProcessingParameterEnum, QgsProcessingParameterExtent,
+    QgsCoordinateReferenceSystem, QgsFeatureSink, QgsProcessing, QgsProcessingAlgorithm, QgsProcessingContext,
+    QgsProcessingException, QgsProcessingLayerPostProcessorInterface, QgsProcessingOutputNumber,
+    QgsProcessingOutputString, QgsProcessingParameterEnum, QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSink, QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
-    QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer, QgsProcessingProvider, QgsWkbTypes,
+    QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer, QgsProcessingParameterString,
+    QgsProcessingProvider, QgsVectorLayer, QgsWkbTypes,
 )
 from qgis.PyQt.QtGui import QIcon
 
-from . import export, results
+from . import export, hit_layers, results
 from .service import shared_client
 from .settings import METHOD_KEYS, METHODS
 from .worker_client import WorkerError
@@ -261,6 +264,103 @@ class BatchAlgorithm(_Algorithm):
         return {self.OUTPUT: out, "OK": summary["ok"], "ERRORS": summary["error"]}
 
 
+class _StyleHits(QgsProcessingLayerPostProcessorInterface):
+    """Styles a loaded hits / footprints layer as the panel does (colour by platform, rank
+    labels, thumbnail map tip)."""
+
+    def __init__(self, polygons: bool) -> None:
+        super().__init__()
+        self.polygons = polygons
+
+    def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802
+        if isinstance(layer, QgsVectorLayer):
+            hit_layers.style_hits(layer, self.polygons)
+
+
+_POST_PROCESSORS: dict[bool, _StyleHits] = {}  # kept alive here: QGIS does not own them
+
+
+def _load_styled(context: QgsProcessingContext, dest_id: str, name: str, polygons: bool) -> None:
+    if dest_id and context.willLoadLayerOnCompletion(dest_id):
+        details = context.layerToLoadOnCompletionDetails(dest_id)
+        details.name = name
+        details.setPostProcessor(_POST_PROCESSORS.setdefault(polygons, _StyleHits(polygons)))
+
+
+class FindByDescriptionAlgorithm(_Algorithm):
+    TEXT, INDEX, TOP_K, OUTPUT, FOOTPRINTS = "TEXT", "INDEX", "TOP_K", "OUTPUT", "FOOTPRINTS"
+
+    def group(self) -> str:
+        return "Find by description"
+
+    def groupId(self) -> str:  # noqa: N802
+        return "retrieval"
+
+    def name(self) -> str:
+        return "find_by_description"
+
+    def displayName(self) -> str:  # noqa: N802
+        return "Find places by description"
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        return ("Ranks the satellite tiles, drone photos and ground photos of a vector index (a folder made by "
+                "'smgeo index build') for a description in words, e.g. 'a red roof next to a round pond'. "
+                "Output: one point per hit at its position (EPSG:4326; the camera position for photos) with "
+                "rank (1 = best), score (the model's inner product, higher is better), platform, item_id, image "
+                "and thumbnail paths, lon, lat, query, model_id; Footprints: the ground polygons of the hits "
+                "that have one (satellite tiles, nadir drone photos).")
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802
+        self.addParameter(QgsProcessingParameterString(self.TEXT, "Description (what to find, in words)"))
+        self.addParameter(QgsProcessingParameterFile(self.INDEX, "Index folder (smgeo index build)",
+                                                     behavior=QgsProcessingParameterFile.Folder))
+        self.addParameter(QgsProcessingParameterNumber(self.TOP_K, "Number of hits",
+                                                       QgsProcessingParameterNumber.Integer, 10, minValue=1,
+                                                       maxValue=100))
+        self.addParameter(QgsProcessingParameterFeatureSink(self.OUTPUT, "Hits", QgsProcessing.TypeVectorPoint))
+        self.addParameter(QgsProcessingParameterFeatureSink(self.FOOTPRINTS, "Hit footprints",
+                                                            QgsProcessing.TypeVectorPolygon, optional=True,
+                                                            createByDefault=True))
+        self.addOutput(QgsProcessingOutputNumber("COUNT", "Number of hits"))
+        self.addOutput(QgsProcessingOutputNumber("INDEX_COUNT", "Items in the index"))
+        self.addOutput(QgsProcessingOutputString("MODEL_ID", "Model id of the index's retrieval model"))
+
+    def processAlgorithm(self, parameters, context: QgsProcessingContext, feedback):  # noqa: N802
+        text = " ".join(self.parameterAsString(parameters, self.TEXT, context).split())
+        if not text:
+            raise QgsProcessingException("Description: empty; describe what to find, e.g. 'a red roof next to a "
+                                         "round pond'")
+        index = self.parameterAsFile(parameters, self.INDEX, context)
+        if not index:
+            raise QgsProcessingException("Index folder: none given (make one with 'smgeo index build')")
+        top_k = self.parameterAsInt(parameters, self.TOP_K, context)
+        result = _run("retrieve", {"text": text, "index": index, "top_k": top_k}, feedback)
+        fields = hit_layers.hit_fields()
+        wgs84 = QgsCoordinateReferenceSystem(results.WGS84)
+        sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Point, wgs84)
+        if sink is None:
+            raise QgsProcessingException(self.invalidSinkError(parameters, self.OUTPUT))
+        for feature in hit_layers.hit_features(result, text):
+            sink.addFeature(feature, QgsFeatureSink.FastInsert)
+        outputs = {self.OUTPUT: dest_id}
+        fp_sink, fp_id = self.parameterAsSink(parameters, self.FOOTPRINTS, context, fields, QgsWkbTypes.Polygon,
+                                              wgs84)
+        if fp_sink is not None:
+            for feature in hit_layers.hit_features(result, text, footprints=True):
+                fp_sink.addFeature(feature, QgsFeatureSink.FastInsert)
+            outputs[self.FOOTPRINTS] = fp_id
+            _load_styled(context, fp_id, hit_layers.footprints_layer_name(text), True)
+        _load_styled(context, dest_id, hit_layers.hits_layer_name(text), False)
+        hits = result.get("hits", [])
+        feedback.setProgress(100.0)
+        for hit in hits[:3]:
+            feedback.pushInfo(f"#{hit['rank']} {hit['platform']} {hit['item_id']} score {hit['score']:.3f} at "
+                              f"lon {hit['lon']:.6f}, lat {hit['lat']:.6f}")
+        feedback.pushInfo(f"{len(hits)} hit(s) of {result.get('count')} items in {result.get('seconds', 0):.2f} s")
+        model_id = str((result.get("model") or {}).get("model_id") or "")
+        return {**outputs, "COUNT": len(hits), "INDEX_COUNT": result.get("count"), "MODEL_ID": model_id}
+
+
 class SMGeoProvider(QgsProcessingProvider):
     def id(self) -> str:
         return "smgeo"
@@ -274,3 +374,4 @@ class SMGeoProvider(QgsProcessingProvider):
     def loadAlgorithms(self) -> None:  # noqa: N802
         self.addAlgorithm(LocateAlgorithm())
         self.addAlgorithm(BatchAlgorithm())
+        self.addAlgorithm(FindByDescriptionAlgorithm())

@@ -14,6 +14,8 @@ there). Found automatically, first match wins:
 ``checkpoint``: SMGeo checkpoint (.safetensors + .json); empty = the bundled demo model.
 ``device``: ``cpu`` or ``cuda``.
 ``method``: the panel's default locating method (:data:`METHODS`; ``auto`` when unset or unknown).
+``retrieval_index``: the "Find by description" index folder (``smgeo index build``) last used.
+``retrieval_top_k``: how many hits "Find by description" asks for (1-100, default 10).
 """
 
 from __future__ import annotations
@@ -40,17 +42,25 @@ class PluginSettings:
     device: str = "cpu"
     method: str = "auto"
     recent_photos: tuple[str, ...] = ()
+    retrieval_index: str = ""
+    retrieval_top_k: int = 10
 
     @classmethod
     def load(cls) -> "PluginSettings":
         s = QgsSettings()
         recent = s.value(PREFIX + "recent_photos", [], type=list) or []
         method = str(s.value(PREFIX + "method", "auto", type=str) or "auto")
+        try:
+            top_k = int(s.value(PREFIX + "retrieval_top_k", 10))
+        except (TypeError, ValueError):
+            top_k = 10
         return cls(python=str(s.value(PREFIX + "python", "", type=str) or ""),
                    checkpoint=str(s.value(PREFIX + "checkpoint", "", type=str) or ""),
                    device=str(s.value(PREFIX + "device", "cpu", type=str) or "cpu"),
                    method=method if method in METHOD_KEYS else "auto",
-                   recent_photos=tuple(str(p) for p in recent))
+                   recent_photos=tuple(str(p) for p in recent),
+                   retrieval_index=str(s.value(PREFIX + "retrieval_index", "", type=str) or ""),
+                   retrieval_top_k=min(max(top_k, 1), 100))
 
     def save(self) -> None:
         s = QgsSettings()
@@ -59,6 +69,8 @@ class PluginSettings:
         s.setValue(PREFIX + "device", self.device)
         s.setValue(PREFIX + "method", self.method if self.method in METHOD_KEYS else "auto")
         s.setValue(PREFIX + "recent_photos", list(self.recent_photos))
+        s.setValue(PREFIX + "retrieval_index", self.retrieval_index)
+        s.setValue(PREFIX + "retrieval_top_k", int(self.retrieval_top_k))
 
     def add_recent_photo(self, path: str, keep: int = 10) -> None:
         self.recent_photos = tuple([path] + [p for p in self.recent_photos if p != path])[:keep]

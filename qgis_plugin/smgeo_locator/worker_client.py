@@ -256,3 +256,8 @@ class WorkerClient:
     def batch(self, params: dict, progress: ProgressCallback | None = None,
               on_id: Callable[[int], None] | None = None) -> dict:
         return self.request("batch", params, progress, on_id)
+
+    def retrieve(self, text: str, index: str, top_k: int = 10, progress: ProgressCallback | None = None,
+                 on_id: Callable[[int], None] | None = None) -> dict:
+        """Rank the items of an index folder for a description (the ``retrieve`` op)."""
+        return self.request("retrieve", {"text": text, "index": index, "top_k": top_k}, progress, on_id)

@@ -18,12 +18,19 @@ from smgeo_geo.cli._common import run_cli
 # so `smgeo --help` stays fast and a broken optional command cannot break the others.
 COMMANDS: dict[str, str] = {
     "demo": "demo",
+    "demo-retrieval": "demo_retrieval",
     "locate": "locate",
     "batch": "batch",
     "synth": "synth",
     "realpairs": "realpairs",
+    "adapt": "adapt",
     "train": "train",
     "evaluate": "evaluate",
+    "synth-retrieval": "synth_retrieval",
+    "index": "index",
+    "retrieve": "retrieve",
+    "train-retrieval": "train_retrieval",
+    "evaluate-retrieval": "evaluate_retrieval",
 }
 
 

@@ -55,15 +55,12 @@ def render_satellite_view(scene: Scene, cap: Capture, cam: ParallelCamera, rng: 
     return img
 
 
-def render_drone_view(scene: Scene, cap: Capture, cam: PerspectiveCamera, rng: np.random.Generator,
-                      target: Target | None = None, max_raster: float = 2.0) -> dict:
-    """Render the perspective view: the ground of the seen window rendered at about the
-    nearest ground sampling distance (at most ``max_raster`` raster pixels per camera pixel)
-    and warped by the ground homography, then every 3-D object drawn with parallax.
-
-    Returns ``image`` (float RGB, camera raster size), ``range`` (metres to the ground per
-    pixel), ``ground_res`` and, with a target, ``ids`` (target id where the target is the
-    visible surface, else 0) and ``raw`` (the target's pixels ignoring occluders)."""
+def seen_ground(scene: Scene, cap: Capture, cam: PerspectiveCamera, rng: np.random.Generator,
+                max_raster: float = 2.0) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+    """The ground the camera sees, rendered top-down at about the nearest ground sampling
+    distance (at most ``max_raster`` raster pixels per camera pixel), and the 3x3 map from that
+    raster's pixels (OpenCV centre convention) to the camera's, for ``cv2.warpPerspective``.
+    Returns ``(ground, map, metres per raster pixel, metres to the ground per camera pixel)``."""
     size = scene.size
     vb = cam.view_bounds(0.0)
     vb = (max(vb[0], -250.0), max(vb[1], -250.0), min(vb[2], size + 250.0), min(vb[3], size + 250.0))
@@ -76,7 +73,19 @@ def render_drone_view(scene: Scene, cap: Capture, cam: PerspectiveCamera, rng: n
     ground = render_ground(scene, cap, window, res, rng)
     raster_to_world = np.array([[res, 0, window[0] + 0.5 * res], [0, res, window[1] + 0.5 * res], [0, 0, 1]])
     to_cv = np.array([[1, 0, -0.5], [0, 1, -0.5], [0, 0, 1]])
-    m = to_cv @ cam.ground_homography() @ raster_to_world
+    return ground, to_cv @ cam.ground_homography() @ raster_to_world, res, rng_map
+
+
+def render_drone_view(scene: Scene, cap: Capture, cam: PerspectiveCamera, rng: np.random.Generator,
+                      target: Target | None = None, max_raster: float = 2.0) -> dict:
+    """Render the perspective view: the ground of the seen window rendered at about the
+    nearest ground sampling distance (at most ``max_raster`` raster pixels per camera pixel)
+    and warped by the ground homography, then every 3-D object drawn with parallax.
+
+    Returns ``image`` (float RGB, camera raster size), ``range`` (metres to the ground per
+    pixel), ``ground_res`` and, with a target, ``ids`` (target id where the target is the
+    visible surface, else 0) and ``raw`` (the target's pixels ignoring occluders)."""
+    ground, m, res, rng_map = seen_ground(scene, cap, cam, rng, max_raster)
     warped = cv2.warpPerspective(ground, m, (cam.width, cam.height), flags=cv2.INTER_LINEAR,
                                  borderMode=cv2.BORDER_REPLICATE)
     canvas = warped

@@ -7,7 +7,9 @@ default ``.venv/bin/python``), exactly as for a user.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -174,6 +176,63 @@ def real_odm(project, iface):
     iface.active_layer = ortho
     return SimpleNamespace(ortho=ortho, dsm=dsm, photo=REAL_ODM / "photos" / "100_0005_0136.jpg",
                            click=(330.0, 821.7))
+
+
+# the tiny preset, one in-batch epoch on CPU (seconds): a real checkpoint for the index
+RETRIEVAL_TRAIN_ARGS = ("--preset", "tiny", "--stage1-epochs", 1, "--stage2-epochs", 0, "--batch-size", 16,
+                        "--device", "cpu", "--quiet")
+
+
+def smgeo_cli(*args, cwd=None) -> subprocess.CompletedProcess:
+    """Run ``smgeo ARGS`` (the real CLI, in the worker environment); a failure fails the test
+    with the command's last output lines."""
+    command = [str(VENV_PYTHON), "-m", "smgeo_geo.cli", *map(str, args)]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    done = subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env)
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).splitlines()[-15:])
+        pytest.fail(f"smgeo {' '.join(map(str, args))} exited {done.returncode}:\n{tail}")
+    return done
+
+
+@pytest.fixture(scope="session")
+def retrieval_index(qgis_app, tmp_path_factory):
+    """A real tiny "Find by description" index made by the real CLI: a 6-place corpus
+    (``smgeo synth-retrieval``), a tiny retrieval model trained for one epoch (``smgeo
+    train-retrieval``), every item of the corpus indexed (``smgeo index build``)."""
+    root = tmp_path_factory.mktemp("retrieval")
+    corpus, run, index = root / "corpus", root / "run", root / "index"
+    smgeo_cli("synth-retrieval", "--out", corpus, "--places", 6, "--image-size", 64, "--workers", 1, "--quiet",
+              cwd=root)
+    smgeo_cli("train-retrieval", *RETRIEVAL_TRAIN_ARGS, "--corpus", corpus, "--out", run, cwd=root)
+    checkpoint = run / "best.safetensors"
+    assert checkpoint.is_file() and checkpoint.with_suffix(".json").is_file(), \
+        f"smgeo train-retrieval wrote no best checkpoint in {run}"
+    smgeo_cli("index", "build", "--corpus", corpus, "--checkpoint", checkpoint, "--out", index, cwd=root)
+    return SimpleNamespace(root=root, corpus=corpus, checkpoint=checkpoint, index=index)
+
+
+
+def cli_retrieve(index, text: str, top_k: int, out) -> list[dict]:
+    """The hits of ``smgeo retrieve`` (the oracle of the panel and the algorithm): GeoJSON
+    features, rank 1 first."""
+    smgeo_cli("retrieve", "--text", text, "--index", index, "--top-k", top_k, "--out", out)
+    return json.loads(Path(out).read_text())["features"]
+
+
+SCORE_TOL = 1e-5  # two processes may round the inner products differently in the last bits
+
+
+def assert_same_ranking(item_ids: list[str], scores: list[float], oracle: list[dict]) -> None:
+    """``item_ids`` / ``scores`` (rank 1 first) are the ranking of ``oracle`` (features of
+    :func:`cli_retrieve`, asked for more hits than compared): the same scores rank by rank,
+    and the same items, where items whose scores tie within SCORE_TOL may trade places."""
+    assert len(set(item_ids)) == len(item_ids) and len(oracle) >= len(item_ids)
+    for rank, (item_id, score) in enumerate(zip(item_ids, scores), 1):
+        props = oracle[rank - 1]["properties"]
+        assert props["rank"] == rank and score == pytest.approx(props["score"], abs=SCORE_TOL)
+        tied = {f["properties"]["item_id"] for f in oracle if abs(f["properties"]["score"] - score) <= SCORE_TOL}
+        assert item_id == props["item_id"] or item_id in tied, f"rank {rank}: {item_id}, expected {props['item_id']}"
 
 
 _exit_status: int | None = None

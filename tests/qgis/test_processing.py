@@ -31,7 +31,8 @@ def processing(plugin):
 
     registry = QgsApplication.processingRegistry()
     assert registry.providerById("smgeo") is not None
-    assert {a.id() for a in registry.providerById("smgeo").algorithms()} == {"smgeo:locate", "smgeo:batch"}
+    assert {a.id() for a in registry.providerById("smgeo").algorithms()} == {"smgeo:locate", "smgeo:batch",
+                                                                            "smgeo:find_by_description"}
     return processing
 
 

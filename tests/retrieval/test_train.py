@@ -1,0 +1,142 @@
+"""Two-stage retrieval training (tiny preset, tiny generated corpus): loss goes down, hard
+negatives, checkpoints per epoch, resume, CLI errors."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from smgeo_geo.cli import main
+from smgeo_geo.errors import OptionError
+from smgeo_retrieval.checkpoint import load_retrieval_checkpoint
+from smgeo_retrieval.model import RetrievalModel, get_retrieval_config
+from smgeo_retrieval.train import (RetrievalTrainOptions, batch_tensors, build_tokenizer, contrastive_loss,
+                                   train_retrieval)
+from smgeo_retrieval.train_data import load_pairs, mine_hard_negatives, stage2_batches
+from tests.retrieval.retrieval_fixtures import TINY_SIZE, tiny_corpus_path
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return tiny_corpus_path(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def pairs(corpus):
+    return load_pairs(corpus, "train", TINY_SIZE), load_pairs(corpus, "val", TINY_SIZE)
+
+
+def _options(out, **kw) -> RetrievalTrainOptions:
+    base = dict(out_dir=out, preset="tiny", stage1_epochs=2, stage2_epochs=1, batch_size=8, warmup_steps=1,
+                hard_per_anchor=1)
+    return RetrievalTrainOptions(**{**base, **kw})
+
+
+def test_one_step_reduces_loss_on_a_fixed_batch(pairs):
+    train, _ = pairs
+    torch.manual_seed(0)
+    model = RetrievalModel(get_retrieval_config("tiny"), build_tokenizer(train, True))
+    idx = np.arange(8)
+    tensors = batch_tensors(model, train, idx, None, train.platform_codes(model.config.platforms), train.place_codes())
+    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    first, parts = contrastive_loss(model, *tensors, gate_weight=0.5)
+    assert set(parts) >= {"nce", "gate_ce", "loss"}
+    for _ in range(5):
+        loss, _ = contrastive_loss(model, *tensors, gate_weight=0.5)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    after, _ = contrastive_loss(model, *tensors, gate_weight=0.5)
+    assert after.item() < first.item()
+
+
+def test_hard_negatives_are_other_places(pairs):
+    train, _ = pairs
+    model = RetrievalModel(get_retrieval_config("tiny"), build_tokenizer(train, True))
+    hard = mine_hard_negatives(model, train, torch.device("cpu"), pool=4)
+    places = np.array(train.place_ids)
+    assert hard.shape == (len(train), 4)
+    for i, row in enumerate(hard):
+        assert all(places[j] != places[i] for j in row if j >= 0)
+    batches = stage2_batches(hard, batch_size=8, per_anchor=2, rng=np.random.default_rng(0))
+    assert len(batches) == len(train) // 8
+    assert all(len(b) == 8 and len(set(b.tolist())) == 8 for b in batches)
+
+
+def test_train_writes_checkpoints_and_resume_matches(pairs, tmp_path):
+    train, val = pairs
+    full = train_retrieval(_options(tmp_path / "full"), train, val, progress=False, log=lambda s: None)
+    assert full.epochs_run == 3
+    records = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["stage"] for r in records] == [1, 1, 2] and all("val_R@1" in r for r in records)
+    model = load_retrieval_checkpoint(full.checkpoint)
+    meta = model.checkpoint_metadata
+    assert meta["stage"] == 2 and meta["epoch"] == 3 and "metrics" in meta
+    assert (tmp_path / "full" / "best.safetensors").is_file()
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first(line: str) -> None:
+        raise Stop(line)
+
+    with pytest.raises(Stop):  # interrupted right after epoch 1 was committed
+        train_retrieval(_options(tmp_path / "cut"), train, val, progress=False, log=stop_after_first)
+    with pytest.raises(OptionError, match="--resume"):
+        train_retrieval(_options(tmp_path / "cut"), train, val, progress=False, log=lambda s: None)
+    resumed = train_retrieval(_options(tmp_path / "cut", resume=True), train, val, progress=False,
+                              log=lambda s: None)
+    assert resumed.epochs_run == 2
+    assert len((tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()) == 3
+    a, b = load_retrieval_checkpoint(full.checkpoint), load_retrieval_checkpoint(resumed.checkpoint)
+    for k, v in a.state_dict().items():
+        torch.testing.assert_close(b.state_dict()[k], v, msg=k)
+    # resuming a finished run does nothing
+    again = train_retrieval(_options(tmp_path / "cut", resume=True), train, val, progress=False, log=lambda s: None)
+    assert again.epochs_run == 0
+
+
+def test_options_are_checked(pairs, tmp_path):
+    train, _ = pairs
+    for bad in (dict(batch_size=1), dict(stage1_epochs=0, stage2_epochs=0), dict(stage1_epochs=-1),
+                dict(minutes=0.0)):
+        with pytest.raises(OptionError):
+            train_retrieval(_options(tmp_path / "x", **bad), train, None, progress=False)
+    with pytest.raises(OptionError, match="device"):
+        train_retrieval(replace(_options(tmp_path / "x"), device="tpu"), train, None, progress=False)
+
+
+def _cli(args, capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def test_cli_trains_and_bad_options_exit_2(corpus, tmp_path, capsys):
+    run = tmp_path / "run"
+    code, out, _ = _cli(["train-retrieval", "--corpus", str(corpus), "--out", str(run), "--preset", "tiny",
+                         "--stage1-epochs", "1", "--stage2-epochs", "1", "--batch-size", "8", "--quiet"], capsys)
+    assert code == 0, out
+    assert (run / "last.safetensors").is_file() and "checkpoint" in out
+    meta = load_retrieval_checkpoint(run / "last").checkpoint_metadata
+    assert meta["corpus_seed"] == 0 and meta["stage"] == 2
+    bad = [
+        ["--corpus", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")],
+        ["--corpus", str(corpus), "--out", str(tmp_path / "r"), "--batch-size", "1"],
+        ["--corpus", str(corpus), "--out", str(tmp_path / "r"), "--preset", "huge"],
+        ["--corpus", str(corpus), "--out", str(tmp_path / "r"), "--device", "tpu"],
+        ["--corpus", str(corpus), "--out", str(tmp_path / "r"), "--minutes", "-1"],
+        ["--corpus", str(corpus), "--out", str(run), "--preset", "tiny"],  # a run is there: needs --resume
+    ]
+    for args in bad:
+        code, _, err = _cli(["train-retrieval", *args, "--quiet"], capsys)
+        assert code == 2, (args, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: "), (args, err)
