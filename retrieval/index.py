@@ -351,18 +351,12 @@ def check_index_folder(out_dir: str | os.PathLike, name: str = "index folder") -
     """Refuse, before any work, an output index folder that would destroy something: a file,
     or a folder holding files that are not an index (``name`` is the option shown). An
     empty folder, an existing index (rebuilt in place) or a new folder are fine."""
+    from smgeo_geo.vector_io import check_output_folder
+
     root = Path(os.path.abspath(out_dir))
-    if root.exists() and not root.is_dir():
-        raise OutputError(f"{name} {root} is a file; give a folder")
+    check_output_folder(name, root)
     if root.is_dir() and any(root.iterdir()) and not (root / "index.json").is_file():
         raise OutputError(f"{name} {root} holds other files and is not an index; give a new or empty folder")
-    existing = root
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise OutputError(f"{name} {root}: {existing} is a file, so the folder cannot be made")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise OutputError(f"{name} {root}: folder {existing} is not writable")
     return root
 
 

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from smgeo_geo.errors import OutputError
-from smgeo_model.fileio import atomic_path, write_text
+from smgeo_model.fileio import write_text
 
 METRICS = ("R@1", "R@5", "R@10", "mAP")
 JSON_NAME, MD_NAME, PNG_NAME = "report.json", "report.md", "report.png"
@@ -82,13 +82,9 @@ def bar_chart(report: dict, path: Path) -> Path:
         ax.set_title(title)
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=8)
-    path = Path(path)
-    try:
-        with atomic_path(path, OutputError) as tmp:
-            fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    finally:
-        plt.close(fig)
-    return path
+    from smgeo_geo.figures import _save
+
+    return _save(fig, Path(path))
 
 
 def write_report(report: dict, out_dir: str | Path, descriptions: dict[str, str] | None = None,

@@ -161,3 +161,19 @@ def check_output_paths(outputs: dict[str, str | os.PathLike | None],
         for b in names[i + 1:]:
             if given[a] == given[b]:
                 raise OptionError(f"{a} and {b} name the same file {given[a]}; give two different files")
+
+
+def check_output_folder(name: str, folder: str | os.PathLike) -> None:
+    """Refuse, before any work, an output folder that cannot be made or written:
+    :class:`OutputError` naming option ``name`` when ``folder`` is a file, lies under a file,
+    or its nearest existing parent folder is not writable. Nothing is created."""
+    folder = Path(os.path.abspath(folder))
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{name} {folder} is a file; give a folder")
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{name} {folder}: {existing} is a file, so the folder cannot be made")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"{name} {folder}: folder {existing} is not writable")

@@ -26,8 +26,8 @@ import numpy as np
 
 from smgeo_geo.synth.camera import ParallelCamera, PerspectiveCamera
 from smgeo_geo.synth.capture import Capture, sample_capture
-from smgeo_geo.synth.pair import render_drone_view, render_satellite_view, seen_ground
-from smgeo_geo.synth.render3d import SHIFT, cv_coords, draw_objects, project_polygon
+from smgeo_geo.synth.pair import render_drone_view, render_satellite_view, seen_ground, target_masks
+from smgeo_geo.synth.render3d import draw_objects
 from smgeo_geo.synth.scene import A_ONLY, B_ONLY
 from smgeo_geo.synth.sensor import drone_sensor, satellite_sensor
 
@@ -189,16 +189,7 @@ def render_street_view(place: Place, cap: Capture, cam: PerspectiveCamera, rng: 
         tt = (np.arange(rows, dtype=np.float32) / max(horizon, 1.0))[:, None]
         sky = SKY_TOP[None] * (1 - tt) + SKY_HORIZON[None] * tt
         canvas[:rows] = np.clip(sky * 255, 0, 255).astype(np.uint8)[:, None, :]
-    ids = np.zeros((cam.height, cam.width), np.int32)
-    raw = np.zeros((cam.height, cam.width), np.uint8)
-    for g in target.ground:
-        uv = project_polygon(cam, np.c_[g, np.zeros(len(g))])
-        if uv is not None:
-            cv2.fillPoly(ids, [cv_coords(uv)], target.tid, cv2.LINE_8, SHIFT)
-            cv2.fillPoly(raw, [cv_coords(uv)], 255, cv2.LINE_8, SHIFT)
-    uv, d = cam.project(scene.target_points(target.tid))
-    uv = uv[d > cam.near]
-    box = (uv[:, 0].min() - 2, uv[:, 1].min() - 2, uv[:, 0].max() + 2, uv[:, 1].max() + 2) if len(uv) else None
+    ids, raw, box = target_masks(scene, cam, target)
     draw_objects(canvas, cam, scene, cap, ids, target.tid, raw, box)
     img = canvas.astype(np.float32)
     img /= 255.0

@@ -101,23 +101,10 @@ def checkpoint_inputs(checkpoint) -> dict:
 
 
 def check_output_folder(name: str, folder: Path) -> None:
-    """Refuse, before any work, an output folder that cannot be made or written:
-    :class:`OutputError` naming option ``name`` when ``folder`` is a file, lies under a file,
-    or its nearest existing parent folder is not writable. Nothing is created."""
-    import os
+    """:func:`smgeo_geo.vector_io.check_output_folder` (refuse an output folder that cannot be made)."""
+    from smgeo_geo.vector_io import check_output_folder as check
 
-    from smgeo_geo.errors import OutputError
-
-    folder = Path(os.path.abspath(folder))
-    if folder.exists() and not folder.is_dir():
-        raise OutputError(f"{name} {folder} is a file; give a folder")
-    existing = folder
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise OutputError(f"{name} {folder}: {existing} is a file, so the folder cannot be made")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise OutputError(f"{name} {folder}: folder {existing} is not writable")
+    check(name, folder)
 
 
 def make_folder(folder: Path) -> list[Path]:

@@ -76,6 +76,23 @@ def seen_ground(scene: Scene, cap: Capture, cam: PerspectiveCamera, rng: np.rand
     return ground, to_cv @ cam.ground_homography() @ raster_to_world, res, rng_map
 
 
+def target_masks(scene: Scene, cam: PerspectiveCamera, target: Target):
+    """Camera-raster masks of ``target`` before the objects are drawn: ``ids`` (int32, the
+    target id on its ground polygons), ``raw`` (uint8 255 there) and the padded pixel box of
+    its projected points ``(x0, y0, x1, y1)`` (None when none is in front of the camera)."""
+    ids = np.zeros((cam.height, cam.width), np.int32)
+    raw = np.zeros((cam.height, cam.width), np.uint8)
+    for g in target.ground:
+        uv = project_polygon(cam, np.c_[g, np.zeros(len(g))])
+        if uv is not None:
+            cv2.fillPoly(ids, [cv_coords(uv)], target.tid, cv2.LINE_8, SHIFT)
+            cv2.fillPoly(raw, [cv_coords(uv)], 255, cv2.LINE_8, SHIFT)
+    uv, d = cam.project(scene.target_points(target.tid))
+    uv = uv[d > cam.near]
+    box = (uv[:, 0].min() - 2, uv[:, 1].min() - 2, uv[:, 0].max() + 2, uv[:, 1].max() + 2) if len(uv) else None
+    return ids, raw, box
+
+
 def render_drone_view(scene: Scene, cap: Capture, cam: PerspectiveCamera, rng: np.random.Generator,
                       target: Target | None = None, max_raster: float = 2.0) -> dict:
     """Render the perspective view: the ground of the seen window rendered at about the
@@ -92,17 +109,7 @@ def render_drone_view(scene: Scene, cap: Capture, cam: PerspectiveCamera, rng: n
     out = {"range": rng_map, "ground_res": res}
     ids = raw = box = None
     if target is not None:
-        ids = np.zeros((cam.height, cam.width), np.int32)
-        raw = np.zeros((cam.height, cam.width), np.uint8)
-        for g in target.ground:
-            uv = project_polygon(cam, np.c_[g, np.zeros(len(g))])
-            if uv is not None:
-                cv2.fillPoly(ids, [cv_coords(uv)], target.tid, cv2.LINE_8, SHIFT)
-                cv2.fillPoly(raw, [cv_coords(uv)], 255, cv2.LINE_8, SHIFT)
-        uv, d = cam.project(scene.target_points(target.tid))
-        uv = uv[d > cam.near]
-        if len(uv):
-            box = (uv[:, 0].min() - 2, uv[:, 1].min() - 2, uv[:, 0].max() + 2, uv[:, 1].max() + 2)
+        ids, raw, box = target_masks(scene, cam, target)
     draw_objects(canvas, cam, scene, cap, ids, target.tid if target else 0, raw, box)
     img = canvas.astype(np.float32)
     img /= 255.0  # == canvas.astype(np.float32) / 255.0
