@@ -45,7 +45,7 @@ from smgeo_model.fileio import atomic_path, write_text
 from smgeo_retrieval.checkpoint import load_retrieval_checkpoint, save_retrieval_checkpoint
 from smgeo_retrieval.model import RetrievalConfig, RetrievalModel, get_retrieval_config, prepare_text
 from smgeo_retrieval.text import Tokenizer
-from smgeo_retrieval.train_data import (PairData, augment, mine_hard_negatives, stage1_batches,
+from smgeo_retrieval.train_data import (PairData, augment, mine_hard_negatives, plain, stage1_batches,
                                         stage2_batches)
 
 STATE_NAME = "train_state"
@@ -196,8 +196,6 @@ def batch_tensors(model: RetrievalModel, data: PairData, idx: np.ndarray, genera
                   platform_codes: np.ndarray, place_codes: np.ndarray) -> tuple[torch.Tensor, ...]:
     """``(ids [2B, L], pixels, platform_idx, place_idx)`` of items ``idx`` (augmented when a
     generator is given), on the model's device."""
-    from smgeo_retrieval.train_data import plain
-
     texts = [data.items[i].query for i in idx] + [data.items[i].caption for i in idx]
     ids = model.text_ids(texts)
     images = torch.from_numpy(data.images[idx])

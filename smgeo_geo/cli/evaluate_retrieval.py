@@ -47,6 +47,7 @@ def command(corpus, checkpoint, split, out, ablations, variants, train_corpus, p
     """
     from tqdm.auto import tqdm
 
+    from smgeo_geo.cli._options import check_output_folder
     from smgeo_geo.errors import OptionError
     from smgeo_retrieval.checkpoint import bundled_retrieval_checkpoint, load_retrieval_checkpoint
     from smgeo_retrieval.corpus_io import read_meta
@@ -59,6 +60,7 @@ def command(corpus, checkpoint, split, out, ablations, variants, train_corpus, p
 
     resolve_device(device)
     set_threads(threads)
+    check_output_folder("--out", out)
     base = None
     names = tuple(v.strip() for v in variants.split(",") if v.strip())
     unknown = [v for v in names if v not in ABLATIONS + EXTRA_ABLATIONS]

@@ -41,6 +41,7 @@ def command(corpus, out, preset, stage1_epochs, stage2_epochs, batch_size, lr, d
     """
     from tqdm.auto import tqdm
 
+    from smgeo_geo.cli._options import check_output_folder
     from smgeo_geo.errors import OptionError
     from smgeo_retrieval.corpus_io import read_meta
     from smgeo_retrieval.model import get_retrieval_config
@@ -53,6 +54,7 @@ def command(corpus, out, preset, stage1_epochs, stage2_epochs, batch_size, lr, d
                                     remove_orientation=not keep_orientation, seed=seed).validated()
     resolve_device(device)
     set_threads(threads)
+    check_output_folder("--out", out)
     options.corpus_seed = read_meta(corpus)["seed"]
     size = get_retrieval_config(preset).image_size
     bar = None if quiet else (lambda it: tqdm(it, desc="loading images", leave=False))

@@ -74,6 +74,7 @@ def _cli(args, capsys) -> tuple[int, str, str]:
     return exc.value.code, out.out, out.err
 
 
+@pytest.mark.slow
 def test_cli_report_with_ablations(corpus, tmp_path, capsys):
     train = load_pairs(corpus, "train", TINY_SIZE)
     ckpt = save_retrieval_checkpoint(RetrievalModel(get_retrieval_config("tiny"), build_tokenizer(train, True)),
@@ -103,6 +104,8 @@ def test_cli_bad_options_exit_2(corpus, tmp_path, capsys):
         ["--corpus", str(tmp_path / "nowhere"), "--checkpoint", str(tmp_path / "m"), "--out", str(tmp_path)],
         ["--corpus", str(corpus), "--out", str(tmp_path), "--ablations", "--split", "train"],
         ["--corpus", str(corpus), "--out", str(tmp_path), "--ablations", "--batch-size", "0"],
+        ["--corpus", str(corpus), "--out", str(tmp_path), "--ablations", "--variants", "full,bigger"],
+        ["--corpus", str(corpus), "--out", str(tmp_path), "--device", "tpu"],
     ]
     for args in bad:
         code, _, err = _cli(["evaluate-retrieval", *args, "--quiet"], capsys)

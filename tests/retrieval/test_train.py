@@ -14,8 +14,8 @@ from smgeo_geo.cli import main
 from smgeo_geo.errors import OptionError
 from smgeo_retrieval.checkpoint import load_retrieval_checkpoint
 from smgeo_retrieval.model import RetrievalModel, get_retrieval_config
-from smgeo_retrieval.train import (RetrievalTrainOptions, batch_tensors, build_tokenizer, contrastive_loss,
-                                   train_retrieval)
+from smgeo_retrieval.train import (RetrievalTrainOptions, ablation_options, batch_tensors, build_tokenizer,
+                                   contrastive_loss, train_retrieval)
 from smgeo_retrieval.train_data import load_pairs, mine_hard_negatives, stage2_batches
 from tests.retrieval.retrieval_fixtures import TINY_SIZE, tiny_corpus_path
 
@@ -68,6 +68,7 @@ def test_hard_negatives_are_other_places(pairs):
     assert all(len(b) == 8 and len(set(b.tolist())) == 8 for b in batches)
 
 
+@pytest.mark.slow
 def test_train_writes_checkpoints_and_resume_matches(pairs, tmp_path):
     train, val = pairs
     full = train_retrieval(_options(tmp_path / "full"), train, val, progress=False, log=lambda s: None)
@@ -111,6 +112,19 @@ def test_options_are_checked(pairs, tmp_path):
         train_retrieval(replace(_options(tmp_path / "x"), device="tpu"), train, None, progress=False)
 
 
+def test_ablation_variants_keep_the_budget(tmp_path):
+    base = _options(tmp_path, stage1_epochs=5, stage2_epochs=2)
+    assert ablation_options(base, "full", tmp_path / "f") == replace(base, out_dir=tmp_path / "f")
+    assert not ablation_options(base, "no_experts", tmp_path).experts
+    assert not ablation_options(base, "keep_orientation", tmp_path).remove_orientation
+    one = ablation_options(base, "one_stage", tmp_path)
+    assert (one.stage1_epochs, one.stage2_epochs) == (7, 0)
+    assert ablation_options(base, "route_all", tmp_path).image_routing == "all"
+    assert ablation_options(base, "no_word_head", tmp_path).config_overrides == {"word_head": False}
+    with pytest.raises(OptionError):
+        ablation_options(base, "bigger", tmp_path)
+
+
 def _cli(args, capsys) -> tuple[int, str, str]:
     with pytest.raises(SystemExit) as exc:
         main(args)
@@ -134,6 +148,8 @@ def test_cli_trains_and_bad_options_exit_2(corpus, tmp_path, capsys):
         ["--corpus", str(corpus), "--out", str(tmp_path / "r"), "--device", "tpu"],
         ["--corpus", str(corpus), "--out", str(tmp_path / "r"), "--minutes", "-1"],
         ["--corpus", str(corpus), "--out", str(run), "--preset", "tiny"],  # a run is there: needs --resume
+        ["--corpus", str(corpus), "--out", str(run / "last.json")],  # a file, not a folder
+        ["--corpus", str(corpus), "--out", str(tmp_path / "r"), "--threads", "0"],
     ]
     for args in bad:
         code, _, err = _cli(["train-retrieval", *args, "--quiet"], capsys)
