@@ -290,6 +290,11 @@ def train_retrieval(options: RetrievalTrainOptions, train_data: PairData, val_da
     counters = {"epoch": 0, "step": 0, "stage_seconds": [0.0, 0.0], "best": None}
     if options.resume and state_json.is_file():
         model = load_retrieval_checkpoint(out_dir / LAST_NAME, device=device)
+        have, wanted = model.config.to_dict(), model_config(options, model.tokenizer).to_dict()
+        differ = [f"{k}: run {v!r} vs asked {wanted[k]!r}" for k, v in sorted(have.items()) if wanted[k] != v]
+        if differ:
+            raise OptionError(f"{out_dir} holds a run of another model ({'; '.join(differ)}); resume it with "
+                              f"its options or choose another --out")
         optimiser = _make_optimiser(model, options.lr, options.weight_decay)
         counters = load_train_state(out_dir, optimiser)
         _keep_metrics_until(out_dir / METRICS_FILE, counters["epoch"])

@@ -586,7 +586,9 @@ def _fault(point: str, count: int | None = None) -> None:
     kind, arg = _fault_spec()
     if kind == point and arg == count:
         name = os.environ.get(FAULT_SIGNAL_ENV, "INT").upper().removeprefix("SIG")
-        os.kill(os.getpid(), getattr(signal, f"SIG{name}"))
+        # raise(): delivered to this (the main) thread before it returns, as a Ctrl-C would be
+        # handled; os.kill may hand it to a library's worker thread and land it later, mid-row
+        signal.raise_signal(getattr(signal, f"SIG{name}"))
 
 
 def _fault_in_row(row: Row) -> None:

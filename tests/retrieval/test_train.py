@@ -97,6 +97,8 @@ def test_train_writes_checkpoints_and_resume_matches(pairs, tmp_path):
     a, b = load_retrieval_checkpoint(full.checkpoint), load_retrieval_checkpoint(resumed.checkpoint)
     for k, v in a.state_dict().items():
         torch.testing.assert_close(b.state_dict()[k], v, msg=k)
+    with pytest.raises(OptionError, match="experts"):  # resuming with other model options is refused
+        train_retrieval(_options(tmp_path / "cut", resume=True, experts=False), train, val, progress=False)
     # resuming a finished run does nothing
     again = train_retrieval(_options(tmp_path / "cut", resume=True), train, val, progress=False, log=lambda s: None)
     assert again.epochs_run == 0
