@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--pairs", type=int, default=400)
     ap.add_argument("--size", type=int, default=5000, help="orthophoto pixels a side")
     ap.add_argument("--res", type=float, default=0.2, help="orthophoto metres per pixel")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="rendering processes (the CLI's default)")
     ap.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "adapt_cpu.json")
     args = ap.parse_args(argv)
 
@@ -42,10 +44,12 @@ def main(argv: list[str] | None = None) -> dict:
                                             buildings=int(120 * (args.size * args.res / 500) ** 2))
         started = time.perf_counter()
         report = adapt(AdaptOptions(reference=ortho, dem=dsm, footprints=footprints, out=tmp / "run",
-                                    minutes=args.minutes, pairs=args.pairs, device="cpu"), progress=False)
+                                    minutes=args.minutes, pairs=args.pairs, device="cpu", workers=args.workers),
+                       progress=False)
         wall = time.perf_counter() - started
     out = {"area_km2": round((args.size * args.res / 1000) ** 2, 3), "resolution_m": args.res,
            "pixels": f"{args.size} x {args.size}", "pairs": args.pairs, "minutes_budget": args.minutes,
+           "render_workers": args.workers,
            "threads": torch.get_num_threads(), "seconds": {**report["seconds"], "wall": round(wall, 1)},
            "render_s_per_pair": round(report["seconds"]["render"] / args.pairs, 3),
            "before": report["before"], "after": report["after"]}

@@ -191,18 +191,16 @@ class FrameCamera:
 
 
 def undistort_normalised(points: np.ndarray, distortion, iterations: int = 30) -> np.ndarray:
-    """Invert Brown distortion ``(k1, k2, p1, p2, k3)`` on normalised image points ``(N, 2)``
-    by fixed-point iteration (converges for the distortions of drone lenses)."""
-    k1, k2, p1, p2, k3 = distortion
-    xd, yd = points[:, 0], points[:, 1]
-    x, y = xd.copy(), yd.copy()
-    for _ in range(iterations):
-        r2 = x * x + y * y
-        radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
-        dx = 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
-        dy = p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
-        x, y = (xd - dx) / radial, (yd - dy) / radial
-    return np.column_stack([x, y])
+    """Invert Brown distortion ``(k1, k2, p1, p2, k3)`` (OpenCV's model) on normalised image
+    points ``(N, 2)`` by OpenCV's fixed-point iteration, until no point moves by more than 1e-14
+    or after ``iterations`` steps (converges for the distortions of drone lenses)."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    if not any(distortion) or len(pts) == 0:
+        return pts.copy()
+    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, iterations, 1e-14)
+    out = cv2.undistortPoints(pts.reshape(-1, 1, 2), np.eye(3), np.asarray(distortion, dtype=np.float64), None,
+                              None, None, criteria)
+    return out.reshape(-1, 2)
 
 
 def brown_from_opensfm(camera: dict) -> tuple[float, float, float, float, tuple]:

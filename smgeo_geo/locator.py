@@ -26,7 +26,8 @@ them): ``method`` (the stages that held, e.g. ``metadata+registration+smgeo``), 
 position), ``confidence`` (``1 / (1 + uncertainty_m / 5)``), ``located_lon`` / ``located_lat``
 (WGS84 of the click's ground point), ``box_source`` and per stage ``<stage>_status``,
 ``<stage>_lon`` / ``_lat``, ``<stage>_uncertainty_m`` plus ``registration_inliers`` /
-``registration_mode`` and ``smgeo_score``.
+``registration_mode`` / ``registration_patch_inliers`` (matches on the full-resolution patch
+around the click, pose mode; 0 when the global registration answered) and ``smgeo_score``.
 """
 
 from __future__ import annotations
@@ -46,14 +47,14 @@ from smgeo_geo.photo import check_click, read_photo
 from smgeo_geo.photo_meta import read_photo_meta
 from smgeo_geo.pose import CameraPrior, camera_from_metadata, locate_pixel
 from smgeo_geo.raster import ReferenceRaster
-from smgeo_geo.registration import RegisteredPhoto, footprint_window, register
+from smgeo_geo.registration import RegisteredPhoto, click_region, footprint_window, register
 from smgeo_geo.result import Detection
-from smgeo_geo.terrain import DemTerrain, intersect_rays
+from smgeo_geo.terrain import DemTerrain
 from smgeo_geo.windows import ResolvedWindow, WindowSpec, resolve
 
 METHODS = ("auto", "metadata", "registration", "smgeo")
 REGION = 0.08  # click region side, fraction of the photo's shorter side (box when no model box agrees)
-STRONG_INLIERS = 60  # a registration with this many inliers outvotes a disagreeing metadata estimate
+STRONG_INLIERS = 60  # a registration with this many inliers (global + around the click) outvotes the metadata
 MIN_SMGEO_WINDOW_M = 60.0
 REGISTRATION_MAX_SIDE = 4096  # raster pixels a side registered whole (read at <= 1600 px)
 
@@ -160,7 +161,8 @@ class Locator:
         except MetadataError as exc:
             return Stage("metadata", False, str(exc))
         x, y = prior.camera.frame.to_crs(raster.crs, [g.local[0]], [g.local[1]], [g.local[2]])
-        region = _cast_region(prior, raster, click, self._region_px(prior.camera.width, prior.camera.height))
+        region = click_region(prior.camera, prior.terrain, raster, click,
+                              self._region_px(prior.camera.width, prior.camera.height))
         return Stage("metadata", True, "", (float(x[0]), float(y[0])), g.uncertainty_m, region,
                      {"notes": "; ".join(prior.notes)})
 
@@ -199,7 +201,8 @@ class Locator:
         if not result.ok:
             return Stage("registration", False, result.reason, details=details)
         return Stage("registration", True, "", result.point, result.uncertainty_m, result.click_region,
-                     {**details, "residual_m": round(result.residual_m, 3)})
+                     {**details, "patch_inliers": result.details.get("patch_inliers", 0),
+                      "residual_m": round(result.residual_m, 3)})
 
     def _smgeo_window(self, raster: ReferenceRaster, estimate: Stage | None, user: ResolvedWindow | None) -> ResolvedWindow:
         if estimate is None or user is not None and user.mode in ("bounds", "center"):
@@ -301,7 +304,8 @@ def _fuse_point(stages: dict[str, Stage]) -> Stage | None:
         if meta is None or not meta.ok:
             return reg
         dist = math.dist(meta.point, reg.point)
-        if dist <= meta.uncertainty_m + reg.uncertainty_m or reg.details.get("inliers", 0) >= STRONG_INLIERS:
+        support = reg.details.get("inliers", 0) + reg.details.get("patch_inliers", 0)  # matched features
+        if dist <= meta.uncertainty_m + reg.uncertainty_m or support >= STRONG_INLIERS:
             if reg.details.get("mode") != "pose" and dist > reg.uncertainty_m:
                 # local maps without a DEM can lock onto a repeated pattern (lane dashes): when the
                 # metadata's point is farther than the registration's own radius, one of them is
@@ -374,20 +378,6 @@ def _detection(raster, photo, click, stages, estimate, smgeo_det, top_k, model_i
     best.candidates = [Detection.from_pixel_box(c.pixel_box, raster, score=c.score, rank=i + 1, **common)
                        for i, c in enumerate(others)]
     return best
-
-
-def _cast_region(prior: CameraPrior, raster: ReferenceRaster, click, region_px: float) -> np.ndarray | None:
-    cx, cy = click
-    half = region_px / 2
-    cam = prior.camera
-    corners = np.clip(np.array([[cx - half, cy - half], [cx + half, cy - half], [cx + half, cy + half],
-                                [cx - half, cy + half]]), 0, [cam.width, cam.height])
-    pts, hit = intersect_rays(cam, corners, prior.terrain)
-    if not hit.all():
-        return None
-    xs, ys = cam.frame.to_crs(raster.crs, pts[:, 0], pts[:, 1], pts[:, 2])
-    cols, rows = ~raster.transform @ (np.asarray(xs), np.asarray(ys))
-    return np.column_stack([cols, rows])
 
 
 def _intersect(a: Window, b: Window) -> Window | None:

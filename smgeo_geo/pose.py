@@ -29,7 +29,7 @@ import numpy as np
 from smgeo_geo.camera import FrameCamera, LocalFrame, rotation_from_angles
 from smgeo_geo.errors import MetadataError
 from smgeo_geo.photo_meta import PhotoMeta
-from smgeo_geo.terrain import DemTerrain, FlatTerrain, intersect_rays
+from smgeo_geo.terrain import DemTerrain, FlatTerrain, cast_rays, intersect_rays
 
 DIAG_35MM = 43.2666  # mm, diagonal of a 36 x 24 mm frame
 DEFAULT_F35 = 24.0  # mm, the common drone lens when the photo says nothing
@@ -163,21 +163,21 @@ def camera_from_metadata(meta: PhotoMeta, terrain=None, budget: ErrorBudget | No
     return CameraPrior(camera, terrain, base, yaw, pitch, roll, notes)
 
 
-def _perturbed(prior: CameraPrior) -> list[tuple[FrameCamera, object, float]]:
-    """(camera, terrain, sigma) for each error source moved by one sigma."""
+def _perturbed(prior: CameraPrior) -> list[FrameCamera]:
+    """The prior camera with each error source of its budget moved by one sigma."""
     cam, b = prior.camera, prior.budget
     out = []
     for axis in (0, 1):
         centre = cam.centre.copy()
         centre[axis] += b.gps_horizontal_m
-        out.append((cam.with_pose(cam.rotation, centre), prior.terrain))
+        out.append(cam.with_pose(cam.rotation, centre))
     centre = cam.centre.copy()
     centre[2] += b.height_m
-    out.append((cam.with_pose(cam.rotation, centre), prior.terrain))
+    out.append(cam.with_pose(cam.rotation, centre))
     for dy, dp, dr in ((b.yaw_deg, 0, 0), (0, b.pitch_deg, 0), (0, 0, b.roll_deg)):
         rot = rotation_from_angles(prior.yaw + dy, prior.pitch + dp, prior.roll + dr)
-        out.append((cam.with_pose(rot, cam.centre), prior.terrain))
-    out.append((replace(cam, fx=cam.fx * (1 + b.focal_fraction), fy=cam.fy * (1 + b.focal_fraction)), prior.terrain))
+        out.append(cam.with_pose(rot, cam.centre))
+    out.append(replace(cam, fx=cam.fx * (1 + b.focal_fraction), fy=cam.fy * (1 + b.focal_fraction)))
     return out
 
 
@@ -193,10 +193,11 @@ def locate_pixel(prior: CameraPrior, pixel: tuple[float, float]) -> GroundPoint:
         raise MetadataError(f"the ray of pixel ({pixel[0]:g}, {pixel[1]:g}) does not meet the ground "
                             f"({getattr(prior.terrain, 'name', 'terrain')}) within range")
     p0 = pts[0]
-    shifts = []
-    for pcam, terrain in _perturbed(prior):
-        q, ok = intersect_rays(pcam, [pixel], terrain)
-        shifts.append(q[0, :2] - p0[:2] if ok[0] else np.array([np.nan, np.nan]))
+    cams = _perturbed(prior)  # one ray each, cast together
+    origins = np.array([pcam.centre for pcam in cams])
+    rays = np.vstack([pcam.rays([pixel]) for pcam in cams])
+    q, ok = cast_rays(cam.frame, origins, rays, prior.terrain)
+    shifts = [q[i, :2] - p0[:2] if ok[i] else np.array([np.nan, np.nan]) for i in range(len(cams))]
     # the ground height error moves the point along the ray's horizontal direction
     ray = cam.rays([pixel])[0]
     horiz = math.hypot(ray[0], ray[1])

@@ -8,7 +8,11 @@ homography between them then leave correspondences photo pixel <-> reference poi
 reference point's terrain height they refine the camera pose (PnP, RANSAC) and the click's
 ray is cast with the refined camera. Tall objects and relief stay exact where the DEM holds;
 what the global pose does not explain (lens model, DEM errors, flat ground in hilly land) is
-corrected by the residuals of the inliers nearest the click.
+corrected by the residuals of the inliers nearest the click. With a DEM this runs coarse to
+fine: the pose from a window read at ``COARSE_SIDE`` pixels, then per click a patch of the
+reference around it at native resolution, rectified again with the refined camera and matched,
+whose correspondences give the local correction (the coarse ones when the patch does not
+register, e.g. on texture-less ground).
 
 Without metadata the photo (downscaled) is matched to the reference window directly, a
 homography is fitted as above and the click is mapped by an affine transform fitted to the
@@ -21,10 +25,12 @@ Frames: photo pixels and raster pixels in the GDAL corner convention (see
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
+from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from smgeo_geo.camera import FrameCamera
@@ -32,17 +38,26 @@ from smgeo_geo.classical import ratio_test_matches
 from smgeo_geo.coords import pixel_to_crs, transform_xy
 from smgeo_geo.pose import CHI2_2D_90, CameraPrior
 from smgeo_geo.raster import PixelMapping, ReferenceRaster
-from smgeo_geo.terrain import DemTerrain, intersect_rays
+from smgeo_geo.terrain import DemTerrain, cast_rays, intersect_rays
 
 MAX_WORK_SIDE = 768  # pixels a side of the working window (reference and rectified photo)
+COARSE_SIDE = 384  # with a DEM: pixels a side of the global pose registration (refined near each click)
+FINE_SIDE = 320  # pixels a side, at most, of the full-resolution patch around a click
+FINE_HALF_M = 20.0  # metres from the click to the patch's edge (at least FINE_MIN_HALF_PX native pixels)
+FINE_MIN_HALF_PX = 64
+FINE_SEARCH_SIDE = 384  # pixels a side, at most, of the reference searched around a click without a DEM
+MIN_FINE_INLIERS = 12
+MAX_FEATURES = 3000  # SIFT keypoints kept per image (strongest first)
+COARSE_FEATURES = 1000  # per image of the coarse pose registration
+PATCH_FEATURES = 1000  # per image of the patch around a click, with a DEM
 MIN_INLIERS = 15
 MIN_PHOTO_INLIERS = 30  # a photo without metadata has no prior to check a match against: ask for more
 RATIO = 0.8
 LOCAL_NEIGHBOURS = 24  # inliers nearest the click that correct / map it locally
-GRID_STEP = 4
+GRID_STEP = 4  # rectification maps are computed every GRID_STEP pixels and interpolated
 LOOSE_THRESHOLD = 40.0  # work pixels: the global filter where relief bends the map
 LOCAL_RADIUS_M = 40.0  # metres around the click whose features map it, without a DEM
-RELIEF_SLOPE = 0.1  # metres of error per metre between the click and its matches, without a DEM  # rectification maps are computed every GRID_STEP pixels and interpolated
+RELIEF_SLOPE = 0.1  # metres of error per metre between the click and its matches, without a DEM
 
 
 @dataclass
@@ -72,12 +87,17 @@ class Registration:
     details: dict = field(default_factory=dict)
 
 
+# SIFT of the reference runs here while the photo is rectified and its own SIFT runs (OpenCV
+# releases the GIL; on small images SIFT alone keeps two cores only partly busy)
+_FEATURE_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smgeo-features")
+
+
 def _gray(image: np.ndarray) -> np.ndarray:
     g = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
     return cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(g)
 
 
-def features(image: np.ndarray, mask: np.ndarray | None = None, max_features: int = 3000):
+def features(image: np.ndarray, mask: np.ndarray | None = None, max_features: int = MAX_FEATURES):
     """SIFT keypoints (corner-convention pixels ``(N, 2)``) and descriptors of an RGB image."""
     sift = cv2.SIFT_create(nfeatures=max_features)
     m = None if mask is None else (mask.astype(np.uint8) * 255)
@@ -152,9 +172,9 @@ def _uncertainty(residuals_m: np.ndarray, resolution_m: float, spread_m: float, 
     return math.sqrt(CHI2_2D_90) * sigma
 
 
-def _work_window(raster: ReferenceRaster, window: Window) -> tuple[Window, tuple[int, int]]:
-    """``window`` and the out size ``(w, h)`` it is read at: native resolution, capped."""
-    scale = min(1.0, MAX_WORK_SIDE / max(window.width, window.height))
+def _work_window(raster: ReferenceRaster, window: Window, max_side: int = MAX_WORK_SIDE) -> tuple[Window, tuple[int, int]]:
+    """``window`` and the out size ``(w, h)`` it is read at: native resolution, capped at ``max_side``."""
+    scale = min(1.0, max_side / max(window.width, window.height))
     return window, (max(16, round(window.width * scale)), max(16, round(window.height * scale)))
 
 
@@ -166,7 +186,12 @@ def footprint_window(prior: CameraPrior, raster: ReferenceRaster, margin_m: floa
     cam = prior.camera
     gx, gy = np.meshgrid(np.linspace(0, cam.width, 7), np.linspace(0, cam.height, 5))
     px = np.column_stack([gx.ravel(), gy.ravel()])
-    pts, hit = intersect_rays(cam, px, prior.terrain, max_range_m=3000.0)
+    # march no farther than the range limit needs (the height above the ground below the camera)
+    below, under = cast_rays(cam.frame, cam.centre[None], np.array([[0.0, 0.0, -1.0]]), prior.terrain)
+    reach = 3000.0 if not under[0] else min(3000.0, 8.5 * max(10.0, cam.centre[2] - below[0, 2]) + 100.0)
+    pts, hit = intersect_rays(cam, px, prior.terrain, max_range_m=reach)
+    if not hit.any() and reach < 3000.0:
+        pts, hit = intersect_rays(cam, px, prior.terrain, max_range_m=3000.0)
     if not hit.any():
         return None
     height = max(10.0, cam.centre[2] - float(np.nanmin(pts[hit, 2])))
@@ -242,7 +267,9 @@ class RegisteredPhoto:
     camera, flat ground: local affine maps in the rectified frame) or ``"photo"`` (no
     metadata: local affine maps photo -> window). Point arrays hold the inlier
     correspondences: ``photo_px`` (photo pixels), ``work_px`` (work-window pixels of the
-    reference), ``rect_px`` (rectified-frame pixels; pose / local modes).
+    reference), ``rect_px`` (rectified-frame pixels; pose / local modes). In ``pose`` mode
+    the global registration runs at ``COARSE_SIDE`` pixels and each click is refined on a
+    full-resolution patch around it (:meth:`fine_correspondences`), which needs ``photo``.
     """
 
     ok: bool
@@ -261,8 +288,8 @@ class RegisteredPhoto:
     world: np.ndarray | None = None
     homography: np.ndarray | None = None
     photo_size: tuple[int, int] = (0, 0)
-    features: tuple | None = None  # (rectified keypoints, descriptors, reference keypoints, descriptors)
     prior_uncertainty_m: float = 30.0  # how far the metadata may be off (search radius of local matching)
+    photo: np.ndarray | None = None  # the upright photo (rectified again around each click)
 
     @property
     def inliers(self) -> int:
@@ -287,11 +314,49 @@ class RegisteredPhoto:
         return Registration(True, "ok", (float(x[0]), float(y[0])), (float(col), float(row)), unc, self.inliers,
                             self.matches, rms, self.camera, self.homography, region, details)
 
+    def fine_correspondences(self, click) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """``pose`` mode: inlier correspondences photo pixels ``(N, 2)`` <-> local ENU points
+        ``(N, 3)`` on a reference patch around the click at native resolution (capped at
+        ``FINE_SIDE``), rectified with the refined camera, and that patch's metres per pixel;
+        ``None`` when the patch does not register (the coarse correspondences then answer)."""
+        camera, raster = self.camera, self.raster
+        pts, hit = intersect_rays(camera, [click], self.prior.terrain)
+        if self.photo is None or not hit[0]:
+            return None
+        x, y = camera.frame.to_crs(raster.crs, pts[:, 0], pts[:, 1], pts[:, 2])
+        col, row = ~raster.transform @ (float(x[0]), float(y[0]))
+        half = max(FINE_HALF_M / _native_metres(raster), FINE_MIN_HALF_PX)
+        window, size, _ = _patch_window(raster, col, row, half, FINE_SIDE)
+        ref_img, ref_valid, mapping = _read(raster, window, size)
+        if ref_valid.mean() < 0.25:
+            return None
+        reference_features = _FEATURE_THREAD.submit(features, ref_img, ref_valid, PATCH_FEATURES)
+        rect, rect_valid, maps = rectify(self.photo, replace(self.prior, camera=camera), raster, mapping, size)
+        if rect_valid.mean() < 0.25:
+            return None
+        kp_q, d_q = features(rect, rect_valid, PATCH_FEATURES)
+        kp_f, d_f = reference_features.result()
+        pairs = match(d_q, d_f)
+        if len(pairs) < MIN_FINE_INLIERS:
+            return None
+        src, dst = kp_q[pairs[:, 0]].astype(float), kp_f[pairs[:, 1]].astype(float)
+        h, inl = _homography(src, dst, threshold=3.0)
+        if h is None or inl.sum() < MIN_FINE_INLIERS:
+            return None
+        photo_px = _sample_maps(maps, src[inl])
+        world, _ = _ground_points(self.prior, raster, mapping, dst[inl])
+        good = np.all(np.isfinite(world), axis=1) & np.all(np.isfinite(photo_px), axis=1)
+        if good.sum() < MIN_FINE_INLIERS:
+            return None
+        return photo_px[good], world[good], _pixel_metres(raster, mapping)
+
     def _locate_pose(self, click, region_px) -> Registration:
         camera, terrain = self.camera, self.prior.terrain
-        proj, _ = camera.project(self.world)
-        resid_px = self.photo_px - proj
-        d = np.linalg.norm(self.photo_px - np.asarray(click), axis=1)
+        fine = self.fine_correspondences(click)
+        photo_px, world, resolution_m = fine if fine is not None else (self.photo_px, self.world, self.resolution_m)
+        proj, _ = camera.project(world)
+        resid_px = photo_px - proj
+        d = np.linalg.norm(photo_px - np.asarray(click), axis=1)
         near = np.argsort(d)[:LOCAL_NEIGHBOURS]
         w = _weights(d[near])
         correction = (resid_px[near] * w[:, None]).sum(0) / w.sum()
@@ -300,12 +365,15 @@ class RegisteredPhoto:
             return self.failed("the refined camera's ray through the click misses the terrain")
         gsd = float(np.linalg.norm(camera.centre - pts[0])) * camera.ground_sample_scale
         local_res_m = (resid_px[near] - correction) * gsd
-        unc = _uncertainty(local_res_m, self.resolution_m, float(np.median(d[near])) * gsd)
+        unc = _uncertainty(local_res_m, resolution_m, float(np.median(d[near])) * gsd)
         x, y = camera.frame.to_crs(self.raster.crs, pts[:, 0], pts[:, 1], pts[:, 2])
         col, row = ~self.raster.transform @ (float(x[0]), float(y[0]))
-        region = _click_region(camera, terrain, self.raster, click, region_px)
+        region = click_region(camera, terrain, self.raster, click, region_px)
         moved = float(np.linalg.norm(camera.centre - self.prior.camera.centre))
-        return self._result(col, row, unc, local_res_m, region, {"pose_shift_m": round(moved, 3)})
+        extra = {"pose_shift_m": round(moved, 3), "click_patch": "fine" if fine is not None else "coarse"}
+        if fine is not None:
+            extra["patch_inliers"] = len(fine[0])
+        return self._result(col, row, unc, local_res_m, region, extra)
 
     def _local_map(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Source-frame points -> work-window pixels by the affine map local to ``pts[0]``
@@ -344,7 +412,7 @@ class RegisteredPhoto:
         src = self._to_source(np.vstack([[cx, cy], corners]))
         if src is None:
             return self.failed("the click's ray does not meet the ground")
-        if self.mode == "local" and self.features is not None:
+        if self.mode == "local":
             near = self._near_click(src)
             if near is not None:
                 return near
@@ -358,35 +426,70 @@ class RegisteredPhoto:
         region = np.column_stack([cols[1:], rows[1:]])
         return self._result(float(cols[0]), float(rows[0]), unc, res_m, region, {})
 
-
     def _near_click(self, src: np.ndarray) -> Registration | None:
-        """``local`` mode: match only the features around the click (rectified frame) to the
-        reference features within the metadata's reach, and map the click by the affine map
-        those matches agree on (RANSAC). ``None`` when too few agree."""
-        kq, dq, kf, df = self.features
-        reach = LOCAL_RADIUS_M / self.resolution_m
-        search = reach + min(self.prior_uncertainty_m, 100.0) / self.resolution_m
-        qa = np.linalg.norm(kq - src[0], axis=1) <= reach
-        fa = np.linalg.norm(kf - src[0], axis=1) <= search
-        if qa.sum() < 8 or fa.sum() < 8:
+        """``local`` mode: rectify the photo around the click (``LOCAL_RADIUS_M``) and read the
+        reference within the metadata's reach of it, both near native resolution; match them
+        and map the click by the affine map those matches agree on (RANSAC), in raster pixels.
+        ``src``: the click and its region's corners in the coarse rectified frame. ``None``
+        when too few agree (the coarse local maps then answer)."""
+        raster, native = self.raster, _native_metres(self.raster)
+        col, row = (float(v[0]) for v in self.mapping.to_raster([src[0, 0]], [src[0, 1]]))
+        reach = LOCAL_RADIUS_M / native
+        _, q_size, q_map = _patch_window(raster, col, row, reach, FINE_SIDE)
+        q_img, q_valid, _ = rectify(self.photo, self.prior, raster, q_map, q_size)
+        search = reach + min(self.prior_uncertainty_m, 100.0) / native
+        f_img, f_valid, f_map = _read(raster, *_patch_window(raster, col, row, search, FINE_SEARCH_SIDE)[:2])
+        if q_valid.mean() < 0.1 or f_valid.mean() < 0.1:
             return None
-        pairs = match(dq[qa], df[fa], ratio=0.85)
+        reference_features = _FEATURE_THREAD.submit(features, f_img, f_valid)
+        kq, dq = features(q_img, q_valid)
+        kf, df = reference_features.result()
+        pairs = match(dq, df, ratio=0.85)
         if len(pairs) < 8:
             return None
-        a, b = kq[qa][pairs[:, 0]].astype(np.float64), kf[fa][pairs[:, 1]].astype(np.float64)
-        m, inl = cv2.estimateAffine2D(a, b, method=cv2.RANSAC, ransacReprojThreshold=3.0, maxIters=5000,
+        # both sides in raster pixels: where the prior camera puts a feature -> where it is
+        a = np.column_stack(q_map.to_raster(*kq[pairs[:, 0]].T.astype(np.float64)))
+        b = np.column_stack(f_map.to_raster(*kf[pairs[:, 1]].T.astype(np.float64)))
+        threshold = 3.0 * max(q_map.scale_x, f_map.scale_x)  # 3 patch pixels
+        m, inl = cv2.estimateAffine2D(a, b, method=cv2.RANSAC, ransacReprojThreshold=threshold, maxIters=5000,
                                       confidence=0.999)
         if m is None or inl is None or inl.sum() < 8:
             return None
         inl = inl.ravel().astype(bool)
         coef = m.T  # (3, 2) on (x, y, 1)
-        mapped = np.column_stack([src, np.ones(len(src))]) @ coef
-        res = (np.column_stack([a[inl], np.ones(inl.sum())]) @ coef - b[inl]) * self.resolution_m
-        spread = float(np.median(np.linalg.norm(a[inl] - src[0], axis=1))) * self.resolution_m
-        unc = _uncertainty(res, self.resolution_m, spread, RELIEF_SLOPE / 2)
-        cols, rows = self.mapping.to_raster(mapped[:, 0], mapped[:, 1])
-        return self._result(float(cols[0]), float(rows[0]), unc, res, np.column_stack([cols[1:], rows[1:]]),
-                            {"local_matches": int(inl.sum())})
+        at = np.column_stack(self.mapping.to_raster(src[:, 0], src[:, 1]))
+        mapped = np.column_stack([at, np.ones(len(at))]) @ coef
+        res = (np.column_stack([a[inl], np.ones(inl.sum())]) @ coef - b[inl]) * native
+        spread = float(np.median(np.linalg.norm(a[inl] - at[0], axis=1))) * native
+        resolution = native * max(q_map.scale_x, f_map.scale_x)
+        unc = _uncertainty(res, resolution, spread, RELIEF_SLOPE / 2)
+        return self._result(float(mapped[0, 0]), float(mapped[0, 1]), unc, res, mapped[1:],
+                            {"patch_inliers": int(inl.sum())})
+
+
+def _native_metres(raster: ReferenceRaster) -> float:
+    """The reference's own pixel size in metres (a size estimate for geographic CRSs)."""
+    return _pixel_metres(raster, PixelMapping(0.0, 0.0, 1.0, 1.0))
+
+
+def _read(raster: ReferenceRaster, window: Window, size: tuple[int, int]):
+    """The reference window read at ``size`` ``(w, h)``: box-averaged when that shrinks it (as
+    sharp for matching as GDAL's bilinear, whose scaled kernel costs about 4x), else bilinear."""
+    shrink = size[0] < window.width or size[1] < window.height
+    return raster.read_window_with_mask(window, size, Resampling.average if shrink else Resampling.bilinear)
+
+
+def _patch_window(raster: ReferenceRaster, col: float, row: float, half_px: float,
+                  max_side: int) -> tuple[Window, tuple[int, int], PixelMapping]:
+    """The square window of raster pixels around ``(col, row)``, ``half_px`` to each edge, the
+    size ``(w, h)`` it is read at (native resolution, capped at ``max_side``) and the mapping
+    from that grid's pixels to raster pixels."""
+    window = Window(math.floor(col - half_px), math.floor(row - half_px), math.ceil(2 * half_px),
+                    math.ceil(2 * half_px))
+    window, size = _work_window(raster, window, max_side)
+    mapping = PixelMapping(float(window.col_off), float(window.row_off), window.width / size[0],
+                           window.height / size[1])
+    return window, size, mapping
 
 
 def register(photo: np.ndarray, raster: ReferenceRaster, window: Window, prior: CameraPrior | None = None,
@@ -398,13 +501,15 @@ def register(photo: np.ndarray, raster: ReferenceRaster, window: Window, prior: 
     affine maps (``local`` mode). Without a prior the photo, downscaled to ``photo_side``,
     is matched directly (``photo`` mode). A failure is a result with ``ok`` False and a reason.
     """
-    window, size = _work_window(raster, window)
-    ref_img, ref_valid, mapping = raster.read_window_with_mask(window, size)
+    dem = prior is not None and isinstance(prior.terrain, DemTerrain)
+    window, size = _work_window(raster, window, COARSE_SIDE if dem else MAX_WORK_SIDE)
+    ref_img, ref_valid, mapping = _read(raster, window, size)
     base = dict(raster=raster, window=window, mapping=mapping, resolution_m=_pixel_metres(raster, mapping),
                 prior=prior, photo_size=(photo.shape[1], photo.shape[0]))
     if not ref_valid.any():
         return RegisteredPhoto(False, "the reference window holds no valid pixels", **base)
-    kp_f, d_f = features(ref_img, ref_valid)
+    budget = COARSE_FEATURES if dem else MAX_FEATURES  # a pose needs fewer than local maps do
+    reference_features = _FEATURE_THREAD.submit(features, ref_img, ref_valid, budget)  # beside the photo's
     if prior is None:
         scale = min(1.0, photo_side / max(photo.shape[:2]))
         small = cv2.resize(photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)),
@@ -416,13 +521,13 @@ def register(photo: np.ndarray, raster: ReferenceRaster, window: Window, prior: 
         rect, rect_valid, maps = rectify(photo, prior, raster, mapping, size)
         if rect_valid.mean() < 0.005:
             return RegisteredPhoto(False, "the photo's footprint does not overlap the reference window", **base)
-        kp_q, d_q = features(rect, rect_valid)
+        kp_q, d_q = features(rect, rect_valid, budget)
+    kp_f, d_f = reference_features.result()
     pairs = match(d_q, d_f)
     base["matches"] = len(pairs)
     if len(pairs) < MIN_INLIERS:
         return RegisteredPhoto(False, f"only {len(pairs)} feature matches between the photo and the reference", **base)
     src, dst = kp_q[pairs[:, 0]].astype(float), kp_f[pairs[:, 1]].astype(float)
-    dem = prior is not None and isinstance(prior.terrain, DemTerrain)
     if dem or prior is None:  # a DEM-rectified photo: a smooth, near-global map; a raw photo: a plane
         h, inl = _homography(src, dst, threshold=3.0)
         if prior is None and inl.sum() < MIN_PHOTO_INLIERS:
@@ -444,8 +549,8 @@ def register(photo: np.ndarray, raster: ReferenceRaster, window: Window, prior: 
         return RegisteredPhoto(True, "ok", mode="photo", photo_px=src, work_px=dst, homography=m @ h, **base)
     photo_px = _sample_maps(maps, src)
     if not isinstance(prior.terrain, DemTerrain):
-        return RegisteredPhoto(True, "ok", mode="local", photo_px=photo_px, work_px=dst, rect_px=src,
-                               features=(kp_q, d_q, kp_f, d_f), **base)
+        return RegisteredPhoto(True, "ok", mode="local", photo_px=photo_px, work_px=dst, rect_px=src, photo=photo,
+                               **base)
     world, _ = _ground_points(prior, raster, mapping, dst)
     good = np.all(np.isfinite(world), axis=1) & np.all(np.isfinite(photo_px), axis=1)
     if good.sum() < MIN_INLIERS:
@@ -454,7 +559,8 @@ def register(photo: np.ndarray, raster: ReferenceRaster, window: Window, prior: 
     if camera is None:
         return RegisteredPhoto(False, "the camera pose could not be refined from the matches", **base)
     return RegisteredPhoto(True, "ok", mode="pose", camera=camera, photo_px=photo_px[good][keep],
-                           work_px=dst[good][keep], rect_px=src[good][keep], world=world[good][keep], **base)
+                           work_px=dst[good][keep], rect_px=src[good][keep], world=world[good][keep], photo=photo,
+                           **base)
 
 
 def _pixel_metres(raster: ReferenceRaster, mapping: PixelMapping) -> float:
@@ -494,7 +600,7 @@ def refine_pose(camera: FrameCamera, world: np.ndarray, photo_px: np.ndarray,
     return refined, keep
 
 
-def _click_region(camera: FrameCamera, terrain, raster: ReferenceRaster, click, region_px: float):
+def click_region(camera: FrameCamera, terrain, raster: ReferenceRaster, click, region_px: float):
     """Raster-pixel quadrilateral ``(4, 2)`` of a square of ``region_px`` photo pixels around
     the click, cast onto the terrain with ``camera``."""
     cx, cy = click
@@ -520,5 +626,5 @@ def _implausible(h: np.ndarray, inlier_src: np.ndarray, photo_area: float) -> st
     return ""
 
 
-__all__ = ["RegisteredPhoto", "Registration", "footprint_window", "features", "match", "rectify", "refine_pose",
+__all__ = ["RegisteredPhoto", "Registration", "click_region", "footprint_window", "features", "match", "rectify", "refine_pose",
            "register"]

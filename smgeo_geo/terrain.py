@@ -25,6 +25,7 @@ from smgeo_geo.coords import crs_string, to_crs, transform_xy
 from smgeo_geo.errors import CRSError, RasterError
 
 RAYS_PER_PASS = 256  # rays marched together (memory: rays x samples x 3 floats)
+MARCH_FIRST_M = 400.0  # metres of the first marching segment (then 4x longer each)
 MAX_DEM_WINDOW = 4096  # pixels a side read at full resolution; larger areas are read decimated
 
 
@@ -94,6 +95,14 @@ class DemTerrain:
             win = self._cache[0]
             if win.col_off <= c0 and win.row_off <= r0 and c1 <= win.col_off + win.width and r1 <= win.row_off + win.height:
                 return
+            # grow the cached window to hold both (the footprint, then the click, then the footprint
+            # again ...) as long as it stays readable at full resolution
+            u0, u1 = min(c0, win.col_off), max(c1, win.col_off + win.width)
+            v0, v1 = min(r0, win.row_off), max(r1, win.row_off + win.height)
+            if max(u1 - u0, v1 - v0) <= MAX_DEM_WINDOW:
+                c0, c1, r0, r1 = u0, u1, v0, v1
+        if self._ds.width <= MAX_DEM_WINDOW and self._ds.height <= MAX_DEM_WINDOW:
+            c0, c1, r0, r1 = 0, self._ds.width, 0, self._ds.height  # a small DEM is read once, whole
         c0, r0 = max(c0, 0), max(r0, 0)
         c1, r1 = min(c1, self._ds.width), min(r1, self._ds.height)
         if c1 <= c0 or r1 <= r0:
@@ -150,54 +159,75 @@ def intersect_rays(camera: FrameCamera, pixels, terrain, max_range_m: float = 30
     """Where the rays of photo ``pixels`` ``(N, 2)`` first meet ``terrain``.
 
     Returns local ENU points ``(N, 3)`` (camera.frame) and a mask of rays that met the
-    ground within ``max_range_m``. Flat ground is solved exactly (on the ellipsoid-following
-    height, by a few fixed-point steps); a DEM by marching along the ray in steps of
-    ``step_m`` (default 2 m), then again in steps of a twentieth around the first crossing,
-    which is refined linearly. A surface thinner than ``step_m`` along the ray can be missed.
+    ground within ``max_range_m``. See :func:`cast_rays`.
     """
     rays = camera.rays(pixels)
+    return cast_rays(camera.frame, np.broadcast_to(camera.centre, rays.shape), rays, terrain, max_range_m, step_m)
+
+
+def cast_rays(frame, origins: np.ndarray, rays: np.ndarray, terrain, max_range_m: float = 3000.0,
+              step_m: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Where rays from ``origins`` ``(N, 3)`` along unit ``rays`` ``(N, 3)`` (local ENU metres
+    of ``frame``) first meet ``terrain``: points ``(N, 3)`` and a hit mask.
+
+    Flat ground is solved exactly (on the ellipsoid-following height, by a few fixed-point
+    steps); a DEM by marching along each ray in steps of ``step_m`` (default 2 m), then again
+    in steps of a twentieth around the first crossing, which is refined linearly. A surface
+    thinner than ``step_m`` along the ray can be missed. Rays of several cameras (one frame)
+    go in one call: one coordinate transform and one height lookup per pass.
+    """
+    rays = np.asarray(rays, float)
+    origins = np.asarray(origins, float)
     n = len(rays)
-    origin = camera.centre
     points = np.full((n, 3), np.nan)
-    hit = np.zeros(n, dtype=bool)
-    frame = camera.frame
     if isinstance(terrain, FlatTerrain):
-        # height above h0 in the local frame ~ z + curvature; iterate with exact conversions
         down = rays[:, 2] < -1e-9
-        t = np.where(down, (terrain.height - frame.h0 - origin[2]) / np.where(down, rays[:, 2], -1), np.nan)
-        for _ in range(3):
-            pts = origin + t[:, None] * rays
+        dz = np.where(down, rays[:, 2], -1)
+        t = np.where(down, (terrain.height - frame.h0 - origins[:, 2]) / dz, np.nan)
+        for _ in range(3):  # height above h0 in the local frame ~ z + curvature: iterate exactly
+            pts = origins + t[:, None] * rays
             _, _, h = frame.to_lonlat(pts[:, 0], pts[:, 1], pts[:, 2])
-            t = t + (terrain.height - h) / np.where(down, rays[:, 2], -1)
-        pts = origin + t[:, None] * rays
+            t = t + (terrain.height - h) / dz
+        pts = origins + t[:, None] * rays
         hit = down & (t > 0) & (t <= max_range_m)
         points[hit] = pts[hit]
         return points, hit
     step = step_m or 2.0
-    ts = np.arange(0.0, max_range_m + step, step)
     t = np.full(n, np.nan)
-    for start in range(0, n, RAYS_PER_PASS):
-        part = slice(start, start + RAYS_PER_PASS)
-        t[part] = _first_crossings(frame, origin, rays[part], terrain, np.broadcast_to(ts, (len(rays[part]), len(ts))))
+    # march in growing segments (each starts on the last sample of the one before), so a ray that
+    # meets the ground near the camera is not sampled out to the full range
+    near, far = 0.0, min(max_range_m, MARCH_FIRST_M)
+    todo = np.arange(n)
+    while len(todo):
+        ts = np.arange(near, far + step, step)
+        ts = ts[ts <= max(far, near + step)]
+        for start in range(0, len(todo), RAYS_PER_PASS):
+            part = todo[start:start + RAYS_PER_PASS]
+            t[part] = _first_crossings(frame, origins[part], rays[part], terrain,
+                                       np.broadcast_to(ts, (len(part), len(ts))))
+        if far >= max_range_m:
+            break
+        todo = todo[~np.isfinite(t[todo])]
+        near, far = float(ts[-1]), min(max_range_m, 4.0 * far)
     found = np.isfinite(t)
     if found.any():
         # refine each bracket to step / 20: 41 samples from one step before to one step after
         fine = np.maximum(0.0, t[found] - step)[:, None] + np.linspace(0.0, 2 * step, 41)[None, :]
-        t[found] = _first_crossings(frame, origin, rays[found], terrain, fine)
+        t[found] = _first_crossings(frame, origins[found], rays[found], terrain, fine)
     hit = np.isfinite(t)
-    points[hit] = origin + t[hit, None] * rays[hit]
+    points[hit] = origins[hit] + t[hit, None] * rays[hit]
     return points, hit
 
 
-def _first_crossings(frame, origin: np.ndarray, rays: np.ndarray, terrain, ts: np.ndarray) -> np.ndarray:
-    """Distance along each ray ``(N, 3)`` where it first goes from above to below the terrain
+def _first_crossings(frame, origins: np.ndarray, rays: np.ndarray, terrain, ts: np.ndarray) -> np.ndarray:
+    """Distance along each ray ``(N, 3)`` from its origin ``(N, 3)`` where it first goes from above to below the terrain
     (linear interpolation between its samples ``ts[i]``, ``(N, T)`` metres), NaN where it
     does not. All rays are sampled in one pass: one coordinate transform, one height lookup."""
     n, m = ts.shape
     out = np.full(n, np.nan)
     if n == 0:
         return out
-    pts = origin[None, None, :] + ts[:, :, None] * rays[:, None, :]
+    pts = origins[:, None, :] + ts[:, :, None] * rays[:, None, :]
     lon, lat, h = frame.to_lonlat(pts[..., 0].ravel(), pts[..., 1].ravel(), pts[..., 2].ravel())
     above = (np.asarray(h) - terrain.heights(lon, lat)).reshape(n, m)
     valid = np.isfinite(above)

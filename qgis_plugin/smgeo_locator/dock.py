@@ -17,12 +17,13 @@ from qgis.gui import QgsDockWidget, QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
     QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
-    QFrame, QProgressBar, QPushButton, QScrollArea, QTabWidget, QVBoxLayout, QWidget,
+    QFrame, QPushButton, QScrollArea, QTabWidget, QVBoxLayout, QWidget,
 )
 
 from . import export, results
 from .photo_view import PhotoLoadError, PhotoView
 from .retrieval_panel import RetrievalPanel
+from .run_controls import add_run_controls
 from .service import log, shared_client
 from .settings import METHODS, SETUP_HELP, PluginSettings
 from .tasks import WorkerTask
@@ -57,6 +58,8 @@ def describe_result(result: dict, method: str = "auto") -> str:
     text += f" Box: {box}, score {best['score']:.3f}"
     if extra.get("registration_status") == "ok" and extra.get("registration_inliers") is not None:
         text += f"; registration {extra['registration_inliers']} inliers"
+        if extra.get("registration_patch_inliers"):
+            text += f", {extra['registration_patch_inliers']} around the click"
     cached = " (reference features cached)" if result.get("reference_cached") else ""
     text += f"; in {result.get('seconds', 0):.2f} s{cached}."
     missing = []
@@ -151,23 +154,9 @@ class LocatorDock(QgsDockWidget):
         options.addWidget(self.heatmap_check)
         layout.addLayout(options)
 
-        buttons = QHBoxLayout()
-        self.locate_button = QPushButton("Locate", body)
-        self.locate_button.clicked.connect(self.locate)
-        self.cancel_button = QPushButton("Cancel", body)
-        self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(self.cancel)
-        buttons.addWidget(self.locate_button)
-        buttons.addWidget(self.cancel_button)
-        layout.addLayout(buttons)
-        self.progress = QProgressBar(body)
-        self.progress.setRange(0, 100)
-        self.progress.setValue(0)
-        layout.addWidget(self.progress)
-        self.status_label = QLabel("", body)
-        self.status_label.setWordWrap(True)
-        self.status_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        layout.addWidget(self.status_label)
+        run = add_run_controls(layout, body, "Locate", self.locate, self.cancel)
+        self.locate_button, self.cancel_button = run.run_button, run.cancel_button
+        self.progress, self.status_label = run.progress, run.status_label
 
         layout.addWidget(QLabel("Candidates (tick to show on the map):", body))
         self.candidates_list = QListWidget(body)

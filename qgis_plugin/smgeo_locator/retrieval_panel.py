@@ -18,12 +18,13 @@ from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtCore import QSize, Qt, QUrl
 from qgis.PyQt.QtGui import QDesktopServices, QIcon, QPixmap
 from qgis.PyQt.QtWidgets import (
-    QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QProgressBar, QPushButton, QSpinBox,
+    QFormLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton, QSpinBox,
     QVBoxLayout, QWidget,
 )
 
 from . import hit_layers
 from .results import WGS84
+from .run_controls import add_run_controls
 from .service import log, shared_client
 from .settings import PluginSettings
 from .tasks import WorkerTask
@@ -76,23 +77,10 @@ class RetrievalPanel(QWidget):
         form.addRow("Hits", self.top_k_spin)
         layout.addLayout(form)
 
-        buttons = QHBoxLayout()
-        self.find_button = QPushButton("Find", self)
-        self.find_button.clicked.connect(self.find)
-        self.cancel_button = QPushButton("Cancel", self)
-        self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(self.cancel)
-        buttons.addWidget(self.find_button)
-        buttons.addWidget(self.cancel_button)
-        layout.addLayout(buttons)
-        self.progress = QProgressBar(self)
-        self.progress.setRange(0, 100)
-        self.progress.setValue(0)
-        layout.addWidget(self.progress)
-        self.status_label = QLabel("Describe what to find, e.g. its roof, shape and surroundings.", self)
-        self.status_label.setWordWrap(True)
-        self.status_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        layout.addWidget(self.status_label)
+        run = add_run_controls(layout, self, "Find", self.find, self.cancel,
+                               "Describe what to find, e.g. its roof, shape and surroundings.")
+        self.find_button, self.cancel_button = run.run_button, run.cancel_button
+        self.progress, self.status_label = run.progress, run.status_label
 
         layout.addWidget(QLabel("Hits (click: show on the map; double-click: open the image):", self))
         self.hits_list = QListWidget(self)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -24,7 +25,8 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: GPU if present)")
-@click.option("--workers", type=int, default=1, show_default=True, help="processes rendering the pairs")
+@click.option("--workers", type=int, default=None,
+              help="processes rendering the pairs [default: one per CPU core]")
 @click.option("--restart", is_flag=True, help="start over in --out (its pairs and run are replaced)")
 @click.option("--quiet", is_flag=True, help="no progress bars")
 def command(reference, dem, footprints, out, checkpoint, minutes, pairs, seed, batch_size, device, workers,
@@ -48,7 +50,7 @@ def command(reference, dem, footprints, out, checkpoint, minutes, pairs, seed, b
         check_device(device)
     opts = AdaptOptions(reference=reference, out=out, dem=dem, footprints=footprints, checkpoint=checkpoint,
                         minutes=minutes, pairs=pairs, seed=seed, batch_size=batch_size, device=device,
-                        workers=workers, restart=restart)
+                        workers=workers or os.cpu_count() or 1, restart=restart)
     report = adapt(opts, log=click.echo, progress=not quiet)
     b, a = report["before"], report["after"]
     click.echo(f"acc@0.5 {b['acc@0.5']:.3f} -> {a['acc@0.5']:.3f}; median centre error "

@@ -10,7 +10,7 @@ import rasterio
 from affine import Affine
 
 from smgeo_geo.camera import FrameCamera, LocalFrame, angles_from_rotation, rotation_from_angles
-from smgeo_geo.terrain import DemTerrain, FlatTerrain, intersect_rays
+from smgeo_geo.terrain import DemTerrain, FlatTerrain, cast_rays, intersect_rays
 
 FRAME = LocalFrame(8.54, 47.37, 0.0)
 W, H, F = 1000, 800, 800.0
@@ -103,6 +103,24 @@ def test_ray_marching_on_a_sloped_dem_matches_the_plane_intersection(sloped_dem)
             expected_x = 90 * u / (F + 0.2 * u)
             assert p[0] == pytest.approx(expected_x, abs=0.3)
             assert p[2] == pytest.approx(10 + 0.2 * expected_x, abs=0.3)
+
+
+def test_rays_of_several_cameras_cast_together_land_where_each_alone_does(sloped_dem):
+    """The metadata error budget casts one ray per perturbed camera in one pass: each must meet
+    the ground exactly where its own camera's cast does (a ray missing the DEM stays a miss)."""
+    cams = [camera(0.0, -90.0), camera(90.0, -60.0, height=80.0), camera(200.0, -45.0, 5.0, height=120.0),
+            camera(0.0, 10.0)]  # the last looks above the horizon
+    pixel = (W / 2 + 37.0, H / 2 - 11.0)
+    origins = np.array([c.centre for c in cams])
+    rays = np.vstack([c.rays([pixel]) for c in cams])
+    with DemTerrain(sloped_dem) as dem:
+        for terrain in (dem, FlatTerrain(5.0)):
+            together, hit = cast_rays(FRAME, origins, rays, terrain)
+            assert hit.tolist() == [True, True, True, False]
+            for i, c in enumerate(cams[:3]):
+                alone, ok = intersect_rays(c, [pixel], terrain)
+                assert ok[0]
+                np.testing.assert_allclose(together[i], alone[0], atol=1e-6)
 
 
 def test_local_frame_takes_numpy_scalars():

@@ -452,6 +452,7 @@ def test_method_and_dem_on_a_real_drone_photo(plugin, iface, real_odm):
     text = dock.status_label.text()
     assert f"Answered by {auto['answer']} ({auto['method']}), \u00b1{auto['uncertainty_m']:.1f} m (90 %)" in text
     assert "registration" in text and "inliers" in text
+    assert f"{auto['detections'][0]['extra']['registration_patch_inliers']} around the click" in text
     assert layer.featureCount() == 2 and circles.featureCount() == 2
     last = max(circles.getFeatures(), key=lambda f: f.id())
     assert_uncertainty_circle(last, circles.crs(), auto, circles.crs())
