@@ -12,7 +12,10 @@ corrected by the residuals of the inliers nearest the click. With a DEM this run
 fine: the pose from a window read at ``COARSE_SIDE`` pixels, then per click a patch of the
 reference around it at native resolution, rectified again with the refined camera and matched,
 whose correspondences give the local correction (the coarse ones when the patch does not
-register, e.g. on texture-less ground).
+register, e.g. on texture-less ground). On flat ground (no DEM) each click is mapped by the
+affine map that matches between the photo rectified around it and the reference within the
+metadata's reach agree on, both near native resolution (the global registration's local maps
+when too few agree).
 
 Without metadata the photo (downscaled) is matched to the reference window directly, a
 homography is fitted as above and the click is mapped by an affine transform fitted to the
@@ -42,6 +45,8 @@ from smgeo_geo.terrain import DemTerrain, cast_rays, intersect_rays
 
 MAX_WORK_SIDE = 768  # pixels a side of the working window (reference and rectified photo)
 COARSE_SIDE = 384  # with a DEM: pixels a side of the global pose registration (refined near each click)
+# (without one the global registration stays at MAX_WORK_SIDE: a flat-ground rectification of
+# hilly land keeps few matches at coarser scales)
 FINE_SIDE = 320  # pixels a side, at most, of the full-resolution patch around a click
 FINE_HALF_M = 20.0  # metres from the click to the patch's edge (at least FINE_MIN_HALF_PX native pixels)
 FINE_MIN_HALF_PX = 64

@@ -284,8 +284,7 @@ def _candidates(scene: Scene, place: Target, region: tuple[float, float, float, 
 
 
 def _roads(scene: Scene) -> list:
-    builder = getattr(scene, "_builder", None)
-    roads = builder.roads if builder is not None else []
+    roads = scene.builder.roads if scene.builder is not None else []
     return [(LineString(r["pts"]).buffer(r["width"] / 2, cap_style="flat"), r["width"]) for r in roads]
 
 

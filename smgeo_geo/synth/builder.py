@@ -330,5 +330,5 @@ class SceneBuilder:
         if len(sc.trees):
             sc.max_height = max(sc.max_height, float((sc.trees[:, 3] + sc.trees[:, 2]).max()))
         sc.version += 1  # invalidates the renderers' per-scene caches
-        sc._builder = self  # type: ignore[attr-defined]
+        sc.builder = self
         return sc

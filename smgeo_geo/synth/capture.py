@@ -9,7 +9,7 @@ parking stalls and road lanes hold vehicles (and their colours).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -88,6 +88,9 @@ class Capture:
     pool_tint: float
     bit: int  # presence bit of this capture (see scene.A_ONLY / B_ONLY)
     vehicles: np.ndarray  # (N, 9): x, y, heading (rad), length, width, height, r, g, b
+    # which parking slots are taken and by which colours (a later capture keeps some of them)
+    slot_state: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
+    palette_cache: tuple | None = field(default=None, repr=False, compare=False)  # (scene, version, RGB table)
 
     @property
     def sun(self) -> np.ndarray:
@@ -173,7 +176,7 @@ def sample_capture(rng: np.random.Generator, scene: Scene, bit: int, sun_azimuth
     colours = colours * rng.uniform(0.92, 1.06, (len(slots), 1))
     if reference is not None and vehicle_keep > 0:
         keep = rng.random(len(slots)) < vehicle_keep
-        ref_occ, ref_col = reference._slot_state  # type: ignore[attr-defined]
+        ref_occ, ref_col = reference.slot_state
         occupied = np.where(keep, ref_occ, occupied)
         colours = np.where(keep[:, None], ref_col, colours)
     idx = np.flatnonzero(occupied)
@@ -181,7 +184,7 @@ def sample_capture(rng: np.random.Generator, scene: Scene, bit: int, sun_azimuth
                      slots[idx, 3:6], colours[idx]] if len(idx) else np.zeros((0, 9))
     cap = Capture(sun_azimuth, sun_elevation, season, float(rng.uniform(0.32, 0.45)), tuple(water),
                   float(rng.random()), float(rng.random()), bit, vehicles)
-    cap._slot_state = (occupied, colours)  # type: ignore[attr-defined]
+    cap.slot_state = (occupied, colours)
     return cap
 
 

@@ -39,10 +39,18 @@ class Difficulty:
 
 
 DIFFICULTIES: dict[str, Difficulty] = {
-    "easy": Difficulty("easy", (30, 42), 60, (60, 75), (0.3, 0.6), 0.25, (20, 50), 0.25, 0.6, 4, 1, 0.6, 0.75),
-    "medium": Difficulty("medium", (30, 55), 180, (55, 75), (0.2, 0.55), 0.45, (35, 110), 0.5, 0.3, 8, 2, 1.0,
-                         0.6),
-    "hard": Difficulty("hard", (35, 60), 180, (50, 75), (0.12, 0.45), 0.6, (60, 160), 0.8, 0.0, 12, 4, 1.3, 0.45),
+    "easy": Difficulty(
+        name="easy", pitch=(30, 42), heading_jitter=60, hfov=(60, 75), target_frac=(0.3, 0.6), offset=0.25,
+        sun_change=(20, 50), season_change=0.25, vehicle_keep=0.6, sat_off_nadir=4, distractors=1, sensor=0.6,
+        min_visible=0.75),
+    "medium": Difficulty(
+        name="medium", pitch=(30, 55), heading_jitter=180, hfov=(55, 75), target_frac=(0.2, 0.55), offset=0.45,
+        sun_change=(35, 110), season_change=0.5, vehicle_keep=0.3, sat_off_nadir=8, distractors=2, sensor=1.0,
+        min_visible=0.6),
+    "hard": Difficulty(
+        name="hard", pitch=(35, 60), heading_jitter=180, hfov=(50, 75), target_frac=(0.12, 0.45), offset=0.6,
+        sun_change=(60, 160), season_change=0.8, vehicle_keep=0.0, sat_off_nadir=12, distractors=4, sensor=1.3,
+        min_visible=0.45),
 }
 
 

@@ -32,32 +32,30 @@ def cv_points(p: np.ndarray, window, res: float) -> np.ndarray:
 
 def _noises(scene: Scene) -> tuple[WorldNoise, WorldNoise]:
     """Large (40 m cells) and mid (2.2 m cells plus an 8.8 m octave) world noise of a scene."""
-    cache = getattr(scene, "_noise", None)
-    if cache is None:
+    if scene.caches.noise is None:
         b = (-300.0, -300.0, scene.size + 300.0, scene.size + 300.0)
-        cache = (WorldNoise(scene.seed + 11, b, 40.0), WorldNoise(scene.seed + 12, b, 2.2, octaves=1))
-        scene._noise = cache  # type: ignore[attr-defined]
-    return cache
+        scene.caches.noise = (WorldNoise(scene.seed + 11, b, 40.0), WorldNoise(scene.seed + 12, b, 2.2, octaves=1))
+    return scene.caches.noise
 
 
 def _ground_tables(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
-    cache = getattr(scene, "_gtab", None)
+    cache = scene.caches.ground_tables
     if cache is None or cache[0] != scene.version:
         cache_ground_bounds(scene.ground)
         bounds = np.array([g.bounds() for g in scene.ground]).reshape(-1, 4)
         amps = np.array([(0.10, 0.10, 0.10)] + [MATERIALS[g.material][1:4] for g in scene.ground], dtype=np.float32)
         cache = (scene.version, bounds, amps)
-        scene._gtab = cache  # type: ignore[attr-defined]
+        scene.caches.ground_tables = cache
     return cache[1], cache[2]
 
 
 def _palette(scene: Scene, cap: Capture) -> np.ndarray:
-    cache = getattr(cap, "_palette", None)
+    cache = cap.palette_cache
     if cache is None or cache[0] is not scene or cache[1] != scene.version:
         feats = cap.palette([g.material for g in scene.ground], np.array([g.var for g in scene.ground]))
         pal = np.concatenate([cap.material_rgb("grass", 0.5)[None], feats.reshape(-1, 3)]).astype(np.float32)
         cache = (scene, scene.version, pal)
-        cap._palette = cache  # type: ignore[attr-defined]
+        cap.palette_cache = cache
     return cache[2]
 
 
@@ -223,9 +221,9 @@ def _draw_marks(img: np.ndarray, scene: Scene, window, res: float) -> None:
     for m in scene.marks:
         if m.z != 0 or not len(m.segs):
             continue
-        b = getattr(m, "_bb", None)
-        if b is None:
-            b = m._bb = geo.bbox(m.segs.reshape(-1, 2))  # type: ignore[attr-defined]
+        if m.bbox_cache is None:
+            m.bbox_cache = geo.bbox(m.segs.reshape(-1, 2))
+        b = m.bbox_cache
         if not geo.boxes_overlap(b, window):
             continue
         px = m.width / res
@@ -284,7 +282,7 @@ def shadow_polygons(s: Solid, cap: Capture) -> list[np.ndarray]:
 def solid_table(scene: Scene) -> dict:
     """Per-scene arrays over ``scene.solids``: bounds (N, 4), presence (N,), and the shadow
     points (N, 10, 3) of 4-vertex solids (``is4``). Rebuilt when the scene grows."""
-    tab = getattr(scene, "_stab", None)
+    tab = scene.caches.solid_table
     if tab is None or tab["version"] != scene.version:
         sol = scene.solids
         old = tab["solids"] if tab is not None else []
@@ -299,7 +297,7 @@ def solid_table(scene: Scene) -> dict:
         if m:  # the scene grew (lazy blocks): the rows of the solids already tabulated stay
             part = {k: np.concatenate([tab[k], v]) for k, v in part.items()}
         tab = {"version": scene.version, "solids": list(sol), **part, "index4": np.flatnonzero(part["is4"])}
-        scene._stab = tab  # type: ignore[attr-defined]
+        scene.caches.solid_table = tab
     return tab
 
 
@@ -376,8 +374,6 @@ def _shadow_points(solids: list[Solid]) -> np.ndarray:
 
 
 def _solid_bounds(s: Solid) -> tuple[float, float, float, float]:
-    bb = getattr(s, "_bb", None)
-    if bb is None:
-        bb = geo.bbox(s.foot)
-        s._bb = bb  # type: ignore[attr-defined]
-    return bb
+    if s.bbox_cache is None:
+        s.bbox_cache = geo.bbox(s.foot)
+    return s.bbox_cache

@@ -274,7 +274,7 @@ def build_scene(seed: int, extent: float, required: str, diff: Difficulty) -> Sc
     scene = b.finish()
     x0, y0, e = scene.tile
     scene.ensure((x0 - 60, y0 - 60, x0 + e + 60, y0 + e + 60))
-    scene.anchor = anchor  # type: ignore[attr-defined]
+    scene.anchor = anchor
     return scene
 
 

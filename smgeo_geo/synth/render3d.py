@@ -51,12 +51,11 @@ def solid_faces(s: Solid) -> Faces:
     """Faces of a solid: walls (one per footprint edge, in edge order), then the roof: two
     planes and two gable ends (pitched 4-vertex solids), else one roof polygon (flat, or shed
     on 4 vertices: edge 2-3 raised). Cached on the solid."""
-    cached = getattr(s, "_faces", None)
-    if cached is not None:
-        return cached
+    if s.faces_cache is not None:
+        return s.faces_cache
     if len(s.foot) == 4:
         cache_quad_faces([s])
-        return s._faces  # type: ignore[attr-defined]
+        return s.faces_cache
     f = s.foot
     n = len(f)
     tops = np.full(n, s.top)
@@ -76,14 +75,14 @@ def solid_faces(s: Solid) -> Faces:
     _set_faces(s, np.concatenate([walls.reshape(-1, 3), roof]), np.array(list(range(0, 4 * n + 1, 4)) + [5 * n]),
                np.vstack([wall_n, normal]), np.vstack([_add(walls, 1) / 4, _add(roof, 0) / n]),
                np.array([False] * n + [True]))
-    return s._faces  # type: ignore[attr-defined]
+    return s.faces_cache
 
 
 def cache_quad_faces(solids: list[Solid]) -> None:
     """Fill the :func:`solid_faces` cache of every uncached 4-vertex solid in ``solids`` at
     once, vectorised over solids (most solids are 4-vertex houses, halls and roof units, and
     per-solid numpy calls are slow); each solid's arrays do not depend on the others."""
-    todo = [s for s in solids if len(s.foot) == 4 and getattr(s, "_faces", None) is None]
+    todo = [s for s in solids if len(s.foot) == 4 and s.faces_cache is None]
     if not todo:
         return
     pitched = [s.roof in ("gable", "hip") and s.rise > 0 for s in todo]
@@ -150,7 +149,7 @@ def _quad_faces(group: list[Solid]) -> None:
 def _set_faces(s: Solid, pts, start, normals, cents, roof) -> None:
     fc = Faces()
     fc.pts, fc.start, fc.normals, fc.cents, fc.roof = pts, start, normals, cents, roof
-    s._faces = fc  # type: ignore[attr-defined]
+    s.faces_cache = fc
 
 
 def ridge(s: Solid) -> tuple[np.ndarray, np.ndarray]:
@@ -167,11 +166,10 @@ def ridge(s: Solid) -> tuple[np.ndarray, np.ndarray]:
 
 def ridge_line(s: Solid) -> np.ndarray:
     """(2, 3) end points (x, y, z) of the ridge of a gable or hip roof, cached on the solid."""
-    cached = getattr(s, "_ridge", None)
-    if cached is None:
+    if s.ridge_cache is None:
         r0, r1 = ridge(s)
-        cached = s._ridge = np.array([[*r0, s.top + s.rise], [*r1, s.top + s.rise]])  # type: ignore[attr-defined]
-    return cached
+        s.ridge_cache = np.array([[*r0, s.top + s.rise], [*r1, s.top + s.rise]])
+    return s.ridge_cache
 
 
 def project_polygon(cam, pts: np.ndarray) -> np.ndarray | None:
@@ -236,10 +234,10 @@ class Painter:
         anchor: dict[int, tuple] = {}
         reps = []
         for s in solids:
-            c = getattr(s, "_rep", None)
+            c = s.centre_cache
             if c is None:
                 m = _add(s.foot, 0) / len(s.foot)  # == s.foot.mean(0)
-                c = s._rep = (m[0], m[1], (s.base + s.height()) / 2)  # type: ignore[attr-defined]
+                c = s.centre_cache = (m[0], m[1], (s.base + s.height()) / 2)
             if s.group > 0:
                 c = anchor.setdefault(s.group, c)
             reps.append(c)

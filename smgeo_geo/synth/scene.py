@@ -29,20 +29,21 @@ class GroundFeature:
     width: float = 0.0
     var: float = 0.0  # per-feature variation in [0, 1) (colour, wear)
     tid: int = 0  # target id when this feature is (part of) a target, else 0
+    bounds_cache: tuple[float, float, float, float] | None = field(default=None, repr=False, compare=False)
 
     def bounds(self) -> tuple[float, float, float, float]:
-        b = self.__dict__.get("_bounds")
-        if b is None:
+        """``(x0, y0, x1, y1)`` scene metres, stroke width included (computed once)."""
+        if self.bounds_cache is None:
             x0, y0, x1, y1 = geo.bbox(self.pts)
             h = self.width / 2
-            b = self.__dict__["_bounds"] = (x0 - h, y0 - h, x1 + h, y1 + h)
-        return b
+            self.bounds_cache = (x0 - h, y0 - h, x1 + h, y1 + h)
+        return self.bounds_cache
 
 
 def cache_ground_bounds(features: list[GroundFeature]) -> None:
     """Fill the :meth:`GroundFeature.bounds` cache of every feature lacking it, in one
     vectorised pass (the same min / max and half-width sums, so the same values)."""
-    todo = [g for g in features if "_bounds" not in g.__dict__ and len(g.pts)]
+    todo = [g for g in features if g.bounds_cache is None and len(g.pts)]
     if not todo:
         return
     starts = np.cumsum([0] + [len(g.pts) for g in todo[:-1]])
@@ -51,7 +52,7 @@ def cache_ground_bounds(features: list[GroundFeature]) -> None:
     hi = np.stack([np.maximum.reduceat(pts[:, 0], starts), np.maximum.reduceat(pts[:, 1], starts)], 1)
     half = np.array([g.width for g in todo])[:, None] / 2
     for g, b in zip(todo, np.c_[lo - half, hi + half].tolist()):
-        g.__dict__["_bounds"] = tuple(b)
+        g.bounds_cache = tuple(b)
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Marks:
     width: float
     colour: str
     z: float = 0.0  # height of the painted surface (bridge decks)
+    bbox_cache: tuple[float, float, float, float] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -96,6 +98,11 @@ class Solid:
     presence: int = BOTH
     parapet: bool = False
     deck_marks: list = field(default_factory=list)
+    # derived geometry, filled on first use by the renderers; not part of what the solid is
+    faces_cache: object = field(default=None, repr=False, compare=False)  # render3d's faces
+    ridge_cache: np.ndarray | None = field(default=None, repr=False, compare=False)  # (2, 3) ridge ends
+    centre_cache: tuple[float, float, float] | None = field(default=None, repr=False, compare=False)
+    bbox_cache: tuple[float, float, float, float] | None = field(default=None, repr=False, compare=False)
 
     def height(self) -> float:
         return self.top + self.rise
@@ -114,6 +121,16 @@ class Target:
 
 
 @dataclass
+class SceneCaches:
+    """What the renderers derive from a scene once; each entry records the ``Scene.version`` it
+    was built for where the scene can grow after it (lazy blocks)."""
+
+    noise: tuple | None = None  # (large, mid) WorldNoise
+    ground_tables: tuple | None = None  # (version, bounds (N, 4), material amplitudes)
+    solid_table: dict | None = None  # see ground.solid_table
+
+
+@dataclass
 class Scene:
     size: float
     tile: tuple[float, float, float]  # x0, y0, extent (metres)
@@ -127,6 +144,9 @@ class Scene:
     targets: list[Target] = field(default_factory=list)
     max_height: float = 0.0
     version: int = 0  # bumped whenever content is added (lazy block filling)
+    anchor: tuple[float, float] | None = None  # scene metres the place is built around (layouts that have one)
+    builder: object = field(default=None, repr=False, compare=False)  # fills blocks lazily while set
+    caches: SceneCaches = field(default_factory=lambda: SceneCaches(), repr=False, compare=False)
 
     @property
     def tile_bounds(self) -> tuple[float, float, float, float]:
@@ -136,14 +156,12 @@ class Scene:
     def ensure(self, region: tuple[float, float, float, float]) -> None:
         """Make sure everything inside ``region`` (scene metres) is built (blocks are filled
         lazily, see :meth:`.builder.SceneBuilder.ensure`)."""
-        builder = getattr(self, "_builder", None)
-        if builder is not None:
-            builder.ensure(region)
+        if self.builder is not None:
+            self.builder.ensure(region)
 
     def target_solids(self, tid: int) -> list[Solid]:
-        builder = getattr(self, "_builder", None)
-        if builder is not None:  # indexed by target id while building
-            return list(builder.by_tid.get(tid, []))
+        if self.builder is not None:  # indexed by target id while building
+            return list(self.builder.by_tid.get(tid, []))
         return [s for s in self.solids if s.tid == tid]
 
     def target_points(self, tid: int) -> np.ndarray:
