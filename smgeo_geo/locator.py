@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 import os
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -108,6 +109,8 @@ class Locator:
         self.last_heatmap = None
         self.last_registration_cached = False
         self._query_key: tuple | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        self._query_job: Future | None = None
 
     @property
     def predictor(self):
@@ -121,6 +124,20 @@ class Locator:
         for dem in self._dems.values():
             dem.close()
         self._dems.clear()
+        if self._thread is not None:
+            self._thread.shutdown()
+            self._thread = None
+
+    def _beside(self) -> ThreadPoolExecutor:
+        """A thread for work that overlaps the stages (torch and OpenCV release the GIL)."""
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smgeo-locator")
+        return self._thread
+
+    def _encode_query(self, image: np.ndarray, key: tuple) -> None:
+        self._query_key = None
+        self.predictor.set_query(image)
+        self._query_key = key
 
     # -- inputs -------------------------------------------------------------------------
     def dem(self, path: str | os.PathLike | None) -> DemTerrain | None:
@@ -241,6 +258,16 @@ class Locator:
         click = check_click(click, (image.shape[1], image.shape[0]))
         terrain = self.dem(dem)
         tick = progress or (lambda fraction, message: None)
+        query_key = (os.path.abspath(photo), _mtime(photo))
+        if self._query_job is not None:  # a call that raised before waiting for its own
+            wait([self._query_job])
+        self._query_job = query_job = None  # SMGeo's photo encoding, beside metadata and registration
+        if method == "auto" and self._query_key != query_key:
+            try:
+                self.predictor  # the model loads here, in this thread
+                self._query_job = query_job = self._beside().submit(self._encode_query, image, query_key)
+            except SMGeoError:
+                pass  # the SMGeo stage says why below
         prior, why = None, ""
         if method in ("auto", "metadata", "registration"):
             try:
@@ -272,11 +299,11 @@ class Locator:
                 predictor = self.predictor
                 if smgeo_window is None or smgeo_window.mode in ("whole", "search"):
                     smgeo_window = predictor.resolve_window(raster, window, photo=photo)
-                query_key = (os.path.abspath(photo), _mtime(photo))
+                if query_job is not None:
+                    self._query_job = None
+                    query_job.result()
                 if self._query_key != query_key:
-                    self._query_key = None
-                    predictor.set_query(image)
-                    self._query_key = query_key
+                    self._encode_query(image, query_key)
                 predictor.query_path = photo
                 def windows_tick(items):
                     items = list(items)

@@ -151,6 +151,28 @@ def test_auto_without_a_dem_maps_the_click_by_its_surroundings_and_stays_honest(
             assert err <= det.extra["uncertainty_m"] <= 15.0, (click, err, det.extra["uncertainty_m"])
 
 
+def test_auto_answers_without_the_model_when_its_checkpoint_is_broken(truth, tmp_path):
+    """SMGeo is one stage of auto: a checkpoint that cannot be loaded is that stage's reason,
+    and metadata + registration still answer (no traceback, no lost click)."""
+    from smgeo_geo.locator import Locator
+
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not a checkpoint")
+    (tmp_path / "broken.json").write_text("{}")
+    loc = Locator(checkpoint=broken)
+    try:
+        with open_reference(ORTHO) as raster:
+            det = loc.locate(raster, SOUTH, CLICKS[0], dem=DSM)
+            with pytest.raises(SMGeoError):
+                loc.locate(raster, SOUTH, CLICKS[0], method="smgeo", dem=DSM)
+    finally:
+        loc.close()
+    assert det.extra["answer"] == "registration" and det.extra["method"] == "metadata+registration"
+    assert "broken" in det.extra["smgeo_status"]
+    err = float(geodesic_distance(truth[0][0], truth[1][0], det.extra["located_lon"], det.extra["located_lat"]))
+    assert err < 1.0
+
+
 def test_photo_without_metadata_skips_the_metadata_stage_with_its_reason(locator, tmp_path):
     stripped = tmp_path / "stripped.jpg"
     Image.open(SOUTH).convert("RGB").save(stripped, quality=95)
