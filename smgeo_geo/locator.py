@@ -208,7 +208,9 @@ class Locator:
                None if prior is None else (id(prior.terrain), prior.camera.centre.tobytes()))
         reg = self._registrations.get(key)
         self.last_registration_cached = reg is not None
-        if reg is None:
+        if reg is not None:
+            reg.raster = raster  # same file, bands and window; the handle it was made with may be closed
+        else:
             reg = register(image, raster, window, prior)
             self._registrations[key] = reg
             while len(self._registrations) > self.cache_size:

@@ -130,6 +130,26 @@ def test_auto_locates_real_clicks_to_within_a_metre_and_says_how_sure(locator, t
     assert locator.last_registration_cached  # every click after the first reused the registration
 
 
+def test_a_cached_registration_answers_through_a_new_handle_on_the_raster(truth):
+    """Batch and the worker open the reference per request: a registration cached by an earlier
+    call (whose handle is closed now) must read its per-click patches through the new one."""
+    from smgeo_geo.locator import Locator
+
+    loc = Locator()
+    try:
+        for dem in (DSM, None):
+            for i in (0, 1):
+                with open_reference(ORTHO) as raster:
+                    det = loc.locate(raster, SOUTH, CLICKS[i], method="registration", dem=dem)
+                assert loc.last_registration_cached == (i == 1)
+                err = float(geodesic_distance(truth[0][i], truth[1][i], det.extra["located_lon"],
+                                              det.extra["located_lat"]))
+                assert err <= det.extra["uncertainty_m"]
+                assert det.extra["registration_patch_inliers"] > 0
+    finally:
+        loc.close()
+
+
 def test_without_a_dem_the_answer_is_coarser_and_says_so(locator, truth):
     with open_reference(ORTHO) as raster:
         det = locator.locate(raster, SOUTH, CLICKS[1], method="metadata")
