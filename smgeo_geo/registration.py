@@ -44,9 +44,9 @@ from smgeo_geo.raster import PixelMapping, ReferenceRaster
 from smgeo_geo.terrain import DemTerrain, cast_rays, intersect_rays
 
 MAX_WORK_SIDE = 768  # pixels a side of the working window (reference and rectified photo)
-COARSE_SIDE = 384  # with a DEM: pixels a side of the global pose registration (refined near each click)
-# (without one the global registration stays at MAX_WORK_SIDE: a flat-ground rectification of
-# hilly land keeps few matches at coarser scales)
+COARSE_SIDE = 384  # pixels a side of the global registration (refined near each click); without a DEM
+# it is tried first and MAX_WORK_SIDE follows when too few matches hold (a flat-ground rectification
+# of hilly land keeps few at coarse scales)
 FINE_SIDE = 320  # pixels a side, at most, of the full-resolution patch around a click
 FINE_HALF_M = 20.0  # metres from the click to the patch's edge (at least FINE_MIN_HALF_PX native pixels)
 FINE_MIN_HALF_PX = 64
@@ -507,7 +507,20 @@ def register(photo: np.ndarray, raster: ReferenceRaster, window: Window, prior: 
     is matched directly (``photo`` mode). A failure is a result with ``ok`` False and a reason.
     """
     dem = prior is not None and isinstance(prior.terrain, DemTerrain)
-    window, size = _work_window(raster, window, COARSE_SIDE if dem else MAX_WORK_SIDE)
+    if prior is not None and not dem and max(window.width, window.height) > COARSE_SIDE:
+        # flat ground: the coarse scale first; where the rectification of relief keeps too few
+        # matches there, the full work scale
+        coarse = _register_at(photo, raster, window, prior, photo_side, COARSE_SIDE)
+        if coarse.ok:
+            return coarse
+    return _register_at(photo, raster, window, prior, photo_side, COARSE_SIDE if dem else MAX_WORK_SIDE)
+
+
+def _register_at(photo: np.ndarray, raster: ReferenceRaster, window: Window, prior: CameraPrior | None,
+                 photo_side: int, max_side: int) -> RegisteredPhoto:
+    """:func:`register` with the reference window read at most ``max_side`` pixels a side."""
+    dem = prior is not None and isinstance(prior.terrain, DemTerrain)
+    window, size = _work_window(raster, window, max_side)
     ref_img, ref_valid, mapping = _read(raster, window, size)
     base = dict(raster=raster, window=window, mapping=mapping, resolution_m=_pixel_metres(raster, mapping),
                 prior=prior, photo_size=(photo.shape[1], photo.shape[0]))

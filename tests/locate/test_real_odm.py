@@ -193,6 +193,26 @@ def test_auto_answers_without_the_model_when_its_checkpoint_is_broken(truth, tmp
     assert err < 1.0
 
 
+def test_flat_ground_registration_falls_back_to_the_full_work_scale(monkeypatch):
+    """Without a DEM the global registration first tries the coarse scale; where too few matches
+    hold there (here: a coarse scale made far too small), it registers at the full work scale."""
+    from smgeo_geo import registration as reg
+    from smgeo_geo.photo import read_photo
+
+    meta = read_photo_meta(SOUTH)
+    image = read_photo(str(SOUTH))
+    with open_reference(ORTHO) as raster:
+        prior = camera_from_metadata(meta, None)
+        window = reg.footprint_window(prior, raster, 60.0)
+        assert max(window.width, window.height) > reg.MAX_WORK_SIDE
+        monkeypatch.setattr(reg, "COARSE_SIDE", 64)
+        held = reg.register(image, raster, window, prior)
+        assert held.ok and held.mode == "local", held.reason
+        assert max(window.width / held.mapping.scale_x, window.height / held.mapping.scale_y) == pytest.approx(
+            reg.MAX_WORK_SIDE, abs=1)
+        assert held.locate(CLICKS[1], 70.0).ok
+
+
 def test_photo_without_metadata_skips_the_metadata_stage_with_its_reason(locator, tmp_path):
     stripped = tmp_path / "stripped.jpg"
     Image.open(SOUTH).convert("RGB").save(stripped, quality=95)
