@@ -10,7 +10,7 @@ import tempfile
 import time
 
 from qgis.core import (
-    Qgis, QgsApplication, QgsCoordinateTransform, QgsMapLayerProxyModel, QgsProject, QgsProviderRegistry,
+    Qgis, QgsCoordinateTransform, QgsMapLayerProxyModel, QgsProject, QgsProviderRegistry,
     QgsRasterLayer, QgsRectangle,
 )
 from qgis.gui import QgsDockWidget, QgsFileWidget, QgsMapLayerComboBox
@@ -23,11 +23,10 @@ from qgis.PyQt.QtWidgets import (
 from . import export, results
 from .photo_view import PhotoLoadError, PhotoView
 from .retrieval_panel import RetrievalPanel
-from .run_controls import add_run_controls
+from .run_controls import RunControls
 from .service import log, shared_client
 from .settings import METHODS, SETUP_HELP, PluginSettings
 from .tasks import WorkerTask
-from .worker_client import RequestCancelled
 
 PHOTO_FILTER = "Images (*.jpg *.jpeg *.JPG *.JPEG *.png *.PNG *.tif *.tiff *.TIF *.TIFF);;All files (*)"
 WINDOW_MODES = [("extent", "Map's current extent"), ("photo_gps", "Photo GPS (EXIF / DJI metadata)"),
@@ -86,10 +85,8 @@ class LocatorDock(QgsDockWidget):
         self.setObjectName("SMGeoLocatorDock")
         self.iface = iface
         self.settings = PluginSettings.load()
-        self.task: WorkerTask | None = None
         self.last_result: dict | None = None
         self.last_feature_id: int | None = None
-        self._restarts_seen = 0
         self._build()
         self._refresh_recent()
         self._check_setup()
@@ -154,9 +151,9 @@ class LocatorDock(QgsDockWidget):
         options.addWidget(self.heatmap_check)
         layout.addLayout(options)
 
-        run = add_run_controls(layout, body, "Locate", self.locate, self.cancel)
-        self.locate_button, self.cancel_button = run.run_button, run.cancel_button
-        self.progress, self.status_label = run.progress, run.status_label
+        self.run = RunControls(layout, body, "Locate", self.locate, self.cancel, self.notify)
+        self.locate_button, self.cancel_button = self.run.run_button, self.run.cancel_button
+        self.progress, self.status_label = self.run.progress, self.run.status_label
 
         layout.addWidget(QLabel("Candidates (tick to show on the map):", body))
         self.candidates_list = QListWidget(body)
@@ -309,61 +306,33 @@ class LocatorDock(QgsDockWidget):
         if request is None:
             return None
         params, snapshot = request
-        if self.task is not None:
-            self.cancel()
         settings = self.settings
         prepare = (f"reading layer '{snapshot.layer_name}'", snapshot.write) if snapshot is not None else None
         task = WorkerTask("SMGeo: locate object", lambda: shared_client(settings), "locate", params,
                           done=self._located, prepare=prepare)
         task.snapshot = snapshot  # removed by _located once the worker has read it
-        task.progressChanged.connect(self._task_progress)
-        self.task = task
-        self.progress.setValue(0)
-        self.cancel_button.setEnabled(True)
-        self.status_label.setText("locating…")
-        QgsApplication.taskManager().addTask(task)
+        self.run.start(task, "locating…")
         return task
+
+    @property
+    def task(self) -> WorkerTask | None:
+        """The locate task running, if any."""
+        return self.run.task
 
     def cancel(self) -> None:
         """Cancel the running search: whenever the worker's answer arrives, it is dropped
         (no layer is added); the panel says "cancelled" at once."""
-        task, self.task = self.task, None
-        if task is None:
-            return
-        task.cancelled_by_user = True
-        self.cancel_button.setEnabled(False)
-        self.progress.setValue(0)
-        self.status_label.setText("cancelled")
-        if not task.ended:
-            task.cancel()
-
-    def _task_progress(self, value: float) -> None:
-        task = self.sender()
-        if task is self.task:
-            self.progress.setValue(int(value))
-            if task.stage:
-                self.status_label.setText(task.stage)
+        self.run.cancel()
 
     def _located(self, task: WorkerTask) -> None:
         snapshot = getattr(task, "snapshot", None)
         if snapshot is not None:
             snapshot.relabel(task.result)
             snapshot.remove()
-        if task is not self.task:
-            return  # an older click (superseded) or a search cancelled: its answer is dropped
-        self.task = None
-        self.cancel_button.setEnabled(False)
-        client = task.client
-        if client is not None and client.restarts > self._restarts_seen:
-            self._restarts_seen = client.restarts
-            self.notify(f"The SMGeo worker had stopped ({client.last_crash}) and was restarted.", Qgis.Warning)
-        if task.result is None:
-            if isinstance(task.error, RequestCancelled) or task.isCanceled():
-                self.status_label.setText("cancelled")
-            else:
-                error = task.error
-                self.notify(f"{error}" if error is not None else "locate failed", Qgis.Critical, 10)
-            self.progress.setValue(0)
+        outcome = self.run.finish(task)  # "stale": an older click (superseded) or a cancelled one
+        if outcome == "failed":
+            self.notify(f"{task.error}" if task.error is not None else "locate failed", Qgis.Critical, 10)
+        if outcome != "ok":
             return
         self.show_result(task.result, task.params.get("method"))
 

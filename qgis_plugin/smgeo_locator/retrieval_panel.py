@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from qgis.core import (
-    Qgis, QgsApplication, QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsGeometry, QgsProject,
+    Qgis, QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsGeometry, QgsProject,
     QgsRasterLayer, QgsRectangle,
 )
 from qgis.gui import QgsFileWidget
@@ -24,11 +24,10 @@ from qgis.PyQt.QtWidgets import (
 
 from . import hit_layers
 from .results import WGS84
-from .run_controls import add_run_controls
+from .run_controls import RunControls
 from .service import log, shared_client
 from .settings import PluginSettings
 from .tasks import WorkerTask
-from .worker_client import RequestCancelled
 
 THUMB_SIZE = 64
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".jp2")
@@ -48,13 +47,11 @@ class RetrievalPanel(QWidget):
         super().__init__(parent)
         self.iface = iface
         self.settings = settings  # shared with the dock: both save the same settings
-        self.task: WorkerTask | None = None
         self.last_result: dict | None = None
         self.hits_layer_id: str | None = None
         self.footprints_layer_id: str | None = None
         self._feature_ids: dict[int, int] = {}  # rank -> feature id in the hits layer
         self._hits: dict[int, dict] = {}  # rank -> the worker's hit
-        self._restarts_seen = 0
         self._build()
 
     def _build(self) -> None:
@@ -77,10 +74,10 @@ class RetrievalPanel(QWidget):
         form.addRow("Hits", self.top_k_spin)
         layout.addLayout(form)
 
-        run = add_run_controls(layout, self, "Find", self.find, self.cancel,
+        self.run = RunControls(layout, self, "Find", self.find, self.cancel, self.notify,
                                "Describe what to find, e.g. its roof, shape and surroundings.")
-        self.find_button, self.cancel_button = run.run_button, run.cancel_button
-        self.progress, self.status_label = run.progress, run.status_label
+        self.find_button, self.cancel_button = self.run.run_button, self.run.cancel_button
+        self.progress, self.status_label = self.run.progress, self.run.status_label
 
         layout.addWidget(QLabel("Hits (click: show on the map; double-click: open the image):", self))
         self.hits_list = QListWidget(self)
@@ -124,56 +121,29 @@ class RetrievalPanel(QWidget):
         params = self.request_params()
         if params is None:
             return None
-        if self.task is not None:
-            self.cancel()
         self.settings.retrieval_index = params["index"]
         self.settings.retrieval_top_k = params["top_k"]
         self.settings.save()
         settings = self.settings
         task = WorkerTask("SMGeo: find by description", lambda: shared_client(settings), "retrieve", params,
                           done=self._found)
-        task.progressChanged.connect(self._task_progress)
-        self.task = task
-        self.progress.setValue(0)
-        self.cancel_button.setEnabled(True)
-        self.status_label.setText(f"searching for \u201c{hit_layers.short_text(params['text'])}\u201d\u2026")
-        QgsApplication.taskManager().addTask(task)
+        self.run.start(task, f"searching for \u201c{hit_layers.short_text(params['text'])}\u201d\u2026")
         return task
+
+    @property
+    def task(self) -> WorkerTask | None:
+        """The search running, if any."""
+        return self.run.task
 
     def cancel(self) -> None:
         """Cancel the running search; its answer, whenever it comes, is dropped."""
-        task, self.task = self.task, None
-        if task is None:
-            return
-        task.cancelled_by_user = True
-        self.cancel_button.setEnabled(False)
-        self.progress.setValue(0)
-        self.status_label.setText("cancelled")
-        if not task.ended:
-            task.cancel()
-
-    def _task_progress(self, value: float) -> None:
-        task = self.sender()
-        if task is self.task:
-            self.progress.setValue(int(value))
-            if task.stage:
-                self.status_label.setText(task.stage)
+        self.run.cancel()
 
     def _found(self, task: WorkerTask) -> None:
-        if task is not self.task:
-            return  # cancelled or superseded by a newer search
-        self.task = None
-        self.cancel_button.setEnabled(False)
-        client = task.client
-        if client is not None and client.restarts > self._restarts_seen:
-            self._restarts_seen = client.restarts
-            self.notify(f"The SMGeo worker had stopped ({client.last_crash}) and was restarted.", Qgis.Warning)
-        if task.result is None:
-            self.progress.setValue(0)
-            if isinstance(task.error, RequestCancelled) or task.isCanceled():
-                self.status_label.setText("cancelled")
-            else:
-                self.notify(f"Find by description: {task.error or 'the search failed'}", Qgis.Critical, 10)
+        outcome = self.run.finish(task)  # "stale": cancelled or superseded by a newer search
+        if outcome == "failed":
+            self.notify(f"Find by description: {task.error or 'the search failed'}", Qgis.Critical, 10)
+        if outcome != "ok":
             return
         self.show_hits(task.result, task.params["text"])
 
