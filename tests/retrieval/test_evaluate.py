@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 
-from smgeo_geo.cli import main
 from smgeo_retrieval.checkpoint import save_retrieval_checkpoint
 from smgeo_retrieval.evaluate import random_report, score_report
 from smgeo_retrieval.metrics import first_relevant_ranks, ranking_metrics, relevance
@@ -16,6 +15,7 @@ from smgeo_retrieval.model import RetrievalModel, get_retrieval_config
 from smgeo_retrieval.train import build_tokenizer
 from smgeo_retrieval.train_data import PairData, load_pairs
 from tests.retrieval.retrieval_fixtures import TINY_SIZE, tiny_corpus_path
+from tests.bad_inputs.conftest import run_cli
 
 
 def test_metrics_hand_computed():
@@ -66,21 +66,13 @@ def corpus(tmp_path_factory):
     return tiny_corpus_path(tmp_path_factory)
 
 
-def _cli(args, capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
-
-
 @pytest.mark.slow
 def test_cli_report_with_ablations(corpus, tmp_path, capsys):
     train = load_pairs(corpus, "train", TINY_SIZE)
     ckpt = save_retrieval_checkpoint(RetrievalModel(get_retrieval_config("tiny"), build_tokenizer(train, True)),
                                      tmp_path / "m")
     out = tmp_path / "report"
-    code, stdout, err = _cli(["evaluate-retrieval", "--corpus", str(corpus), "--checkpoint", str(ckpt), "--out",
+    code, stdout, err = run_cli(["evaluate-retrieval", "--corpus", str(corpus), "--checkpoint", str(ckpt), "--out",
                               str(out), "--ablations", "--preset", "tiny", "--stage1-epochs", "1", "--stage2-epochs",
                               "1", "--batch-size", "8", "--quiet"], capsys)
     assert code == 0, err
@@ -108,7 +100,7 @@ def test_cli_bad_options_exit_2(corpus, tmp_path, capsys):
         ["--corpus", str(corpus), "--out", str(tmp_path), "--device", "tpu"],
     ]
     for args in bad:
-        code, _, err = _cli(["evaluate-retrieval", *args, "--quiet"], capsys)
+        code, _, err = run_cli(["evaluate-retrieval", *args, "--quiet"], capsys)
         assert code == 2, (args, err)
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("Error: "), (args, err)

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from smgeo_geo.cli import main
 from smgeo_geo.errors import OptionError
 from smgeo_retrieval.checkpoint import load_retrieval_checkpoint
 from smgeo_retrieval.model import RetrievalModel, get_retrieval_config
@@ -18,6 +17,7 @@ from smgeo_retrieval.train import (RetrievalTrainOptions, ablation_options, batc
                                    contrastive_loss, train_retrieval)
 from smgeo_retrieval.train_data import load_pairs, mine_hard_negatives, stage2_batches
 from tests.retrieval.retrieval_fixtures import TINY_SIZE, tiny_corpus_path
+from tests.bad_inputs.conftest import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -127,17 +127,9 @@ def test_ablation_variants_keep_the_budget(tmp_path):
         ablation_options(base, "bigger", tmp_path)
 
 
-def _cli(args, capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
-
-
 def test_cli_trains_and_bad_options_exit_2(corpus, tmp_path, capsys):
     run = tmp_path / "run"
-    code, out, _ = _cli(["train-retrieval", "--corpus", str(corpus), "--out", str(run), "--preset", "tiny",
+    code, out, _ = run_cli(["train-retrieval", "--corpus", str(corpus), "--out", str(run), "--preset", "tiny",
                          "--stage1-epochs", "1", "--stage2-epochs", "1", "--batch-size", "8", "--quiet"], capsys)
     assert code == 0, out
     assert (run / "last.safetensors").is_file() and "checkpoint" in out
@@ -154,7 +146,7 @@ def test_cli_trains_and_bad_options_exit_2(corpus, tmp_path, capsys):
         ["--corpus", str(corpus), "--out", str(tmp_path / "r"), "--threads", "0"],
     ]
     for args in bad:
-        code, _, err = _cli(["train-retrieval", *args, "--quiet"], capsys)
+        code, _, err = run_cli(["train-retrieval", *args, "--quiet"], capsys)
         assert code == 2, (args, err)
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("Error: "), (args, err)
