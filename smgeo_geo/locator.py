@@ -10,7 +10,8 @@ Three stages, each usable alone (``method``) and combined by ``auto`` (the defau
    refined pose (with a DEM) or local maps; an uncertainty from the local residuals.
 3. ``smgeo``: the learned model in a window centred on the best estimate so far (or the
    user's window); its candidates re-ranked by agreement with the earlier stages; it supplies
-   the object's box.
+   the object's box. The photo's encoding, and with the user's own window (bounds or centre)
+   the whole search, run in a thread beside stages 1 and 2.
 
 Fusion (``auto``): the point is the registration's when it held and agrees with the metadata
 (their 90 % circles overlap, or the registration has strong support), else the metadata's,
@@ -110,7 +111,7 @@ class Locator:
         self.last_registration_cached = False
         self._query_key: tuple | None = None
         self._thread: ThreadPoolExecutor | None = None
-        self._query_job: Future | None = None
+        self._pending: list[Future] = []  # work submitted beside the stages, not yet waited for
 
     @property
     def predictor(self):
@@ -138,6 +139,33 @@ class Locator:
         self._query_key = None
         self.predictor.set_query(image)
         self._query_key = key
+
+    def _wait_pending(self) -> None:
+        """Wait for the work started beside the stages (its errors are the callers' to read)."""
+        pending, self._pending = self._pending, []
+        wait(pending)
+
+    def _smgeo(self, raster: ReferenceRaster, image: np.ndarray, photo: str, query_key: tuple,
+               smgeo_window: ResolvedWindow | None, spec: WindowSpec | None, click, top_k: int,
+               tick=None) -> tuple[Detection, str]:
+        """Stage 3: SMGeo's ranked boxes for the click in ``smgeo_window`` (raster pixels; the
+        window ``spec`` resolved for the model when ``None`` or a whole / sliding search), and
+        the window's reason. ``tick(fraction, message)`` per sliding window when given."""
+        predictor = self.predictor
+        if smgeo_window is None or smgeo_window.mode in ("whole", "search"):
+            smgeo_window = predictor.resolve_window(raster, spec, photo=photo)
+        if self._query_key != query_key:
+            self._encode_query(image, query_key)
+        predictor.query_path = photo
+
+        def windows_tick(items):
+            items = list(items)
+            for i, item in enumerate(items):
+                if tick is not None:
+                    tick(0.6 + 0.35 * i / max(len(items), 1), f"SMGeo window {i + 1}/{len(items)}")
+                yield item
+
+        return predictor.locate_resolved(raster, smgeo_window, click, top_k, progress=windows_tick), smgeo_window.reason
 
     # -- inputs -------------------------------------------------------------------------
     def dem(self, path: str | os.PathLike | None) -> DemTerrain | None:
@@ -224,7 +252,7 @@ class Locator:
                       "residual_m": round(result.residual_m, 3)})
 
     def _smgeo_window(self, raster: ReferenceRaster, estimate: Stage | None, user: ResolvedWindow | None) -> ResolvedWindow:
-        if estimate is None or user is not None and user.mode in ("bounds", "center"):
+        if estimate is None or _fixed_window(user):
             return user
         res = abs(raster.transform.a * raster.transform.e - raster.transform.b * raster.transform.d) ** 0.5
         if raster.crs.is_geographic:
@@ -261,13 +289,13 @@ class Locator:
         terrain = self.dem(dem)
         tick = progress or (lambda fraction, message: None)
         query_key = (os.path.abspath(photo), _mtime(photo))
-        if self._query_job is not None:  # a call that raised before waiting for its own
-            wait([self._query_job])
-        self._query_job = query_job = None  # SMGeo's photo encoding, beside metadata and registration
-        if method == "auto" and self._query_key != query_key:
+        self._wait_pending()  # a call that raised before waiting for its own background work
+        ahead = None  # SMGeo's work, beside metadata and registration in auto
+        if method == "auto":
             try:
                 self.predictor  # the model loads here, in this thread
-                self._query_job = query_job = self._beside().submit(self._encode_query, image, query_key)
+                if self._query_key != query_key:
+                    self._pending.append(self._beside().submit(self._encode_query, image, query_key))
             except SMGeoError:
                 pass  # the SMGeo stage says why below
         prior, why = None, ""
@@ -278,15 +306,20 @@ class Locator:
                 if method == "metadata":
                     raise
                 why = str(exc)
+        user = None  # the user's window, as registration may use it (up to REGISTRATION_MAX_SIDE whole)
+        if method in ("auto", "registration") and ((window is not None and window.mode != "auto") or prior is None):
+            user = resolve(window or WindowSpec(), raster, max_side=REGISTRATION_MAX_SIDE, photo=photo)
+        if method == "auto" and self._predictor is not None and _fixed_window(user):
+            # SMGeo's window is the user's whatever the other stages find: encode and search it
+            # now, beside them (the raster's reads are serialised; the model's work is not)
+            ahead = self._beside().submit(self._smgeo, raster, image, photo, query_key, user, window, click, top_k)
+            self._pending.append(ahead)
         stages: dict[str, Stage] = {}
         meta = self._metadata_stage(prior, why, raster, click)
         if method in ("auto", "metadata"):
             stages["metadata"] = meta
             if method == "metadata" and not meta.ok:
                 raise MetadataError(meta.reason)
-        user = None  # the user's window, as registration may use it (up to REGISTRATION_MAX_SIDE whole)
-        if method in ("auto", "registration") and ((window is not None and window.mode != "auto") or prior is None):
-            user = resolve(window or WindowSpec(), raster, max_side=REGISTRATION_MAX_SIDE, photo=photo)
         if method in ("auto", "registration"):
             tick(0.2, "registering the photo on the reference")
             stages["registration"] = self._registration_stage(photo, raster, prior, meta, user, click)
@@ -296,27 +329,18 @@ class Locator:
         smgeo_det = None
         if method in ("auto", "smgeo"):
             tick(0.6, "running SMGeo")
-            smgeo_window = self._smgeo_window(raster, estimate, user) if method == "auto" else None
             try:
-                predictor = self.predictor
-                if smgeo_window is None or smgeo_window.mode in ("whole", "search"):
-                    smgeo_window = predictor.resolve_window(raster, window, photo=photo)
-                if query_job is not None:
-                    self._query_job = None
-                    query_job.result()
-                if self._query_key != query_key:
-                    self._encode_query(image, query_key)
-                predictor.query_path = photo
-                def windows_tick(items):
-                    items = list(items)
-                    for i, item in enumerate(items):
-                        tick(0.6 + 0.35 * i / max(len(items), 1), f"SMGeo window {i + 1}/{len(items)}")
-                        yield item
-
-                smgeo_det = predictor.locate_resolved(raster, smgeo_window, click, top_k, progress=windows_tick)
-                self.last_heatmap = predictor.last_heatmap
+                if ahead is not None:
+                    self._wait_pending()
+                    smgeo_det, reason = ahead.result()
+                else:
+                    self._wait_pending()  # the photo's encoding
+                    smgeo_window = self._smgeo_window(raster, estimate, user) if method == "auto" else None
+                    smgeo_det, reason = self._smgeo(raster, image, photo, query_key, smgeo_window, window, click,
+                                                    top_k, tick)
+                self.last_heatmap = self.predictor.last_heatmap
                 stages["smgeo"] = Stage("smgeo", True, "", details={"score": round(smgeo_det.score, 4),
-                                                                    "window": smgeo_window.reason})
+                                                                    "window": reason})
             except SMGeoError as exc:
                 if method == "smgeo":
                     raise
@@ -324,6 +348,11 @@ class Locator:
         tick(0.95, "fusing")
         return _detection(raster, photo, click, stages, estimate, smgeo_det, top_k,
                           self._predictor.model_id if self._predictor is not None else "")
+
+
+def _fixed_window(user: ResolvedWindow | None) -> bool:
+    """Whether SMGeo searches the user's own window (bounds or centre) whatever the stages find."""
+    return user is not None and user.window is not None and user.mode in ("bounds", "center")
 
 
 def _fuse_point(stages: dict[str, Stage]) -> Stage | None:

@@ -9,13 +9,15 @@ Only windows are ever read (GDAL windowed reads with ``out_shape`` resampling, w
 also pick overviews when present), so memory grows with the requested window and
 GDAL's block cache (``GDAL_CACHEMAX``), never with the raster size. A raster smaller
 than the model input is not special: the caller asks for ``out_size`` and the window
-is resampled (up-sampled) to exactly that size.
+is resampled (up-sampled) to exactly that size. Reads of one :class:`ReferenceRaster` from
+several threads are serialised (a GDAL handle is not thread-safe); the pixels' use is not.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 from typing import Literal, Sequence
@@ -109,6 +111,7 @@ class ReferenceRaster:
     def __init__(self, dataset, path: str, bands: Sequence[int] | None = None,
                  stretch: Literal["window", "raster"] = "window") -> None:
         self.dataset = dataset
+        self._read_lock = threading.Lock()  # a GDAL dataset handle must not be read from two threads at once
         self.path = path
         self.width: int = dataset.width
         self.height: int = dataset.height
@@ -223,10 +226,11 @@ class ReferenceRaster:
         unique = sorted(set(self.bands))
         kw = dict(window=win, boundless=not inside)
         try:
-            data = self.dataset.read(unique, out_shape=(len(unique), out_h, out_w), resampling=resampling,
-                                     fill_value=0 if not inside else None, **kw)
-            masks = self.dataset.read_masks(unique, out_shape=(len(unique), out_h, out_w),
-                                            resampling=Resampling.nearest, **kw)
+            with self._read_lock:
+                data = self.dataset.read(unique, out_shape=(len(unique), out_h, out_w), resampling=resampling,
+                                         fill_value=0 if not inside else None, **kw)
+                masks = self.dataset.read_masks(unique, out_shape=(len(unique), out_h, out_w),
+                                                resampling=Resampling.nearest, **kw)
         except rasterio.errors.RasterioError as exc:
             raise RasterError(f"{self.path}: cannot read window {win}: {exc}") from exc
         valid = np.all(masks > 0, axis=0)
@@ -253,8 +257,9 @@ class ReferenceRaster:
             shape = (max(1, round(self.height / max(f, 1))), max(1, round(self.width / max(f, 1))))
             unique = sorted(set(self.bands))
             try:
-                data = self.dataset.read(unique, out_shape=(len(unique), *shape), resampling=Resampling.nearest)
-                masks = self.dataset.read_masks(unique, out_shape=(len(unique), *shape))
+                with self._read_lock:
+                    data = self.dataset.read(unique, out_shape=(len(unique), *shape), resampling=Resampling.nearest)
+                    masks = self.dataset.read_masks(unique, out_shape=(len(unique), *shape))
             except rasterio.errors.RasterioError as exc:
                 raise RasterError(f"{self.path}: cannot read the raster: {exc}") from exc
             valid = np.all(masks > 0, axis=0)

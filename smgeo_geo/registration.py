@@ -9,7 +9,8 @@ reference point's terrain height they refine the camera pose (PnP, RANSAC) and t
 ray is cast with the refined camera. Tall objects and relief stay exact where the DEM holds;
 what the global pose does not explain (lens model, DEM errors, flat ground in hilly land) is
 corrected by the residuals of the inliers nearest the click. With a DEM this runs coarse to
-fine: the pose from a window read at ``COARSE_SIDE`` pixels, then per click a patch of the
+fine: the pose from a window read at ``COARSE_SIDE`` pixels with ``COARSE_FEATURES`` per image
+(``MAX_WORK_SIDE`` and ``MAX_FEATURES`` when too few matches hold there), then per click a patch of the
 reference around it at native resolution, rectified again with the refined camera and matched,
 whose correspondences give the local correction (the coarse ones when the patch does not
 register, e.g. on texture-less ground). On flat ground (no DEM) each click is mapped by the
@@ -44,16 +45,15 @@ from smgeo_geo.raster import PixelMapping, ReferenceRaster
 from smgeo_geo.terrain import DemTerrain, cast_rays, intersect_rays
 
 MAX_WORK_SIDE = 768  # pixels a side of the working window (reference and rectified photo)
-COARSE_SIDE = 384  # pixels a side of the global registration (refined near each click); without a DEM
-# it is tried first and MAX_WORK_SIDE follows when too few matches hold (a flat-ground rectification
-# of hilly land keeps few at coarse scales)
+COARSE_SIDE = 384  # pixels a side of the global registration tried first (refined near each click);
+# MAX_WORK_SIDE with MAX_FEATURES follows when too few matches hold there
 FINE_SIDE = 320  # pixels a side, at most, of the full-resolution patch around a click
 FINE_HALF_M = 20.0  # metres from the click to the patch's edge (at least FINE_MIN_HALF_PX native pixels)
 FINE_MIN_HALF_PX = 64
 FINE_SEARCH_SIDE = 384  # pixels a side, at most, of the reference searched around a click without a DEM
 MIN_FINE_INLIERS = 12
 MAX_FEATURES = 3000  # SIFT keypoints kept per image (strongest first)
-COARSE_FEATURES = 1000  # per image of the coarse pose registration
+COARSE_FEATURES = 500  # per image of the coarse pose registration (a 6-DoF pose needs few)
 PATCH_FEATURES = 1000  # per image of the patch around a click, with a DEM
 MIN_INLIERS = 15
 MIN_PHOTO_INLIERS = 30  # a photo without metadata has no prior to check a match against: ask for more
@@ -507,18 +507,21 @@ def register(photo: np.ndarray, raster: ReferenceRaster, window: Window, prior: 
     is matched directly (``photo`` mode). A failure is a result with ``ok`` False and a reason.
     """
     dem = prior is not None and isinstance(prior.terrain, DemTerrain)
-    if prior is not None and not dem and max(window.width, window.height) > COARSE_SIDE:
-        # flat ground: the coarse scale first; where the rectification of relief keeps too few
-        # matches there, the full work scale
-        coarse = _register_at(photo, raster, window, prior, photo_side, COARSE_SIDE)
+    if prior is not None and max(window.width, window.height) > COARSE_SIDE:
+        # cheap first: the coarse scale (with a DEM a pose needs only COARSE_FEATURES); where too
+        # few matches hold there (weak texture, a flat-ground rectification of relief), the full
+        # work scale with the full feature budget
+        coarse = _register_at(photo, raster, window, prior, photo_side, COARSE_SIDE,
+                              COARSE_FEATURES if dem else MAX_FEATURES)
         if coarse.ok:
             return coarse
-    return _register_at(photo, raster, window, prior, photo_side, COARSE_SIDE if dem else MAX_WORK_SIDE)
+    return _register_at(photo, raster, window, prior, photo_side, MAX_WORK_SIDE, MAX_FEATURES)
 
 
 def _register_at(photo: np.ndarray, raster: ReferenceRaster, window: Window, prior: CameraPrior | None,
-                 photo_side: int, max_side: int) -> RegisteredPhoto:
-    """:func:`register` with the reference window read at most ``max_side`` pixels a side."""
+                 photo_side: int, max_side: int, budget: int) -> RegisteredPhoto:
+    """:func:`register` with the reference window read at most ``max_side`` pixels a side and
+    ``budget`` SIFT features per image."""
     dem = prior is not None and isinstance(prior.terrain, DemTerrain)
     window, size = _work_window(raster, window, max_side)
     ref_img, ref_valid, mapping = _read(raster, window, size)
@@ -526,13 +529,12 @@ def _register_at(photo: np.ndarray, raster: ReferenceRaster, window: Window, pri
                 prior=prior, photo_size=(photo.shape[1], photo.shape[0]))
     if not ref_valid.any():
         return RegisteredPhoto(False, "the reference window holds no valid pixels", **base)
-    budget = COARSE_FEATURES if dem else MAX_FEATURES  # a pose needs fewer than local maps do
     reference_features = _FEATURE_THREAD.submit(features, ref_img, ref_valid, budget)  # beside the photo's
     if prior is None:
         scale = min(1.0, photo_side / max(photo.shape[:2]))
         small = cv2.resize(photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)),
                            interpolation=cv2.INTER_AREA) if scale < 1 else photo
-        kp_q, d_q = features(small)
+        kp_q, d_q = features(small, max_features=budget)
         kp_q = kp_q / scale
         maps = None
     else:

@@ -20,6 +20,7 @@ from smgeo_geo.errors import MetadataError, SMGeoError
 from smgeo_geo.photo_meta import read_photo_meta
 from smgeo_geo.pose import camera_from_metadata, locate_pixel
 from smgeo_geo.raster import open_reference
+from smgeo_geo.registration import MIN_INLIERS
 from smgeo_geo.terrain import DemTerrain, intersect_rays
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real-odm"
@@ -121,7 +122,7 @@ def test_auto_locates_real_clicks_to_within_a_metre_and_says_how_sure(locator, t
             assert err <= det.extra["uncertainty_m"] <= 5.0
             assert det.extra["answer"] == "registration"
             assert det.extra["method"].startswith("metadata+registration")
-            assert det.extra["registration_inliers"] >= 30 and det.extra["registration_mode"] == "pose"
+            assert det.extra["registration_inliers"] >= MIN_INLIERS and det.extra["registration_mode"] == "pose"
             assert det.extra["registration_patch_inliers"] >= 12  # refined on the patch around the click
             # the detection's polygon holds the located point
             from shapely.geometry import Point
@@ -193,24 +194,58 @@ def test_auto_answers_without_the_model_when_its_checkpoint_is_broken(truth, tmp
     assert err < 1.0
 
 
-def test_flat_ground_registration_falls_back_to_the_full_work_scale(monkeypatch):
-    """Without a DEM the global registration first tries the coarse scale; where too few matches
-    hold there (here: a coarse scale made far too small), it registers at the full work scale."""
+@pytest.mark.parametrize("dem", [None, DSM], ids=["flat ground", "DSM"])
+def test_registration_falls_back_to_the_full_work_scale(monkeypatch, dem):
+    """The global registration first tries the coarse scale (with a DEM, with the pose's small
+    feature budget); where too few matches hold there (here: a coarse scale made far too
+    small), it registers at the full work scale with the full budget."""
     from smgeo_geo import registration as reg
     from smgeo_geo.photo import read_photo
 
     meta = read_photo_meta(SOUTH)
     image = read_photo(str(SOUTH))
+    terrain = DemTerrain(dem) if dem else None
     with open_reference(ORTHO) as raster:
-        prior = camera_from_metadata(meta, None)
+        prior = camera_from_metadata(meta, terrain)
         window = reg.footprint_window(prior, raster, 60.0)
         assert max(window.width, window.height) > reg.MAX_WORK_SIDE
+        tried = []
+        at = reg._register_at
+        monkeypatch.setattr(reg, "_register_at", lambda *a: tried.append(a[-2:]) or at(*a))
         monkeypatch.setattr(reg, "COARSE_SIDE", 64)
         held = reg.register(image, raster, window, prior)
-        assert held.ok and held.mode == "local", held.reason
+        assert held.ok and held.mode == ("pose" if dem else "local"), held.reason
+        assert tried == [(64, reg.COARSE_FEATURES if dem else reg.MAX_FEATURES), (reg.MAX_WORK_SIDE, reg.MAX_FEATURES)]
         assert max(window.width / held.mapping.scale_x, window.height / held.mapping.scale_y) == pytest.approx(
             reg.MAX_WORK_SIDE, abs=1)
         assert held.locate(CLICKS[1], 70.0).ok
+    if terrain is not None:
+        terrain.close()
+
+
+def test_auto_in_the_users_window_runs_smgeo_there_beside_the_other_stages(truth):
+    """With the user's own window (bounds), SMGeo searches exactly that window (started beside
+    metadata and registration): its box is the one SMGeo alone finds there, and the point is
+    still the registration's."""
+    from smgeo_geo.locator import Locator
+    from smgeo_geo.windows import WindowSpec
+
+    loc = Locator()
+    try:
+        with open_reference(ORTHO) as raster:
+            x0, y1 = raster.transform @ (0, 400)
+            x1, y0 = raster.transform @ (raster.width, 1424)
+            window = WindowSpec("bounds", bounds=(x0, y0, x1, y1), bounds_crs=raster.crs.to_string())
+            alone = loc.locate(raster, SOUTH, CLICKS[1], method="smgeo", window=window)
+            fused = loc.locate(raster, SOUTH, CLICKS[1], method="auto", window=window, dem=DSM)
+            assert loc._pending == []  # nothing left running behind the answer
+        assert fused.extra["smgeo_status"] == "ok" and fused.extra["answer"] == "registration"
+        assert fused.extra["smgeo_window"] == alone.extra["smgeo_window"]
+        assert fused.extra["smgeo_score"] == pytest.approx(alone.score, abs=1e-4)
+        err = float(geodesic_distance(truth[0][1], truth[1][1], fused.extra["located_lon"], fused.extra["located_lat"]))
+        assert err <= fused.extra["uncertainty_m"] <= 5.0
+    finally:
+        loc.close()
 
 
 def test_photo_without_metadata_skips_the_metadata_stage_with_its_reason(locator, tmp_path):
