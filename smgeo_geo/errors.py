@@ -81,7 +81,7 @@ class ClickError(SMGeoError, ValueError):
 
 
 class MetadataError(SMGeoError):
-    """Photo metadata (EXIF GPS, DJI XMP) is missing or unusable for the asked purpose."""
+    """Photo metadata (EXIF GPS, vendor XMP) is missing or unusable for the asked purpose."""
 
 
 class OptionError(SMGeoError, ValueError):

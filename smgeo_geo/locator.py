@@ -2,7 +2,7 @@
 
 Three stages, each usable alone (``method``) and combined by ``auto`` (the default):
 
-1. ``metadata`` (:mod:`smgeo_geo.pose`): the photo's camera from EXIF / DJI XMP; the click's
+1. ``metadata`` (:mod:`smgeo_geo.pose`): the photo's camera from EXIF / vendor XMP; the click's
    ray meets the DEM (or flat ground at the take-off height); an uncertainty from a stated
    error budget.
 2. ``registration`` (:mod:`smgeo_geo.registration`): the photo (rectified with the metadata

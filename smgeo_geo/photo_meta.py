@@ -1,9 +1,33 @@
-"""Drone photo metadata (EXIF GPS, DJI XMP) and the ground area a photo probably shows.
+"""Drone photo metadata (EXIF GPS, vendor XMP) and the ground area a photo probably shows.
 
 Positions are WGS84 lon/lat degrees (x=lon, y=lat); altitudes metres; angles degrees.
-DJI conventions: yaw is clockwise from true north; gimbal pitch -90 is nadir (straight
-down), 0 is the horizon. Quirks handled: EXIF ``GPSAltitude`` 0 means unknown; DJI XMP
-spells ``GpsLongtitude``; relative altitude (above take-off) is preferred for heights.
+Every vendor's attitude is turned into DJI's conventions: yaw clockwise from true north;
+pitch -90 is nadir (straight down), 0 the horizon; roll about the optical axis.
+
+XMP read (the first vendor found, in this order, gives the attitude and heights):
+
+==========  =====================================  ==============================================
+vendor      namespace                              tags
+==========  =====================================  ==============================================
+DJI         ``http://www.dji.com/drone-dji/1.0/``  ``GimbalYawDegree`` / ``GimbalPitchDegree`` /
+                                                   ``GimbalRollDegree``, ``FlightYawDegree``,
+                                                   ``RelativeAltitude``, ``AbsoluteAltitude``
+                                                   (+ RTK, calibration, dewarp values)
+Parrot      ``http://www.parrot.com/drone-parrot/  ``CameraYawDegree`` / ``CameraPitchDegree`` /
+            1.0/``                                 ``CameraRollDegree`` (pitch as DJI's),
+                                                   ``DroneYawDegree``
+Skydio      ``https://www.skydio.com/drone-skydio  ``CameraOrientationNED`` (``Yaw``, ``Pitch``,
+            /1.0/``                                ``Roll``; pitch as DJI's), ``RelativeAltitude``,
+                                                   ``AbsoluteAltitude``, ``Latitude`` / ``Longitude``
+Pix4D       ``http://pix4d.com/camera/1.0/``       ``Camera:Yaw`` / ``Pitch`` / ``Roll`` (pitch 0
+                                                   is nadir: DJI pitch = Pitch - 90),
+                                                   ``AboveGroundAltitude`` (senseFly, MicaSense,
+                                                   Sentera, Parrot; also a height for the others)
+==========  =====================================  ==============================================
+
+Quirks handled: EXIF ``GPSAltitude`` 0 means unknown; DJI XMP spells ``GpsLongtitude``;
+relative altitude (above take-off) is preferred for heights; a struct's fields are read as
+``Struct/Field`` (attribute or element form).
 """
 
 from __future__ import annotations
@@ -21,6 +45,13 @@ from PIL import ExifTags
 from smgeo_geo.errors import MetadataError
 
 DJI_NS = "http://www.dji.com/drone-dji/1.0/"
+XMP_NAMESPACES = {  # vendor -> XMP namespace URI (see the module docstring)
+    "DJI": DJI_NS,
+    "Parrot": "http://www.parrot.com/drone-parrot/1.0/",
+    "Skydio": "https://www.skydio.com/drone-skydio/1.0/",
+    "Pix4D": "http://pix4d.com/camera/1.0/",
+}
+XMP_PREFIXES = {"DJI": "drone-dji", "Parrot": "drone-parrot", "Skydio": "drone-skydio", "Pix4D": "Camera"}
 DEFAULT_HFOV_DEG = 73.7  # 24 mm full-frame-equivalent lens (most DJI cameras): 2*atan(18/24)
 MAX_OFF_NADIR_DEG = 75.0  # beyond this the footprint reaches the horizon; clamp
 
@@ -46,6 +77,7 @@ class PhotoMeta:
     size: tuple[int, int] = (0, 0)  # (width, height) pixels of the upright photo
     xmp: dict[str, str] = field(default_factory=dict, repr=False)  # raw drone-dji values
     problems: str = ""  # metadata blocks that could not be read (the fields they hold are None)
+    attitude_source: str = ""  # the vendor XMP the angles and heights came from ("DJI", "Parrot", ...)
 
     def xmp_number(self, name: str) -> float | None:
         """A finite number from the raw drone-dji XMP value ``name`` (None if absent or not a number)."""
@@ -102,28 +134,83 @@ def _dms(value, ref) -> float | None:
     return -deg if str(ref).strip().upper() in ("S", "W") else deg
 
 
-def _parse_xmp(packet: bytes | str) -> dict[str, str]:
-    """All ``drone-dji`` values of an XMP packet (attributes or elements), by local name."""
+def _parse_xmp(packet: bytes | str) -> dict[str, dict[str, str]]:
+    """The values of the known vendors' namespaces in an XMP packet: vendor -> {name: value}
+    (attributes or elements; a struct's fields as ``Struct/Field``)."""
     text = packet.decode("utf-8", "replace") if isinstance(packet, bytes) else packet
-    out: dict[str, str] = {}
+    by_uri = {uri: vendor for vendor, uri in XMP_NAMESPACES.items()}
+    out: dict[str, dict[str, str]] = {vendor: {} for vendor in XMP_NAMESPACES}
+
+    def known(tag: str) -> tuple[str, str] | None:
+        if tag.startswith("{"):
+            uri, name = tag[1:].split("}", 1)
+            if uri in by_uri:
+                return by_uri[uri], name
+        return None
+
+    def walk(el, struct: str) -> None:
+        own = known(el.tag)
+        for key, val in el.attrib.items():
+            found = known(key)
+            if found:
+                name = f"{own[1]}/{found[1]}" if own else (f"{struct}/{found[1]}" if struct else found[1])
+                out[found[0]][name] = val
+        children = list(el)
+        if own and not children and el.text and el.text.strip():
+            out[own[0]][f"{struct}/{own[1]}" if struct else own[1]] = el.text.strip()
+        for child in children:
+            walk(child, own[1] if own else struct)
+
     try:
-        root = ET.fromstring(text.strip().strip("\x00"))
-        for el in root.iter():
-            for key, val in el.attrib.items():
-                if key.startswith("{" + DJI_NS + "}"):
-                    out[key.split("}", 1)[1]] = val
-            if el.tag.startswith("{" + DJI_NS + "}") and el.text and el.text.strip():
-                out[el.tag.split("}", 1)[1]] = el.text.strip()
-    except ET.ParseError:  # malformed packet: fall back to the usual prefix
-        for k, v in re.findall(r'drone-dji:(\w+)\s*=\s*"([^"]*)"', text):
-            out[k] = v
-        for k, v in re.findall(r"<drone-dji:(\w+)>([^<]*)</drone-dji:\1>", text):
-            out[k] = v.strip()
+        walk(ET.fromstring(text.strip().strip("\x00")), "")
+    except ET.ParseError:  # malformed packet: fall back to the usual prefixes
+        for vendor, prefix in XMP_PREFIXES.items():
+            for k, v in re.findall(rf'{prefix}:(\w+)\s*=\s*"([^"]*)"', text):
+                out[vendor][k] = v
+            for k, v in re.findall(rf"<{prefix}:(\w+)>([^<]*)</{prefix}:\1>", text):
+                out[vendor][k] = v.strip()
     return out
 
 
+class _Attitude(NamedTuple):
+    """Angles (DJI conventions) and heights read from one vendor's XMP."""
+
+    source: str
+    yaw: float | None
+    pitch: float | None
+    roll: float | None
+    flight_yaw: float | None
+    relative_altitude: float | None
+    absolute_altitude: float | None
+
+
+def _attitude(xmp: dict[str, dict[str, str]]) -> _Attitude | None:
+    """The first vendor's XMP (DJI, Parrot, Skydio, Pix4D) that holds an angle or a height."""
+    dji, parrot, skydio, pix4d = (xmp[v] for v in ("DJI", "Parrot", "Skydio", "Pix4D"))
+    above = _float(pix4d.get("AboveGroundAltitude"))  # Pix4D's tag: a height for any vendor
+    pix4d_pitch = _float(pix4d.get("Pitch"))
+    candidates = [
+        _Attitude("DJI", _float(dji.get("GimbalYawDegree")), _float(dji.get("GimbalPitchDegree")),
+                  _float(dji.get("GimbalRollDegree")), _float(dji.get("FlightYawDegree")),
+                  _float(dji.get("RelativeAltitude")), _float(dji.get("AbsoluteAltitude"))),
+        _Attitude("Parrot", _float(parrot.get("CameraYawDegree")), _float(parrot.get("CameraPitchDegree")),
+                  _float(parrot.get("CameraRollDegree")), _float(parrot.get("DroneYawDegree")), None, None),
+        _Attitude("Skydio", _float(skydio.get("CameraOrientationNED/Yaw")),
+                  _float(skydio.get("CameraOrientationNED/Pitch")), _float(skydio.get("CameraOrientationNED/Roll")),
+                  None, _float(skydio.get("RelativeAltitude")), _float(skydio.get("AbsoluteAltitude"))),
+        _Attitude("Pix4D", _float(pix4d.get("Yaw")), None if pix4d_pitch is None else pix4d_pitch - 90.0,
+                  _float(pix4d.get("Roll")), None, above, None),
+    ]
+    for att in candidates:
+        if any(v is not None for v in att[1:]):
+            if att.relative_altitude is None and above is not None:
+                att = att._replace(relative_altitude=above)
+            return att
+    return None
+
+
 def read_photo_meta(path: str | os.PathLike) -> PhotoMeta:
-    """Read EXIF GPS and DJI XMP from the photo at ``path``.
+    """Read EXIF GPS and the vendor XMP (see the module docstring) from the photo at ``path``.
 
     Raises :class:`ImageError` naming the file when it is missing or not an image.
     Missing GPS is not an error here (fields are None); see :func:`approximate_footprint`.
@@ -148,13 +235,16 @@ def read_photo_meta(path: str | os.PathLike) -> PhotoMeta:
     alt = _float(gps.get(T.GPSAltitude))
     if alt is not None and gps.get(T.GPSAltitudeRef) in (1, b"\x01"):
         alt = -alt
+    vendors: dict[str, dict[str, str]] = {vendor: {} for vendor in XMP_NAMESPACES}
     try:
-        xmp = _parse_xmp(xmp_packet) if xmp_packet else {}
+        if xmp_packet:
+            vendors = _parse_xmp(xmp_packet)
     except (ValueError, TypeError) as exc:
-        xmp, problems = {}, (problems + "; " if problems else "") + f"XMP unreadable ({type(exc).__name__})"
-    if lat is None or lon is None:  # DJI XMP fallback, with DJI's spelling
-        lat = _float(xmp.get("GpsLatitude"))
-        lon = _float(xmp.get("GpsLongtitude", xmp.get("GpsLongitude")))
+        problems = (problems + "; " if problems else "") + f"XMP unreadable ({type(exc).__name__})"
+    xmp, skydio = vendors["DJI"], vendors["Skydio"]
+    if lat is None or lon is None:  # XMP fallback: DJI (with its spelling), Skydio
+        lat = _float(xmp.get("GpsLatitude", skydio.get("Latitude")))
+        lon = _float(xmp.get("GpsLongtitude", xmp.get("GpsLongitude", skydio.get("Longitude"))))
     if lat is not None and lon is not None and not (-90 <= lat <= 90 and -180 <= lon <= 180):
         raise MetadataError(f"{path}: GPS position lat={lat}, lon={lon} out of range")
     f35 = _float(sub.get(ExifTags.Base.FocalLengthIn35mmFilm))
@@ -162,17 +252,15 @@ def read_photo_meta(path: str | os.PathLike) -> PhotoMeta:
     orientation = exif.get(ExifTags.Base.Orientation, 1)
     if orientation in (5, 6, 7, 8):  # the upright photo is the stored one turned by 90 degrees
         size = (size[1], size[0])
+    att = _attitude(vendors) or _Attitude("", None, None, None, None, None, None)
     return PhotoMeta(
         path=path, lon=lon, lat=lat, gps_altitude=alt if alt else None,
-        relative_altitude=_float(xmp.get("RelativeAltitude")),
-        absolute_altitude=_float(xmp.get("AbsoluteAltitude")),
-        gimbal_yaw=_float(xmp.get("GimbalYawDegree")),
-        gimbal_pitch=_float(xmp.get("GimbalPitchDegree")),
-        gimbal_roll=_float(xmp.get("GimbalRollDegree")),
-        flight_yaw=_float(xmp.get("FlightYawDegree")),
+        relative_altitude=att.relative_altitude, absolute_altitude=att.absolute_altitude,
+        gimbal_yaw=att.yaw, gimbal_pitch=att.pitch, gimbal_roll=att.roll, flight_yaw=att.flight_yaw,
         focal_length_35mm=f35 if f35 else None, focal_length_mm=focal if focal else None,
         make=str(exif.get(ExifTags.Base.Make, "") or "").strip("\x00 "),
         model=str(exif.get(ExifTags.Base.Model, "") or "").strip("\x00 "), size=size, xmp=xmp, problems=problems,
+        attitude_source=att.source,
     )
 
 
@@ -191,18 +279,19 @@ def approximate_footprint(meta: PhotoMeta, photo_size: tuple[int, int] | None = 
     radius = distance from the centre to the farthest corner (for nadir the half
     diagonal ``h*sqrt(tan^2(hfov/2) + tan^2(vfov/2))``), times ``margin``. If the
     yaw is unknown and ``t > 0`` the centre stays at the drone and ``d`` is added to the
-    radius. ``h``: ``altitude_m`` if given, else DJI RelativeAltitude; ``hfov``: argument,
+    radius. ``h``: ``altitude_m`` if given, else the XMP relative altitude; ``hfov``: argument,
     else from EXIF 35 mm focal length, else 73.7 deg.
 
     Raises :class:`MetadataError` naming the photo when GPS or a usable height is missing.
     """
     if meta.lon is None or meta.lat is None:
         extra = f"; {meta.problems}" if meta.problems else ""
-        raise MetadataError(f"{meta.path}: photo has no GPS position (EXIF GPS or DJI XMP){extra}")
+        raise MetadataError(f"{meta.path}: photo has no GPS position (EXIF GPS, DJI or Skydio XMP){extra}")
     h = altitude_m if altitude_m is not None else meta.relative_altitude
     if h is None or not h > 0:
         raise MetadataError(
-            f"{meta.path}: no height above ground (DJI RelativeAltitude missing or <= 0); pass altitude_m")
+            f"{meta.path}: no height above ground (XMP relative altitude: DJI or Skydio RelativeAltitude, "
+            f"Pix4D AboveGroundAltitude; missing or <= 0); pass altitude_m")
     w, hh = photo_size or meta.size
     if not (w > 0 and hh > 0):
         raise MetadataError(f"{meta.path}: unknown photo size {photo_size}")

@@ -1,6 +1,7 @@
 """Stage 1: the camera a photo's metadata describes, and where its rays meet the ground.
 
-:func:`camera_from_metadata` turns EXIF / DJI XMP into a :class:`~smgeo_geo.camera.FrameCamera`:
+:func:`camera_from_metadata` turns EXIF / vendor XMP (DJI, Parrot, Skydio, Pix4D: see
+:mod:`smgeo_geo.photo_meta`) into a :class:`~smgeo_geo.camera.FrameCamera`:
 
 * intrinsics: focal length in pixels from the EXIF 35 mm equivalent (CIPA definition: over
   the image diagonal, ``f_px = f35 * diag_px / 43.27``), else DJI ``CalibratedFocalLength``
@@ -12,7 +13,9 @@
   DEM height below the drone + ``RelativeAltitude``, a sign of another vertical datum: then
   that sum), else ``RelativeAltitude`` above flat ground at the take-off height (``z = 0``);
 * attitude: DJI ``GimbalYawDegree`` / ``GimbalPitchDegree`` / ``GimbalRollDegree`` (absolute
-  angles; ``FlightYawDegree`` when the gimbal yaw is missing; pitch -90 = nadir when missing).
+  angles; ``FlightYawDegree`` when the gimbal yaw is missing; pitch -90 = nadir when missing),
+  or the other vendors' tags in DJI's conventions (:mod:`smgeo_geo.photo_meta`); the heights
+  likewise (Skydio's, or Pix4D's ``AboveGroundAltitude`` as the relative altitude).
 
 :class:`ErrorBudget` states the 1-sigma errors assumed for each of those; :func:`locate_pixel`
 casts a pixel's ray onto the terrain and propagates the budget (finite differences) into a
@@ -107,7 +110,7 @@ def camera_from_metadata(meta: PhotoMeta, terrain=None, budget: ErrorBudget | No
     notes: list[str] = []
     if meta.lon is None or meta.lat is None:
         extra = f"; {meta.problems}" if meta.problems else ""
-        raise MetadataError(f"{meta.path}: photo has no GPS position (EXIF GPS or DJI XMP){extra}")
+        raise MetadataError(f"{meta.path}: photo has no GPS position (EXIF GPS, DJI or Skydio XMP){extra}")
     width, height = meta.size
     if not (width > 0 and height > 0):
         raise MetadataError(f"{meta.path}: unknown photo size")
@@ -137,18 +140,21 @@ def camera_from_metadata(meta: PhotoMeta, terrain=None, budget: ErrorBudget | No
         elif abs_alt is None and meta.relative_altitude is not None:
             raise MetadataError(f"{meta.path}: no absolute altitude and the DEM has no height below the drone")
         else:
-            raise MetadataError(f"{meta.path}: no altitude in the metadata (DJI AbsoluteAltitude / EXIF GPSAltitude)")
+            raise MetadataError(f"{meta.path}: no altitude in the metadata (DJI or Skydio AbsoluteAltitude / EXIF GPSAltitude)")
         base = replace(base, ground_m=terrain.sigma_m)
     else:
         if meta.relative_altitude is None or not meta.relative_altitude > 0:
-            raise MetadataError(f"{meta.path}: no height above ground (DJI RelativeAltitude missing or <= 0); "
+            raise MetadataError(f"{meta.path}: no height above ground (XMP relative altitude: DJI or Skydio "
+                                f"RelativeAltitude, Pix4D AboveGroundAltitude; missing or <= 0); "
                                 f"give a DEM, whose heights the photo's absolute altitude refers to")
         cam_h = meta.relative_altitude
         terrain = FlatTerrain(0.0, sigma_m=base.ground_m, name="flat ground at the take-off height")
         notes.append("height: relative altitude above flat ground at the take-off height")
     yaw = meta.gimbal_yaw if meta.gimbal_yaw is not None else meta.flight_yaw
     if yaw is None:
-        raise MetadataError(f"{meta.path}: no heading (DJI GimbalYawDegree / FlightYawDegree)")
+        raise MetadataError(f"{meta.path}: no heading in the photo's XMP (DJI GimbalYawDegree / FlightYawDegree, "
+                            f"Parrot CameraYawDegree, Skydio CameraOrientationNED, Pix4D Camera:Yaw)")
+    notes.append(f"attitude from {meta.attitude_source} XMP")
     pitch = meta.gimbal_pitch if meta.gimbal_pitch is not None else -90.0
     if meta.gimbal_pitch is None:
         notes.append("pitch assumed -90 (nadir)")

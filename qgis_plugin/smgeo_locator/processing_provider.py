@@ -118,7 +118,7 @@ class LocateAlgorithm(_Algorithm):
     def shortHelpString(self) -> str:  # noqa: N802
         return ("Finds the object clicked in a drone photo in a georeferenced raster layer with SMGeo. "
                 "The click is in photo pixels (x right, y down, from the top-left corner of the upright "
-                "photo). Method: Auto fuses the photo's metadata camera (EXIF / DJI XMP), registration of the "
+                "photo). Method: Auto fuses the photo's metadata camera (EXIF / DJI, Parrot, Skydio or Pix4D XMP), registration of the "
                 "photo on the raster and SMGeo; or one of them alone. A DSM/DEM (optional) gives the ground "
                 "heights for metadata and registration. Output: the object's footprint polygon in the raster's "
                 "CRS with its score (rank 0; with method, answer (the stage whose point answered), "

@@ -6,6 +6,7 @@ import math
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pyproj
 import pytest
 from PIL import ExifTags, Image
@@ -139,3 +140,80 @@ def test_unreadable_files(tmp_path):
     bad.write_bytes(b"not an image at all")
     with pytest.raises(ImageError, match="bad.jpg"):
         read_photo_meta(bad)
+
+
+def vendor_packet(body: str) -> bytes:
+    """An XMP packet whose rdf:Description holds ``body`` (namespaces of every vendor declared)."""
+    return (
+        '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description rdf:about="" xmlns:drone-dji="http://www.dji.com/drone-dji/1.0/" '
+        'xmlns:drone-parrot="http://www.parrot.com/drone-parrot/1.0/" '
+        'xmlns:drone-skydio="https://www.skydio.com/drone-skydio/1.0/" xmlns:Camera="http://pix4d.com/camera/1.0/" '
+        f'{body}</rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="w"?>'
+    ).encode("utf-8")
+
+
+# one camera (heading 120 deg, pitch -60, roll 2, 80 m above take-off) as each vendor writes it
+VENDOR_PACKETS = {
+    "DJI": vendor_packet('drone-dji:GimbalYawDegree="+120.0" drone-dji:GimbalPitchDegree="-60.0" '
+                         'drone-dji:GimbalRollDegree="+2.0" drone-dji:RelativeAltitude="+80.0">'),
+    "Parrot": vendor_packet('drone-parrot:CameraYawDegree="120.0" drone-parrot:CameraPitchDegree="-60.0" '
+                            'drone-parrot:CameraRollDegree="2.0" drone-parrot:DroneYawDegree="95.0" '
+                            'Camera:AboveGroundAltitude="80.0">'),
+    "Skydio (attributes)": vendor_packet(
+        'drone-skydio:RelativeAltitude="80.0">'
+        '<drone-skydio:CameraOrientationFLU drone-skydio:Yaw="5.0" drone-skydio:Pitch="-10.0" drone-skydio:Roll="0.0"/>'
+        '<drone-skydio:CameraOrientationNED drone-skydio:Yaw="120.0" drone-skydio:Pitch="-60.0" '
+        'drone-skydio:Roll="2.0"/>'),
+    "Skydio (elements)": vendor_packet(
+        '><drone-skydio:RelativeAltitude>80.0</drone-skydio:RelativeAltitude>'
+        '<drone-skydio:CameraOrientationFLU rdf:parseType="Resource"><drone-skydio:Yaw>5.0</drone-skydio:Yaw>'
+        '<drone-skydio:Pitch>-10.0</drone-skydio:Pitch><drone-skydio:Roll>0</drone-skydio:Roll>'
+        '</drone-skydio:CameraOrientationFLU>'
+        '<drone-skydio:CameraOrientationNED><rdf:Description><drone-skydio:Yaw>120.0</drone-skydio:Yaw>'
+        '<drone-skydio:Pitch>-60.0</drone-skydio:Pitch><drone-skydio:Roll>2.0</drone-skydio:Roll>'
+        '</rdf:Description></drone-skydio:CameraOrientationNED>'),
+    "Pix4D": vendor_packet('Camera:Yaw="120.0" Camera:Pitch="30.0" Camera:Roll="2.0" '
+                           'Camera:AboveGroundAltitude="80.0">'),
+}
+
+
+@pytest.mark.parametrize("vendor", list(VENDOR_PACKETS))
+def test_each_vendors_attitude_gives_the_same_camera_and_ground_point(tmp_path, vendor):
+    """Parrot, Skydio and Pix4D (senseFly, MicaSense, ...) tags in their own conventions give the
+    camera DJI's tags give for the same pose, so the click lands on the same ground point."""
+    from smgeo_geo.pose import camera_from_metadata, locate_pixel
+
+    dji = read_photo_meta(make_jpeg(tmp_path / "dji.jpg", lat=47.1, lon=8.2, xmp=VENDOR_PACKETS["DJI"], f35=24))
+    meta = read_photo_meta(make_jpeg(tmp_path / "v.jpg", lat=47.1, lon=8.2, xmp=VENDOR_PACKETS[vendor], f35=24))
+    assert meta.attitude_source == vendor.split(" ")[0]
+    assert (meta.gimbal_yaw, meta.gimbal_pitch, meta.gimbal_roll) == pytest.approx((120.0, -60.0, 2.0))
+    assert meta.relative_altitude == pytest.approx(80.0)
+    ref, cam = camera_from_metadata(dji), camera_from_metadata(meta)
+    np.testing.assert_allclose(cam.camera.rotation, ref.camera.rotation, atol=1e-9)
+    np.testing.assert_allclose(cam.camera.centre, ref.camera.centre, atol=1e-9)
+    assert f"attitude from {meta.attitude_source} XMP" in cam.notes
+    a, b = locate_pixel(ref, (100.0, 220.0)), locate_pixel(cam, (100.0, 220.0))
+    assert GEOD.inv(a.lon, a.lat, b.lon, b.lat)[2] < 1e-6
+    # the oblique view looks south-east (heading 120): the point lies that way from the drone
+    az, _, dist = GEOD.inv(8.2, 47.1, b.lon, b.lat)
+    assert 60 < az % 360 < 180 and dist > 20
+
+
+def test_dji_tags_win_over_another_vendors_in_the_same_photo(tmp_path):
+    both = vendor_packet('drone-dji:GimbalYawDegree="+10.0" drone-dji:GimbalPitchDegree="-90.0" '
+                         'drone-dji:RelativeAltitude="+50.0" Camera:Yaw="200.0" Camera:Pitch="45.0" '
+                         'Camera:AboveGroundAltitude="70.0">')
+    m = read_photo_meta(make_jpeg(tmp_path / "b.jpg", lat=1, lon=1, xmp=both))
+    assert (m.attitude_source, m.gimbal_yaw, m.gimbal_pitch, m.relative_altitude) == ("DJI", 10.0, -90.0, 50.0)
+
+
+def test_a_vendor_packet_without_a_heading_says_which_tags_it_looked_for(tmp_path):
+    from smgeo_geo.pose import camera_from_metadata
+
+    m = read_photo_meta(make_jpeg(tmp_path / "p.jpg", lat=1, lon=1,
+                                  xmp=vendor_packet('Camera:AboveGroundAltitude="70.0">')))
+    assert m.relative_altitude == 70.0 and m.gimbal_yaw is None
+    with pytest.raises(MetadataError, match=r"p\.jpg: no heading .*Parrot CameraYawDegree.*Pix4D Camera:Yaw"):
+        camera_from_metadata(m)
