@@ -1,6 +1,6 @@
 """Speed of the synthetic-data generator (``smgeo synth``) on this machine, measured in one run.
 
-Times :func:`smgeo_geo.synth.generate_dataset` in this process (imports done first, so their
+Times :func:`smgeo_synth.generate_dataset` in this process (imports done first, so their
 cost is left out) for two option sets, each with ``workers=1`` and ``workers=2``:
 
 * ``default``: 1024 px satellite tiles, 256 px drone photos (CVOGL sizes);
@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from smgeo_geo.synth import generate_dataset
+from smgeo_synth import generate_dataset
 
 CASES = {
     "default": {"reference_size": 1024, "query_size": 256},

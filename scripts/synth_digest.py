@@ -24,9 +24,9 @@ from pathlib import Path
 import cv2
 from smgeo_model import fileio
 
-from smgeo_geo.synth.dataset import pair_classes, pair_seed
-from smgeo_geo.synth.options import PairOptions
-from smgeo_geo.synth.pair import render_pair
+from smgeo_synth.dataset import pair_classes, pair_seed
+from smgeo_synth.options import PairOptions
+from smgeo_synth.pair import render_pair
 
 CASES = {  # name: (options, pairs)
     "default": ({}, 24),

@@ -1,7 +1,7 @@
 """Self-supervised adaptation of an SMGeo checkpoint to the user's own area (``smgeo adapt``).
 
 No labels are needed: drone views of the user's orthophoto (draped on the DSM when given) are
-rendered with :func:`smgeo_geo.realpairs.generate_realpairs`, whose targets (footprints, else
+rendered with :func:`smgeo_synth.realpairs.generate_realpairs`, whose targets (footprints, else
 salient structures) give the clicks and boxes. The checkpoint is fine-tuned on the training
 pairs for a time budget and scored on held-back pairs of the same area before and after.
 
@@ -95,7 +95,7 @@ def adapt(opts: AdaptOptions, log: Callable[[str], None] = print, progress: bool
     from smgeo_model.train import PairAugment, TrainOptions, train
 
     from smgeo_geo.errors import model_errors
-    from smgeo_geo.realpairs import generate_realpairs
+    from smgeo_synth.realpairs import generate_realpairs
 
     check_options(opts)
     started = time.perf_counter()

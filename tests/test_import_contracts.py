@@ -7,6 +7,10 @@ functions) with :mod:`ast`; nothing is imported.
   (the training progress bar, imported inside the loop only when a bar is asked for).
 * ``smgeo_geo`` never imports QGIS or Qt; its geo modules never import torch, even through
   the modules they import when they are imported.
+* ``smgeo_synth`` (``synth/``, the data generator) builds on ``smgeo_geo``'s geo modules;
+  ``smgeo_geo`` imports it only inside functions (the ``synth`` / ``realpairs`` commands and
+  ``adapt``), so the geo library never loads the generator, and the generator loads torch only
+  inside the function that writes the CVOGL lists.
 * ``smgeo_retrieval`` (``retrieval/``, text-to-image retrieval) may use both; its text, corpus
   and index modules never import torch, and ``smgeo_geo`` imports it only inside functions (the
   CLI commands and the worker op that need it), so the locator never pays for it.
@@ -23,7 +27,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = {"smgeo_model": ROOT / "model", "smgeo_geo": ROOT / "smgeo_geo", "smgeo_retrieval": ROOT / "retrieval"}
+PACKAGES = {"smgeo_model": ROOT / "model", "smgeo_geo": ROOT / "smgeo_geo", "smgeo_synth": ROOT / "synth",
+            "smgeo_retrieval": ROOT / "retrieval"}
 PLUGIN = ROOT / "qgis_plugin"  # holds the plugin package smgeo_locator
 STDLIB = set(sys.stdlib_module_names) | {"__future__"}
 
@@ -142,8 +147,21 @@ def test_geo_modules_do_not_import_torch(name):
     assert not heavy, f"importing smgeo_geo.{name} imports {sorted(heavy)}"
 
 
-PLUGIN_FORBIDDEN = {"torch", "timm", "smgeo_model", "smgeo_geo", "smgeo_retrieval", "faiss", "numpy", "rasterio",
-                    "pyproj"}
+@pytest.mark.parametrize("path", files(ROOT / "smgeo_geo"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_smgeo_geo_imports_the_generator_only_inside_functions(path):
+    assert "smgeo_synth" not in top(imports(path, import_time_only=True)), str(path.relative_to(ROOT))
+
+
+@pytest.mark.parametrize("path", files(ROOT / "synth"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_generator_never_imports_qgis_and_loads_torch_only_inside_functions(path):
+    rel = str(path.relative_to(ROOT))
+    assert not top(imports(path)) & {"qgis", "PyQt5", "PyQt6", "sip"}, rel
+    heavy = top(import_time_closure(module_name(path))) & {"torch", "timm"}
+    assert not heavy, f"importing {rel} imports {sorted(heavy)}"
+
+
+PLUGIN_FORBIDDEN = {"torch", "timm", "smgeo_model", "smgeo_geo", "smgeo_synth", "smgeo_retrieval", "faiss", "numpy",
+                    "rasterio", "pyproj"}
 
 
 @pytest.mark.parametrize("path", files(ROOT / "retrieval"), ids=lambda p: str(p.relative_to(ROOT)))

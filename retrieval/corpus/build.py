@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 
 from smgeo_geo.errors import OptionError, OutputError
-from smgeo_geo.synth.dataset import encode_jpeg, map_in_order, split_assignment
-from smgeo_geo.synth.georef import geotiff_from_jpeg
+from smgeo_synth.dataset import encode_jpeg, map_in_order, split_assignment
+from smgeo_synth.georef import geotiff_from_jpeg
 from smgeo_model.fileio import TEMP_MARK, write_bytes
 
 from smgeo_retrieval.corpus import captions, views

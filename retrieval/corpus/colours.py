@@ -1,7 +1,7 @@
 """Colour names: map an sRGB colour (floats in [0, 1]) to a small vocabulary of words.
 
 The nearest prototype in CIELAB (D65) wins. Prototypes are chosen so that the synth
-palettes (roofs, walls, court surfaces, materials in :mod:`smgeo_geo.synth.capture`) fall
+palettes (roofs, walls, court surfaces, materials in :mod:`smgeo_synth.capture`) fall
 into the names a person would use.
 """
 

@@ -1,8 +1,8 @@
 """Where the places are on Earth, and the georeferencing written into the files.
 
 Each corpus lies in one real projected CRS (WGS 84 / UTM north zone, drawn from the seed
-among :data:`smgeo_geo.synth.georef.ZONES`); place ``i``'s target centre gets a unique
-(easting, northing) cell of a :class:`~smgeo_geo.synth.georef.TileGrid` (cells 1 km or more
+among :data:`smgeo_synth.georef.ZONES`); place ``i``'s target centre gets a unique
+(easting, northing) cell of a :class:`~smgeo_synth.georef.TileGrid` (cells 1 km or more
 apart). Scene metres (x east, y south, origin at the scene's north-west corner) map to UTM
 by a translation: ``E = E0 + (x - x0)``, ``N = N0 - (y - y0)`` with (x0, y0) the target
 centre in scene metres and (E0, N0) its UTM position.
@@ -23,7 +23,7 @@ import numpy as np
 import pyproj
 from PIL import ExifTags, Image
 
-from smgeo_geo.synth.georef import ZONES, TileGrid
+from smgeo_synth.georef import ZONES, TileGrid
 
 LONLAT_DECIMALS = 7  # about 1 cm
 EXIF_SECONDS_DENOMINATOR = 10**6  # EXIF GPS seconds as rationals n / 10^6 (3e-11 degree steps)

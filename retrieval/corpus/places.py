@@ -1,7 +1,7 @@
 """Places: a target object of a synth scene, its true attributes and its neighbours.
 
-A place is built from one procedural town scene (:func:`smgeo_geo.synth.layout.build_scene`)
-of a class drawn from :data:`smgeo_geo.synth.CLASS_WEIGHTS`: one object of that class inside
+A place is built from one procedural town scene (:func:`smgeo_synth.layout.build_scene`)
+of a class drawn from :data:`smgeo_synth.CLASS_WEIGHTS`: one object of that class inside
 the scene's tile is the target. Everything a caption says is read from the scene:
 
 * the object's kind (class, refined for buildings by their true geometry), colour (roof,
@@ -12,7 +12,7 @@ the scene's tile is the target. Everything a caption says is read from the scene
   relation ``next to`` / ``near`` / ``across the road from`` / ``across the river from``;
 * context: many trees around it, a main road beside it, a river under a bridge.
 
-Frames: scene metres, x east, y south (see :mod:`smgeo_geo.synth.scene`).
+Frames: scene metres, x east, y south (see :mod:`smgeo_synth.scene`).
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ import shapely
 from shapely.geometry import LineString, Polygon
 from shapely.ops import nearest_points
 
-from smgeo_geo.synth.capture import MATERIALS
-from smgeo_geo.synth.difficulty import get_difficulty
-from smgeo_geo.synth.layout import build_scene
-from smgeo_geo.synth.options import CLASS_WEIGHTS, MIN_EXTENT
-from smgeo_geo.synth.scene import BOTH, Scene, Solid, Target
+from smgeo_synth.capture import MATERIALS
+from smgeo_synth.difficulty import get_difficulty
+from smgeo_synth.layout import build_scene
+from smgeo_synth.options import CLASS_WEIGHTS, MIN_EXTENT
+from smgeo_synth.scene import BOTH, Scene, Solid, Target
 
 from smgeo_retrieval.corpus.colours import colour_name
 

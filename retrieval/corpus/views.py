@@ -1,9 +1,9 @@
 """Render a place from the three platforms with the synth renderers.
 
-* satellite: a nadir-ish orthographic tile (:class:`~smgeo_geo.synth.camera.ParallelCamera`)
+* satellite: a nadir-ish orthographic tile (:class:`~smgeo_synth.camera.ParallelCamera`)
   around the target, north-up, rendered at twice the size and area-averaged down, through
   the satellite sensor model;
-* drone: perspective views (:class:`~smgeo_geo.synth.camera.PerspectiveCamera`) at
+* drone: perspective views (:class:`~smgeo_synth.camera.PerspectiveCamera`) at
   different altitudes, headings and tilts (view ``k`` takes tilt band ``k mod 3``), through
   the drone sensor model;
 * ground: the same perspective renderer with the camera :data:`GROUND_HEIGHT_M` above the
@@ -24,12 +24,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from smgeo_geo.synth.camera import ParallelCamera, PerspectiveCamera
-from smgeo_geo.synth.capture import Capture, sample_capture
-from smgeo_geo.synth.pair import render_drone_view, render_satellite_view, seen_ground, target_masks
-from smgeo_geo.synth.render3d import draw_objects
-from smgeo_geo.synth.scene import A_ONLY, B_ONLY
-from smgeo_geo.synth.sensor import drone_sensor, satellite_sensor
+from smgeo_synth.camera import ParallelCamera, PerspectiveCamera
+from smgeo_synth.capture import Capture, sample_capture
+from smgeo_synth.pair import render_drone_view, render_satellite_view, seen_ground, target_masks
+from smgeo_synth.render3d import draw_objects
+from smgeo_synth.scene import A_ONLY, B_ONLY
+from smgeo_synth.sensor import drone_sensor, satellite_sensor
 
 from smgeo_retrieval.corpus.places import Place
 
@@ -175,7 +175,7 @@ def _free_spot(place: Place, cap: Capture, x: float, y: float) -> bool:
 
 
 def render_street_view(place: Place, cap: Capture, cam: PerspectiveCamera, rng: np.random.Generator) -> dict:
-    """:func:`smgeo_geo.synth.pair.render_drone_view` for a camera near the ground: the same
+    """:func:`smgeo_synth.pair.render_drone_view` for a camera near the ground: the same
     ground warp, a sky gradient above the horizon, then the objects; ``ids``/``raw`` as there."""
     scene, target = place.scene, place.target
     ground, m, _, rng_map = seen_ground(scene, cap, cam, rng, DRONE_MAX_RASTER)

@@ -73,7 +73,7 @@ def command(reference, dem, footprints, layer, class_field, class_name, region_s
       smgeo evaluate --data-root data --data-name REAL_DroneAerial --json eval/real.json
     """
     from smgeo_geo.cli._options import check_output_folder
-    from smgeo_geo.realpairs import generate_realpairs
+    from smgeo_synth.realpairs import generate_realpairs
 
     check_output_folder("--out", out)
     if workers is None:

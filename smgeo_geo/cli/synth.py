@@ -44,7 +44,7 @@ def command(out, pairs, seed, name, reference_size, query_size, ground_resolutio
       smgeo synth --out data --pairs 2000 --seed 0
       smgeo synth --out data --pairs 2000 --seed 0 --reference-size 256 --query-size 128 --no-geotiff
     """
-    from smgeo_geo.synth import generate_dataset
+    from smgeo_synth import generate_dataset
 
     if workers is None:
         workers = min(pairs, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)

@@ -22,7 +22,7 @@ from smgeo_geo.camera import FrameCamera, LocalFrame, rotation_from_angles
 from smgeo_geo.cli import main
 from smgeo_geo.coords import transform_xy
 from smgeo_geo.errors import InputFileError, OptionError
-from smgeo_geo.realpairs import Surface, camera_from_info, generate_realpairs, render_view
+from smgeo_synth.realpairs import Surface, camera_from_info, generate_realpairs, render_view
 from smgeo_geo.terrain import DemTerrain, FlatTerrain, intersect_rays
 from smgeo_model.data import CVOGLDataset, read_split, satellite_georef
 
@@ -240,7 +240,7 @@ def test_layout_is_cvogl_and_evaluate_runs_on_it(dataset, tmp_path, capsys):
     folder = root / NAME
     on_disk = json.loads((folder / "manifest.json").read_text())
     assert on_disk["counts"] == manifest["counts"] == {"train": 4, "val": 1, "test": 1}
-    assert on_disk["crs"] == "EPSG:32633" and on_disk["generator"] == "smgeo_geo.realpairs"
+    assert on_disk["crs"] == "EPSG:32633" and on_disk["generator"] == "smgeo_synth.realpairs"
     sample = CVOGLDataset(root, NAME, "train", reference_size=256, query_size=128)[0]
     assert sample["query"].shape == (3, 128, 128) and sample["reference"].shape == (3, 256, 256)
     for it in _items(root):

@@ -12,8 +12,8 @@ import rasterio
 from PIL import Image
 
 from smgeo_geo.errors import OutputError, SMGeoError
-from smgeo_geo.synth import CLASS_WEIGHTS, CLASSES, generate_dataset
-from smgeo_geo.synth.dataset import pair_classes, split_assignment
+from smgeo_synth import CLASS_WEIGHTS, CLASSES, generate_dataset
+from smgeo_synth.dataset import pair_classes, split_assignment
 from smgeo_model.data import read_split, satellite_georef
 
 NAME = "SYNTH_DroneAerial"

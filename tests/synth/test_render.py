@@ -8,13 +8,13 @@ import cv2
 import numpy as np
 import pytest
 
-from smgeo_geo.synth import CLASSES, PairOptions, render_drone_view, render_pair, render_satellite_view
-from smgeo_geo.synth import geometry as geo
-from smgeo_geo.synth.builder import SceneBuilder
-from smgeo_geo.synth.camera import ParallelCamera, PerspectiveCamera
-from smgeo_geo.synth.capture import sample_capture
-from smgeo_geo.synth.difficulty import DIFFICULTIES
-from smgeo_geo.synth.scene import A_ONLY, B_ONLY, BOTH
+from smgeo_synth import CLASSES, PairOptions, render_drone_view, render_pair, render_satellite_view
+from smgeo_synth import geometry as geo
+from smgeo_synth.builder import SceneBuilder
+from smgeo_synth.camera import ParallelCamera, PerspectiveCamera
+from smgeo_synth.capture import sample_capture
+from smgeo_synth.difficulty import DIFFICULTIES
+from smgeo_synth.scene import A_ONLY, B_ONLY, BOTH
 
 SMALL = PairOptions(reference_size=256, query_size=(128, 128))
 RED, BLUE = (0.9, 0.05, 0.05), (0.1, 0.15, 0.85)

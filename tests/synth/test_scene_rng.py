@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from smgeo_geo.synth.builder import SceneRng
-from smgeo_geo.synth.layout import RURAL_USES, URBAN_USES, _pick_use
+from smgeo_synth.builder import SceneRng
+from smgeo_synth.layout import RURAL_USES, URBAN_USES, _pick_use
 
 
 def test_scene_rng_uniform_matches_numpy() -> None:

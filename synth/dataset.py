@@ -26,10 +26,10 @@ import cv2
 import numpy as np
 
 from smgeo_geo.errors import OutputError
-from smgeo_geo.synth.difficulty import get_difficulty
-from smgeo_geo.synth.georef import ZONES, TileGrid, geotiff_from_jpeg, satellite_name
-from smgeo_geo.synth.options import GENERATOR_VERSION, PairOptions, SynthOptionError
-from smgeo_geo.synth.pair import render_pair
+from smgeo_synth.difficulty import get_difficulty
+from smgeo_synth.georef import ZONES, TileGrid, geotiff_from_jpeg, satellite_name
+from smgeo_synth.options import GENERATOR_VERSION, PairOptions, SynthOptionError
+from smgeo_synth.pair import render_pair
 from smgeo_model.fileio import TEMP_MARK, write_bytes, write_text
 
 SPLITS = ("train", "val", "test")
@@ -176,7 +176,7 @@ def generate_dataset(out_root: str | os.PathLike, pairs: int, seed: int = 0, nam
 
     by_split = {s: [it for it, lab in zip(items, labels) if lab == s] for s in SPLITS}
     manifest = {
-        "generator": "smgeo_geo.synth", "version": GENERATOR_VERSION, "name": name, "seed": seed, "pairs": pairs,
+        "generator": "smgeo_synth", "version": GENERATOR_VERSION, "name": name, "seed": seed, "pairs": pairs,
         "options": {"reference_size": opts.reference_size, "query_size": list(opts.query_size),
                     "ground_resolution_m": opts.resolution, "tile_extent_m": opts.extent,
                     "difficulty": get_difficulty(opts.difficulty).as_dict(), "splits": list(splits),

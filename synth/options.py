@@ -58,7 +58,7 @@ class PairOptions:
         return self.reference_size * self.resolution
 
     def validated(self) -> "PairOptions":
-        from smgeo_geo.synth.difficulty import get_difficulty
+        from smgeo_synth.difficulty import get_difficulty
 
         if not isinstance(self.reference_size, int) or not 64 <= self.reference_size <= 8192:
             raise SynthOptionError(f"reference size must be an int in [64, 8192], got {self.reference_size!r}")

@@ -2,7 +2,7 @@
 names them (``<easting>_<northing>_<extent>_<EPSG>.jpg``, centre in whole metres).
 
 A tile's pixels are a function of its centre alone (the orthophoto resampled to the tile's
-grid, then :func:`smgeo_geo.synth.sensor.satellite_sensor` seeded by the dataset seed and the
+grid, then :func:`smgeo_synth.sensor.satellite_sensor` seeded by the dataset seed and the
 centre), so two pairs that happen to draw the same centre share one file, as CVOGL's pairs
 share tiles.
 """
@@ -20,7 +20,7 @@ from rasterio.windows import Window
 
 from smgeo_geo.coords import transform_xy
 from smgeo_geo.raster import ReferenceRaster
-from smgeo_geo.realpairs.targets import Overview, Target
+from smgeo_synth.realpairs.targets import Overview, Target
 
 MARGIN_PX = 4  # a target's box keeps this far from the tile's edges
 MIN_TILE_VALID = 0.97  # least share of a tile on valid orthophoto pixels

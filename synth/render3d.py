@@ -16,9 +16,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from smgeo_geo.synth.capture import MARK_COLOURS, Capture, vehicle_corners
-from smgeo_geo.synth.ground import solid_table
-from smgeo_geo.synth.scene import Scene, Solid
+from smgeo_synth.capture import MARK_COLOURS, Capture, vehicle_corners
+from smgeo_synth.ground import solid_table
+from smgeo_synth.scene import Scene, Solid
 
 SHIFT = 4
 ONE = 1 << SHIFT

@@ -11,7 +11,7 @@ fewer than the frame would span. A drawn view is kept when it sees no more than
 :data:`MAX_NODATA` nodata and at least :data:`MIN_VISIBLE` of the target's outline unoccluded;
 later draws are steeper and centred; a pair tries :data:`TARGET_TRIES` targets. The photo is rendered at twice its size (:data:`SUPERSAMPLE`), shaded for the
 drawn sun, tinted for the drawn season and put through the drone sensor of
-:mod:`smgeo_geo.synth.sensor` (white balance, exposure, contrast, vignetting, haze with
+:mod:`smgeo_synth.sensor` (white balance, exposure, contrast, vignetting, haze with
 distance, defocus or motion blur, noise, JPEG quality).
 
 Output frames: query pixels (x = column, y = row, corner-based, ``query_size`` (h, w)) and
@@ -30,10 +30,10 @@ import shapely
 from smgeo_geo.camera import FrameCamera, LocalFrame, rotation_from_angles
 from smgeo_geo.coords import transform_xy
 from smgeo_geo.errors import RasterError
-from smgeo_geo.realpairs.render import MAX_OFF_NADIR, Surface, off_nadir_deg, render_view, scaled_camera
-from smgeo_geo.realpairs.targets import Overview, Target
-from smgeo_geo.realpairs.tiles import TileSpec, choose_centre, cut_tile
-from smgeo_geo.synth.sensor import drone_sensor, satellite_sensor
+from smgeo_synth.realpairs.render import MAX_OFF_NADIR, Surface, off_nadir_deg, render_view, scaled_camera
+from smgeo_synth.realpairs.targets import Overview, Target
+from smgeo_synth.realpairs.tiles import TileSpec, choose_centre, cut_tile
+from smgeo_synth.sensor import drone_sensor, satellite_sensor
 
 SUPERSAMPLE = 2  # the photo is rendered at twice its size and area-averaged down
 P_NADIR = 0.25  # share of nadir views among the first draws

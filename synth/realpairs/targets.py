@@ -33,7 +33,7 @@ from shapely.ops import polylabel
 from smgeo_geo.coords import to_crs, transform_xy
 from smgeo_geo.errors import InputFileError, OptionError, RasterError
 from smgeo_geo.raster import ReferenceRaster
-from smgeo_geo.realpairs.render import SPECK_M2, fill_small_holes
+from smgeo_synth.realpairs.render import SPECK_M2, fill_small_holes
 
 OVERVIEW_SIDE = 2048  # pixels a side of the decimated orthophoto targets and tiles are checked on
 MIN_AREA_M2 = 12.0  # smaller footprints are not targets

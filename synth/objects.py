@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 
-from smgeo_geo.synth import geometry as geo
-from smgeo_geo.synth.builder import Frame, SceneBuilder
+from smgeo_synth import geometry as geo
+from smgeo_synth.builder import Frame, SceneBuilder
 
 ROOF_PITCHED = [(0.63, 0.31, 0.23), (0.55, 0.27, 0.21), (0.29, 0.28, 0.29), (0.42, 0.40, 0.40), (0.46, 0.34, 0.28),
                 (0.31, 0.35, 0.41), (0.70, 0.43, 0.31), (0.36, 0.24, 0.20)]

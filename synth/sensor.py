@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from smgeo_geo.synth.noise import noise_crop
+from smgeo_synth.noise import noise_crop
 
 
 def _colour_matrix(gains, saturation: float, haze: float, haze_rgb) -> np.ndarray:

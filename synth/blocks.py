@@ -11,8 +11,8 @@ import math
 
 import numpy as np
 
-from smgeo_geo.synth import objects as ob
-from smgeo_geo.synth.builder import Frame, Placer, SceneBuilder
+from smgeo_synth import objects as ob
+from smgeo_synth.builder import Frame, Placer, SceneBuilder
 
 
 def town_style(rng: np.random.Generator) -> dict:

@@ -60,6 +60,6 @@ def get_difficulty(name: str | Difficulty) -> Difficulty:
     try:
         return DIFFICULTIES[name]
     except KeyError:
-        from smgeo_geo.synth.options import SynthOptionError
+        from smgeo_synth.options import SynthOptionError
 
         raise SynthOptionError(f"unknown difficulty {name!r}; choose one of {', '.join(DIFFICULTIES)}") from None

@@ -27,13 +27,13 @@ import numpy as np
 
 from smgeo_geo.coords import transform_xy
 from smgeo_geo.errors import OptionError, OutputError
-from smgeo_geo.realpairs.pair import SUPERSAMPLE, PairContext, render_real_pair
-from smgeo_geo.realpairs.render import Surface
-from smgeo_geo.realpairs.targets import Overview, footprint_targets, salient_targets, work_epsg
-from smgeo_geo.realpairs.tiles import MARGIN_PX, TileSpec
-from smgeo_geo.synth.dataset import (DATASET_NAME, FIELDS, SPLITS, encode_jpeg, map_in_order, prepare_folder,
+from smgeo_synth.realpairs.pair import SUPERSAMPLE, PairContext, render_real_pair
+from smgeo_synth.realpairs.render import Surface
+from smgeo_synth.realpairs.targets import Overview, footprint_targets, salient_targets, work_epsg
+from smgeo_synth.realpairs.tiles import MARGIN_PX, TileSpec
+from smgeo_synth.dataset import (DATASET_NAME, FIELDS, SPLITS, encode_jpeg, map_in_order, prepare_folder,
                                      split_assignment)
-from smgeo_geo.synth.georef import geotiff_from_jpeg, satellite_name
+from smgeo_synth.georef import geotiff_from_jpeg, satellite_name
 from smgeo_model.fileio import write_bytes, write_text
 
 REALPAIRS_VERSION = "1.0.0"
@@ -205,7 +205,7 @@ def generate_realpairs(reference: str | os.PathLike, out_root: str | os.PathLike
     by_split = {s: [it for it, lab in zip(items, labels) if lab == s] for s in SPLITS}
     kinds = Counter(t.kind for t in targets)
     manifest = {
-        "generator": "smgeo_geo.realpairs", "version": REALPAIRS_VERSION, "name": name, "seed": seed, "pairs": pairs,
+        "generator": "smgeo_synth.realpairs", "version": REALPAIRS_VERSION, "name": name, "seed": seed, "pairs": pairs,
         "sources": sources,
         "options": {"reference_size": reference_size, "query_size": list(q), "ground_resolution_m": spec.res,
                     "tile_extent_m": extent, "region_size_m": float(region_size) if footprints is None else None,
@@ -222,7 +222,7 @@ def generate_realpairs(reference: str | os.PathLike, out_root: str | os.PathLike
                    "box": "satellite pixels, same convention; the tile is north-up in the CRS above",
                    "camera": "smgeo_geo.camera.FrameCamera at the query's size: rotation (local ENU -> camera, "
                              "= rotation_from_angles(yaw, pitch, roll)), centre_enu in LocalFrame(*frame); lon/lat "
-                             "WGS84, altitude in the DSM's vertical frame; smgeo_geo.realpairs.camera_from_info "
+                             "WGS84, altitude in the DSM's vertical frame; smgeo_synth.realpairs.camera_from_info "
                              "rebuilds it"},
         "pairs_info": [r[1] for r in results],
     }

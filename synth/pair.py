@@ -13,15 +13,15 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from smgeo_geo.synth.camera import ParallelCamera, PerspectiveCamera
-from smgeo_geo.synth.capture import Capture, sample_capture
-from smgeo_geo.synth.difficulty import Difficulty, get_difficulty
-from smgeo_geo.synth.ground import render_ground
-from smgeo_geo.synth.layout import build_scene
-from smgeo_geo.synth.options import CLASSES, MIN_EXTENT, PairOptions, SynthOptionError
-from smgeo_geo.synth.render3d import SHIFT, cv_coords, draw_objects, project_polygon
-from smgeo_geo.synth.scene import A_ONLY, B_ONLY, Scene, Target
-from smgeo_geo.synth.sensor import drone_sensor, satellite_sensor
+from smgeo_synth.camera import ParallelCamera, PerspectiveCamera
+from smgeo_synth.capture import Capture, sample_capture
+from smgeo_synth.difficulty import Difficulty, get_difficulty
+from smgeo_synth.ground import render_ground
+from smgeo_synth.layout import build_scene
+from smgeo_synth.options import CLASSES, MIN_EXTENT, PairOptions, SynthOptionError
+from smgeo_synth.render3d import SHIFT, cv_coords, draw_objects, project_polygon
+from smgeo_synth.scene import A_ONLY, B_ONLY, Scene, Target
+from smgeo_synth.sensor import drone_sensor, satellite_sensor
 
 SUPERSAMPLE = 2  # drone views are rendered at twice the query size and area-averaged down
 MAX_TOP_RAY = 76.0  # degrees off nadir of the image's top edge (keeps the horizon out of view)

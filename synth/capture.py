@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from smgeo_geo.synth.scene import Scene
+from smgeo_synth.scene import Scene
 
 # material -> (rgb, amplitude of large (~40 m), mid (~3 m) and per-pixel grain noise, colour spread)
 MATERIALS: dict[str, tuple[tuple[float, float, float], float, float, float, float]] = {

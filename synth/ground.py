@@ -15,10 +15,10 @@ import operator
 import cv2
 import numpy as np
 
-from smgeo_geo.synth import geometry as geo
-from smgeo_geo.synth.capture import MARK_COLOURS, MATERIALS, Capture, vehicle_corners
-from smgeo_geo.synth.noise import WorldNoise, noise_crop
-from smgeo_geo.synth.scene import Scene, Solid, cache_ground_bounds
+from smgeo_synth import geometry as geo
+from smgeo_synth.capture import MARK_COLOURS, MATERIALS, Capture, vehicle_corners
+from smgeo_synth.noise import WorldNoise, noise_crop
+from smgeo_synth.scene import Scene, Solid, cache_ground_bounds
 
 SHIFT = 3
 ONE = 1 << SHIFT

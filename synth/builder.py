@@ -12,8 +12,8 @@ import operator
 import cv2
 import numpy as np
 
-from smgeo_geo.synth import geometry as geo
-from smgeo_geo.synth.scene import A_ONLY, B_ONLY, BOTH, Field, GroundFeature, Marks, Scene, Solid, Target
+from smgeo_synth import geometry as geo
+from smgeo_synth.scene import A_ONLY, B_ONLY, BOTH, Field, GroundFeature, Marks, Scene, Solid, Target
 
 
 class SceneRng(np.random.Generator):

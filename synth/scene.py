@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from smgeo_geo.synth import geometry as geo
+from smgeo_synth import geometry as geo
 
 A_ONLY, B_ONLY, BOTH = 1, 2, 3  # presence bits: 1 = satellite capture (A), 2 = drone capture (B)
 

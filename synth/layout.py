@@ -15,11 +15,11 @@ import math
 
 import numpy as np
 
-from smgeo_geo.synth import blocks, objects as ob
-from smgeo_geo.synth import geometry as geo
-from smgeo_geo.synth.builder import Frame, SceneBuilder, SceneRng
-from smgeo_geo.synth.difficulty import Difficulty
-from smgeo_geo.synth.scene import Scene
+from smgeo_synth import blocks, objects as ob
+from smgeo_synth import geometry as geo
+from smgeo_synth.builder import Frame, SceneBuilder, SceneRng
+from smgeo_synth.difficulty import Difficulty
+from smgeo_synth.scene import Scene
 
 CLASS_USES = {
     "building": ["apartments", "commercial", "industrial"],

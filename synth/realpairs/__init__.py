@@ -8,19 +8,19 @@ sun, season and the synthetic generator's drone sensor. Targets are building foo
 vector file, or salient structures of the orthophoto; the click is a visible point on the
 target, the truth box its envelope in the tile.
 
->>> from smgeo_geo.realpairs import generate_realpairs
+>>> from smgeo_synth.realpairs import generate_realpairs
 >>> generate_realpairs("ortho.tif", "data", pairs=500, dem="dsm.tif", footprints="buildings.gpkg")
->>> from smgeo_geo.realpairs import Surface, render_view      # one view, any camera
+>>> from smgeo_synth.realpairs import Surface, render_view      # one view, any camera
 >>> with Surface("ortho.tif", "dsm.tif") as surface:
 ...     view = render_view(surface, camera, sun=(160.0, 45.0))  # view.image, view.points, view.valid
 """
 
-from smgeo_geo.realpairs.dataset import REALPAIRS_VERSION, generate_realpairs, tile_extent
-from smgeo_geo.realpairs.pair import (PairContext, RealPair, camera_from_info, camera_info, draw_camera,
+from smgeo_synth.realpairs.dataset import REALPAIRS_VERSION, generate_realpairs, tile_extent
+from smgeo_synth.realpairs.pair import (PairContext, RealPair, camera_from_info, camera_info, draw_camera,
                                       render_real_pair, season_tint)
-from smgeo_geo.realpairs.render import DroneView, Surface, render_view, scaled_camera
-from smgeo_geo.realpairs.targets import Overview, Target, footprint_targets, salient_targets, work_epsg
-from smgeo_geo.realpairs.tiles import TileSpec, cut_tile
+from smgeo_synth.realpairs.render import DroneView, Surface, render_view, scaled_camera
+from smgeo_synth.realpairs.targets import Overview, Target, footprint_targets, salient_targets, work_epsg
+from smgeo_synth.realpairs.tiles import TileSpec, cut_tile
 
 __all__ = [
     "REALPAIRS_VERSION", "DroneView", "Overview", "PairContext", "RealPair", "Surface", "Target", "TileSpec",
