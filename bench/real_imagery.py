@@ -14,6 +14,9 @@ errors inside the stated 90 % uncertainty, and seconds per click (first click, t
 Writes JSON and a PNG (error CDFs and the located points on the orthophoto).
 
     python bench/real_imagery.py --data ../shared/data/real-odm --json bench/results/real_imagery.json
+
+``--coarsen 0.5 [--tint autumn]`` locates on a satellite-like reference derived from the
+orthophoto (box-averaged to 0.5 m pixels, optionally another season's colours) instead.
 """
 
 from __future__ import annotations
@@ -89,14 +92,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--clicks", type=Path, default=ROOT / "bench" / "data" / "real_odm_clicks.csv")
     ap.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "real_imagery.json")
     ap.add_argument("--checkpoint", default=None)
+    ap.add_argument("--coarsen", type=float, default=None, metavar="M",
+                    help="locate on a satellite-like reference instead: the orthophoto box-averaged to M-metre pixels")
+    ap.add_argument("--tint", choices=("none", "autumn", "haze"), default="none",
+                    help="with --coarsen: also another season's colours (warmer, paler, darker) or haze")
     args = ap.parse_args(argv)
 
     import torch
-
-    from smgeo_geo.coords import geodesic_distance
-    from smgeo_geo.errors import SMGeoError
-    from smgeo_geo.locator import Locator
-    from smgeo_geo.raster import open_reference
 
     torch.set_num_threads(2)
     rows = list(csv.DictReader(open(args.clicks, newline="")))
@@ -104,11 +106,56 @@ def main(argv: list[str] | None = None) -> dict:
     clicks = [(float(r["click_x"]), float(r["click_y"])) for r in rows]
     truth = truth_points(args.data, clicks, Path(photo_name).stem)
     photo = args.data / "photos" / photo_name
-    report: dict = {"data": str(args.data), "photo": photo_name, "reference": "reference_0018.tif",
-                    "clicks": len(rows), "truth": "orthophoto_camera (also reported: topocentric_pose)", "runs": {}}
     points: dict[str, np.ndarray] = {}
-    with tempfile.TemporaryDirectory() as tmp, open_reference(args.data / "reference_0018.tif") as raster:
-        stripped = stripped_copy(photo, Path(tmp))
+    with tempfile.TemporaryDirectory() as tmp:
+        reference = args.data / "reference_0018.tif"
+        if args.coarsen:
+            reference = satellite_like(reference, Path(tmp) / "satellite_like.tif", args.coarsen, args.tint)
+        report = _locate_all(args, reference, rows, clicks, truth, photo, Path(tmp), points)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=1))
+    print(f"wrote {args.json} and {args.json.with_suffix('.png')}")
+    return report
+
+
+def satellite_like(ortho: Path, out: Path, metres: float, tint: str = "none") -> Path:
+    """``ortho`` box-averaged to ``metres`` pixels, in another season's colours (``autumn``:
+    warmer, paler, darker) or hazier (``haze``) when asked: a reference as a satellite shows it."""
+    import rasterio
+    from affine import Affine
+    from rasterio.enums import Resampling
+
+    with rasterio.open(ortho) as src:
+        f = metres / abs(src.transform.a)
+        w, h = round(src.width / f), round(src.height / f)
+        data = src.read(out_shape=(src.count, h, w), resampling=Resampling.average)
+        profile = {**src.profile, "width": w, "height": h,
+                   "transform": src.transform * Affine.scale(src.width / w, src.height / h)}
+    rgb = data[:3].astype(np.float32)
+    if tint == "autumn":
+        rgb = rgb * np.array([1.10, 0.95, 0.80], np.float32)[:, None, None]
+        rgb = 0.6 * rgb + 0.4 * rgb.mean(0, keepdims=True)
+        rgb = 255 * (np.clip(rgb, 0, 255) / 255) ** 1.3
+    elif tint == "haze":
+        rgb = 0.7 * rgb + 0.3 * 200
+    data[:3] = np.clip(rgb, 0, 255).astype(data.dtype)
+    with rasterio.open(out, "w", **profile) as dst:
+        dst.write(data)
+    return out
+
+
+def _locate_all(args, reference: Path, rows, clicks, truth, photo: Path, tmp: Path, points: dict) -> dict:
+    """Every run of ``RUNS`` on ``reference``; prints a line per run and writes the figure."""
+    from smgeo_geo.coords import geodesic_distance
+    from smgeo_geo.errors import SMGeoError
+    from smgeo_geo.locator import Locator
+    from smgeo_geo.raster import open_reference
+
+    report: dict = {"data": str(args.data), "photo": rows[0]["photo"], "reference": reference.name,
+                    "coarsen_m": args.coarsen, "tint": args.tint if args.coarsen else None,
+                    "clicks": len(rows), "truth": "orthophoto_camera (also reported: topocentric_pose)", "runs": {}}
+    with open_reference(reference) as raster:
+        stripped = stripped_copy(photo, tmp)
         for label, method, use_dem, strip in RUNS:
             locator = Locator(checkpoint=args.checkpoint)
             lons, lats, uncs, secs = [], [], [], []
@@ -140,9 +187,6 @@ def main(argv: list[str] | None = None) -> dict:
                   f"<=5 m {s.get('within_5m', 0):5.1%}  failures {s['failures']}  "
                   f"first {s.get('first_click_s', 0):.2f} s, then {s.get('later_click_s', 0):.2f} s/click")
         _figure(report, raster, truth["orthophoto_camera"], points, args.json.with_suffix(".png"))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=1))
-    print(f"wrote {args.json} and {args.json.with_suffix('.png')}")
     return report
 
 
@@ -164,7 +208,9 @@ def _figure(report: dict, raster, truth, points: dict, path: Path) -> None:
     a.axvline(5, color="grey", ls=":")
     a.set_xlabel("centre error (m, log scale)")
     a.set_ylabel("share of clicks")
-    a.set_title(f"{report['clicks']} clicks, real DJI photo on a real orthophoto")
+    on = "a real orthophoto" if not report.get("coarsen_m") else (
+        f"the orthophoto at {report['coarsen_m']:g} m" + (f", {report['tint']}" if report.get("tint") != "none" else ""))
+    a.set_title(f"{report['clicks']} clicks, real DJI photo on {on}")
     a.legend(fontsize=8)
     tx, ty = lonlat_to_pixel(raster.transform, raster.crs, *truth)
     c0, c1 = max(0, int(np.nanmin(tx)) - 120), min(raster.width, int(np.nanmax(tx)) + 120)

@@ -15,7 +15,8 @@ Three stages, each usable alone (``method``) and combined by ``auto`` (the defau
 
 Fusion (``auto``): the point is the registration's when it held and agrees with the metadata
 (their 90 % circles overlap, or the registration has strong support), else the metadata's,
-else SMGeo's best box centre. A registration without a DEM (local maps) that lands farther
+else SMGeo's best box centre; of two points that agree, the one with the smaller radius
+answers (a registration that mapped the click from distant features only can be the looser). A registration without a DEM (local maps) that lands farther
 from the metadata's point than its own radius reports that distance as its uncertainty. The box is the best SMGeo candidate that contains the point
 (within its uncertainty), else the click region (a square of ``region`` times the photo's
 shorter side around the click) cast onto the ground. A stage that cannot run says why in
@@ -363,7 +364,10 @@ def _fuse_point(stages: dict[str, Stage]) -> Stage | None:
             return reg
         dist = math.dist(meta.point, reg.point)
         support = reg.details.get("inliers", 0) + reg.details.get("patch_inliers", 0)  # matched features
-        if dist <= meta.uncertainty_m + reg.uncertainty_m or support >= STRONG_INLIERS:
+        consistent = dist <= meta.uncertainty_m + reg.uncertainty_m
+        if consistent or support >= STRONG_INLIERS:
+            if consistent and meta.uncertainty_m < reg.uncertainty_m:
+                return meta  # both hold and agree; the metadata's point is the surer of the two
             if reg.details.get("mode") != "pose" and dist > reg.uncertainty_m:
                 # local maps without a DEM can lock onto a repeated pattern (lane dashes): when the
                 # metadata's point is farther than the registration's own radius, one of them is

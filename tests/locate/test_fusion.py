@@ -112,3 +112,13 @@ def test_a_registration_without_dem_far_from_the_metadata_is_no_surer_than_that_
     assert fused.name == "registration" and fused.uncertainty_m == pytest.approx(6.0)
     r.details["mode"] = "pose"  # refined on a DEM: its own radius stands
     assert _fuse_point({"metadata": meta(100, 100), "registration": r}).uncertainty_m == 1.0
+
+
+def test_of_two_agreeing_points_the_surer_one_answers():
+    """A registration that held but maps the click loosely (its 90 % radius wider than the
+    metadata's) agrees with the metadata: the tighter answer is the metadata's."""
+    loose = reg(104, 100, u=20.0)
+    fused = _fuse_point({"metadata": meta(100, 100, u=8.0), "registration": loose})
+    assert fused.name == "metadata" and fused.uncertainty_m == 8.0
+    tight = reg(104, 100, u=2.0)
+    assert _fuse_point({"metadata": meta(100, 100, u=8.0), "registration": tight}).name == "registration"

@@ -172,6 +172,39 @@ def test_auto_without_a_dem_maps_the_click_by_its_surroundings_and_stays_honest(
             assert err <= det.extra["uncertainty_m"] <= 15.0, (click, err, det.extra["uncertainty_m"])
 
 
+def satellite_like(path: Path, resolution_m: float) -> Path:
+    """The orthophoto box-averaged to ``resolution_m`` pixels (a satellite-like reference)."""
+    import rasterio
+    from affine import Affine
+    from rasterio.enums import Resampling
+
+    with rasterio.open(ORTHO) as src:
+        f = resolution_m / src.transform.a
+        w, h = round(src.width / f), round(src.height / f)
+        data = src.read(out_shape=(src.count, h, w), resampling=Resampling.average)
+        profile = {**src.profile, "width": w, "height": h,
+                   "transform": src.transform * Affine.scale(src.width / w, src.height / h)}
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+    return path
+
+
+def test_on_a_coarser_reference_without_a_dem_auto_is_never_looser_than_the_metadata(locator, truth, tmp_path):
+    """At 0.5 m pixels the flat-ground registration maps some clicks only from distant features
+    (a wide radius): where it agrees with the metadata, the surer of the two answers, and every
+    error stays inside its stated radius. With the DSM the pose still holds to a pixel."""
+    coarse = satellite_like(tmp_path / "ortho_05m.tif", 0.5)
+    with open_reference(coarse) as raster:
+        for click, lon, lat in zip(CLICKS, *truth):
+            det = locator.locate(raster, SOUTH, click)
+            err = float(geodesic_distance(lon, lat, det.extra["located_lon"], det.extra["located_lat"]))
+            assert err <= det.extra["uncertainty_m"], (click, err)
+            assert det.extra["uncertainty_m"] <= det.extra["metadata_uncertainty_m"] + 1e-6, click
+            det = locator.locate(raster, SOUTH, click, dem=DSM)
+            err = float(geodesic_distance(lon, lat, det.extra["located_lon"], det.extra["located_lat"]))
+            assert err < 1.0 and det.extra["answer"] == "registration", (click, err)
+
+
 def test_auto_answers_without_the_model_when_its_checkpoint_is_broken(truth, tmp_path):
     """SMGeo is one stage of auto: a checkpoint that cannot be loaded is that stage's reason,
     and metadata + registration still answer (no traceback, no lost click)."""
