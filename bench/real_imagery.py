@@ -225,7 +225,7 @@ def _figure(report: dict, raster, truth, points: dict, path: Path) -> None:
     b.set_xlim(c0, c1)
     b.set_ylim(r1, r0)
     b.legend(fontsize=8, loc="lower right")
-    b.set_title("located clicks on the orthophoto (0.2 m pixels)")
+    b.set_title(f"located clicks on the reference ({abs(raster.transform.a):.2g} m pixels)")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
