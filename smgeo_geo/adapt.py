@@ -7,7 +7,8 @@ pairs for a time budget and scored on held-back pairs of the same area before an
 
 Run folder ``out``::
 
-    adapt_inputs.json      what the data was made from (a rerun with other inputs is refused)
+    adapt_inputs.json      what the data was made from, by content (a rerun with other inputs is
+                           refused; a copy of the same files elsewhere resumes)
     data/ADAPT/            the rendered pairs (CVOGL layout, train / val / test)
     train/                 the fine-tuning run (resumable: last, best, train_state.pt)
     adapted.safetensors    the adapted checkpoint (+ .json): what locate, batch, the worker and
@@ -20,6 +21,7 @@ Rerunning the same command resumes: the pairs are kept, training continues until
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -56,15 +58,38 @@ class AdaptOptions:
     restart: bool = False
 
 
+SAMPLE_BYTES = 1 << 20  # bytes read at the start, middle and end of an input file for its fingerprint
+
+
+def _fingerprint(path) -> str:
+    """SHA-256 of a file's size and of 1 MiB at its start, middle and end: the same for a copy
+    (other folder, other modification time), different for other content, quick for big mosaics."""
+    size = os.path.getsize(path)
+    digest = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as f:
+        for offset in sorted({0, max(0, size // 2 - SAMPLE_BYTES // 2), max(0, size - SAMPLE_BYTES)}):
+            f.seek(offset)
+            digest.update(f.read(SAMPLE_BYTES))
+    return digest.hexdigest()
+
+
 def _inputs_record(opts: AdaptOptions, checkpoint: Path) -> dict:
+    """What the pairs and the run are made from; :func:`_same_inputs` compares two of them."""
     def file(p):
         if p is None:
             return None
-        st = os.stat(p)
-        return {"path": os.path.abspath(p), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+        return {"path": os.path.abspath(p), "bytes": os.path.getsize(p), "fingerprint": _fingerprint(p)}
 
     return {"reference": file(opts.reference), "dem": file(opts.dem), "footprints": file(opts.footprints),
             "checkpoint": file(checkpoint), "pairs": opts.pairs, "seed": opts.seed}
+
+
+def _same_inputs(have: dict | None, record: dict) -> bool:
+    """Whether a folder's recorded inputs are ``record``'s: by content, wherever the files now lie."""
+    def content(r):
+        return {k: ({a: b for a, b in v.items() if a != "path"} if isinstance(v, dict) else v) for k, v in r.items()}
+
+    return have is not None and content(have) == content(record)
 
 
 def check_options(opts: AdaptOptions) -> None:
@@ -109,8 +134,8 @@ def adapt(opts: AdaptOptions, log: Callable[[str], None] = print, progress: bool
     record_path = out / "adapt_inputs.json"
     data_root = out / "data"
     have = json.loads(record_path.read_text()) if record_path.is_file() else None
-    fresh = opts.restart or have != record
-    if have is not None and have != record and not opts.restart:
+    fresh = opts.restart or not _same_inputs(have, record)
+    if have is not None and fresh and not opts.restart:
         raise OptionError(f"--out {out} holds an adaptation of other inputs ({record_path}); give another --out, "
                           f"or --restart to start over there")
     if fresh or not (data_root / DATASET / "manifest.json").is_file():

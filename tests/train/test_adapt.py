@@ -122,6 +122,21 @@ def test_bad_options_exit_2_with_one_line(area, tmp_path, capsys, argv, needle):
 
 
 @pytest.mark.slow
+def test_a_copy_of_the_same_inputs_elsewhere_resumes_the_run(adapted, area, tmp_path, capsys):
+    """Inputs are compared by content: the area copied to another folder (new paths, new
+    modification times) reuses the folder's pairs instead of being refused."""
+    import os
+    import shutil
+
+    copies = {k: shutil.copy(area[k], tmp_path / Path(area[k]).name) for k in ("ortho", "dsm")}
+    for c in copies.values():
+        os.utime(c, ns=(1, 1))
+    code = run(["adapt", "--reference", copies["ortho"], "--dem", copies["dsm"], "--out", adapted, "--pairs", 20,
+                "--minutes", BUDGET_MIN, "--device", "cpu", "--quiet"])
+    assert code == 0 and "reusing the pairs" in capsys.readouterr().out
+
+
+@pytest.mark.slow
 def test_other_inputs_in_the_same_folder_are_refused(adapted, area, capsys):
     other = scenes.write_orthophoto(area["dir"] / "other.tif", seed=3)
     code = run(["adapt", "--reference", other, "--out", adapted, "--pairs", 20, "--minutes", BUDGET_MIN])
