@@ -26,6 +26,8 @@ from smgeo_geo.errors import InputFileError, OptionError, SMGeoError
 PLATFORMS = ("satellite", "drone", "ground")
 PHOTO_PLATFORMS = ("auto", "drone", "ground")
 DRONE_MIN_HEIGHT_M = 10.0
+DRONE_MAKERS = ("dji", "parrot", "skydio", "autel", "yuneec", "sensefly", "ageagle", "micasense", "sentera",
+                "wingtra", "freefly", "teal")  # EXIF Make prefixes (lower case) of drone cameras
 """A photo taken this high or higher (DJI relative altitude, else EXIF GPS altitude) is a drone photo."""
 TIFF_SUFFIXES = (".tif", ".tiff")
 JPEG_SUFFIXES = (".jpg", ".jpeg")
@@ -137,16 +139,26 @@ def unique_ids(items: list[SourceItem]) -> list[SourceItem]:
 
 
 def photo_platform(meta) -> str:
-    """``drone`` or ``ground`` for a photo's :class:`~smgeo_geo.photo_meta.PhotoMeta`.
+    """``drone`` or ``ground`` for a photo's :class:`~smgeo_geo.photo_meta.PhotoMeta`, by the first
+    rule that applies:
 
-    Height above take-off (DJI RelativeAltitude) decides when known (drone from
-    :data:`DRONE_MIN_HEIGHT_M`); else DJI gimbal angles mean a drone; else the EXIF GPS altitude
-    (metres above sea level, so this last rule only suits scenes near sea level, such as the
-    generated corpora; pass ``--photo-platform`` for others)."""
+    1. the height above take-off (XMP relative altitude) when known: drone from
+       :data:`DRONE_MIN_HEIGHT_M`;
+    2. camera angles in the XMP (DJI, Parrot, Skydio or Pix4D tags): drone;
+    3. the EXIF ``Make``: a drone maker (:data:`DRONE_MAKERS`) means drone, any other maker (a
+       phone, a hand-held camera) ground;
+    4. photos of the generated corpora (``Make`` :data:`~smgeo_retrieval.corpus.georef.GENERATED_MAKE`)
+       or without a maker: the EXIF GPS altitude (metres above sea level, so this rule only suits
+       scenes near sea level, as generated ones are; pass ``--photo-platform`` for others)."""
+    from smgeo_retrieval.corpus.georef import GENERATED_MAKE
+
     if meta.relative_altitude is not None:
         return "drone" if meta.relative_altitude >= DRONE_MIN_HEIGHT_M else "ground"
-    if meta.gimbal_pitch is not None:
+    if meta.gimbal_pitch is not None or meta.attitude_source:
         return "drone"
+    make = (meta.make or "").strip().lower()
+    if make and make != GENERATED_MAKE.lower():
+        return "drone" if make.startswith(DRONE_MAKERS) else "ground"
     if meta.gps_altitude is not None and meta.gps_altitude >= DRONE_MIN_HEIGHT_M:
         return "drone"
     return "ground"

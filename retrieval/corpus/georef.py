@@ -26,6 +26,7 @@ from PIL import ExifTags, Image
 from smgeo_synth.georef import ZONES, TileGrid
 
 LONLAT_DECIMALS = 7  # about 1 cm
+GENERATED_MAKE = "SMGeo synth"  # EXIF Make of the generated photos
 EXIF_SECONDS_DENOMINATOR = 10**6  # EXIF GPS seconds as rationals n / 10^6 (3e-11 degree steps)
 GRID_EXTENT_M = 600.0  # tile extent for the place grid: cells of 1 km
 
@@ -91,7 +92,7 @@ def jpeg_with_gps(rgb: np.ndarray, quality: int, lon: float, lat: float, altitud
     """Baseline JPEG (Pillow, 4:2:0) of ``rgb`` (H, W, 3 uint8) with EXIF GPS: WGS84
     ``lat``/``lon`` degrees and ``altitude_m`` (metres, above the scene ground, rounded to cm)."""
     exif = Image.Exif()
-    exif[ExifTags.Base.Make] = "SMGeo synth"
+    exif[ExifTags.Base.Make] = GENERATED_MAKE
     gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
     gps[ExifTags.GPS.GPSVersionID] = b"\x02\x03\x00\x00"
     gps[ExifTags.GPS.GPSLatitudeRef] = "N" if lat >= 0 else "S"

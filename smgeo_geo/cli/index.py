@@ -20,7 +20,8 @@ def command() -> None:
 @click.option("--images", type=click.Path(path_type=Path), default=None,
               help="folder of GeoTIFF tiles (satellite) and JPEG photos with EXIF GPS (drone / ground), recursive")
 @click.option("--photo-platform", type=click.Choice(["auto", "drone", "ground"]), default="auto", show_default=True,
-              help="platform of the --images photos; auto: from the height in their metadata")
+              help="platform of the --images photos; auto: from their metadata (height above take-off, camera "
+                   "angles, camera maker)")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="retrieval checkpoint (.safetensors + .json; made by smgeo train-retrieval) "
                    "[default: the bundled demo retrieval model]")
