@@ -293,3 +293,24 @@ def test_photo_without_metadata_skips_the_metadata_stage_with_its_reason(locator
         assert det.extra["answer"] == "smgeo" and det.extra["method"] == "smgeo"
         with pytest.raises(SMGeoError, match="registration failed"):
             locator.locate(raster, stripped, CLICKS[0], method="registration")
+
+
+def test_batch_geocodes_a_survey_of_real_clicks(truth, tmp_path, capsys):
+    """`smgeo batch` over the real photo's clicks with the DSM: every row located to within a
+    metre of the truth, inside its stated uncertainty, with the stages that held."""
+    import pyogrio
+
+    from tests.bad_inputs.conftest import run_cli
+
+    manifest = tmp_path / "survey.csv"
+    manifest.write_text("query,click_x,click_y\n" + "".join(f"{SOUTH},{x},{y}\n" for x, y in CLICKS[:3]))
+    out = tmp_path / "survey.gpkg"
+    code, _, err = run_cli(["batch", "--manifest", manifest, "--reference", ORTHO, "--dem", DSM, "--out", out,
+                            "--workers", "1"], capsys)
+    assert code == 0, err
+    rows = pyogrio.read_dataframe(out, layer="rows").sort_values("row").reset_index(drop=True)
+    assert (rows["status"] == "ok").all() and len(rows) == 3
+    for i, r in rows.iterrows():
+        err_m = float(geodesic_distance(truth[0][i], truth[1][i], r["located_lon"], r["located_lat"]))
+        assert err_m < 1.0 and err_m <= r["uncertainty_m"], (i, err_m)
+        assert r["method"].startswith("metadata+registration")
