@@ -62,6 +62,7 @@ LOCAL_NEIGHBOURS = 24  # inliers nearest the click that correct / map it locally
 GRID_STEP = 4  # rectification maps are computed every GRID_STEP pixels and interpolated
 LOOSE_THRESHOLD = 40.0  # work pixels: the global filter where relief bends the map
 LOCAL_RADIUS_M = 40.0  # metres around the click whose features map it, without a DEM
+LOCAL_MIN_HALF_PX = 128  # native pixels from the click to the edge of that patch, at least (features need pixels)
 RELIEF_SLOPE = 0.1  # metres of error per metre between the click and its matches, without a DEM
 
 
@@ -168,12 +169,19 @@ def _local_affine(src: np.ndarray, dst: np.ndarray, at: np.ndarray) -> tuple[np.
     return coef, a @ coef - dst[idx]
 
 
-def _uncertainty(residuals_m: np.ndarray, resolution_m: float, spread_m: float, slope: float = 0.02) -> float:
+def _uncertainty(residuals_m: np.ndarray, resolution_m: float, spread_m: float, slope: float = 0.02,
+                 fitted: int = 0) -> float:
     """90 % radius (m) from the local inliers' residuals (m), the pixel size and how far the
     click is from its nearest inliers: ``slope`` metres of error per metre of extrapolation
-    (small where a DEM models the relief; ``RELIEF_SLOPE`` where flat ground is assumed)."""
-    rms = math.sqrt(float(np.mean(np.sum(residuals_m ** 2, axis=1)))) if len(residuals_m) else math.inf
-    sigma = math.sqrt(rms ** 2 / 2 + (0.5 * resolution_m) ** 2 + (slope * spread_m) ** 2)
+    (small where a DEM models the relief; ``RELIEF_SLOPE`` where flat ground is assumed).
+    ``fitted``: parameters the residuals were fitted with (2 for a shift, 6 for an affine map):
+    the residuals' mean square over ``n - fitted`` degrees of freedom, as few inliers leave
+    residuals smaller than the errors they measure."""
+    n = len(residuals_m)
+    if n <= fitted:
+        return math.inf
+    ms = float(np.sum(residuals_m ** 2)) / (n - fitted)  # two axes: per-point squared length
+    sigma = math.sqrt(ms / 2 + (0.5 * resolution_m) ** 2 + (slope * spread_m) ** 2)
     return math.sqrt(CHI2_2D_90) * sigma
 
 
@@ -370,7 +378,7 @@ class RegisteredPhoto:
             return self.failed("the refined camera's ray through the click misses the terrain")
         gsd = float(np.linalg.norm(camera.centre - pts[0])) * camera.ground_sample_scale
         local_res_m = (resid_px[near] - correction) * gsd
-        unc = _uncertainty(local_res_m, resolution_m, float(np.median(d[near])) * gsd)
+        unc = _uncertainty(local_res_m, resolution_m, float(np.median(d[near])) * gsd, fitted=2)
         x, y = camera.frame.to_crs(self.raster.crs, pts[:, 0], pts[:, 1], pts[:, 2])
         col, row = ~self.raster.transform @ (float(x[0]), float(y[0]))
         region = click_region(camera, terrain, self.raster, click, region_px)
@@ -427,7 +435,8 @@ class RegisteredPhoto:
         src_all = self.rect_px if self.mode == "local" else self.photo_px
         d = np.sort(np.linalg.norm(src_all - src[0], axis=1))[:LOCAL_NEIGHBOURS]
         scale = math.sqrt(abs(np.linalg.det(coef[:2, :2])))  # work pixels per source pixel
-        unc = _uncertainty(res_m, self.resolution_m, float(np.median(d)) * scale * self.resolution_m, RELIEF_SLOPE)
+        unc = _uncertainty(res_m, self.resolution_m, float(np.median(d)) * scale * self.resolution_m, RELIEF_SLOPE,
+                           fitted=6)
         region = np.column_stack([cols[1:], rows[1:]])
         return self._result(float(cols[0]), float(rows[0]), unc, res_m, region, {})
 
@@ -439,7 +448,7 @@ class RegisteredPhoto:
         when too few agree (the coarse local maps then answer)."""
         raster, native = self.raster, _native_metres(self.raster)
         col, row = (float(v[0]) for v in self.mapping.to_raster([src[0, 0]], [src[0, 1]]))
-        reach = LOCAL_RADIUS_M / native
+        reach = max(LOCAL_RADIUS_M / native, float(LOCAL_MIN_HALF_PX))
         _, q_size, q_map = _patch_window(raster, col, row, reach, FINE_SIDE)
         q_img, q_valid, _ = rectify(self.photo, self.prior, raster, q_map, q_size)
         search = reach + min(self.prior_uncertainty_m, 100.0) / native
@@ -467,7 +476,7 @@ class RegisteredPhoto:
         res = (np.column_stack([a[inl], np.ones(inl.sum())]) @ coef - b[inl]) * native
         spread = float(np.median(np.linalg.norm(a[inl] - at[0], axis=1))) * native
         resolution = native * max(q_map.scale_x, f_map.scale_x)
-        unc = _uncertainty(res, resolution, spread, RELIEF_SLOPE / 2)
+        unc = _uncertainty(res, resolution, spread, RELIEF_SLOPE / 2, fitted=6)
         return self._result(float(mapped[0, 0]), float(mapped[0, 1]), unc, res, mapped[1:],
                             {"patch_inliers": int(inl.sum())})
 
