@@ -122,17 +122,21 @@ class Retriever:
                                   f"{self.index.root} holds vectors of dimension {self.index.dim}")
         return q
 
-    def search(self, text: str, top_k: int = 10) -> list[Hit]:
-        """The ``top_k`` (1..100) items that best match ``text``, best first (rank 1)."""
-        return self.search_many([text], top_k)[0]
+    def search(self, text: str, top_k: int = 10, ef_search: int | None = None) -> list[Hit]:
+        """The ``top_k`` (1..100) items that best match ``text``, best first (rank 1);
+        ``ef_search``: see :meth:`~smgeo_retrieval.index.VectorIndex.search`."""
+        return self.search_many([text], top_k, ef_search)[0]
 
-    def search_many(self, texts: Sequence[str], top_k: int = 10) -> list[list[Hit]]:
+    def search_many(self, texts: Sequence[str], top_k: int = 10, ef_search: int | None = None) -> list[list[Hit]]:
         """:meth:`search` for several texts at once (one model call)."""
         from smgeo_geo.checks import check_top_k
 
+        from smgeo_retrieval.index import check_ef_search
+
         k = check_top_k(top_k)
+        ef_search = check_ef_search(ef_search)
         queries = [check_text(t) for t in texts]
-        scores, ids = self.index.search(self.encode(queries), k)
+        scores, ids = self.index.search(self.encode(queries), k, ef_search)
         return [self._hits(s, i) for s, i in zip(scores, ids)]
 
     def _hits(self, scores: np.ndarray, ids: np.ndarray) -> list[Hit]:

@@ -121,6 +121,16 @@ def _as_matrix(vectors: Any, what: str, dim: int | None = None) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def check_ef_search(ef_search) -> int | None:
+    """``ef_search`` (``None`` or a whole number >= 1); :class:`OptionError` otherwise."""
+    if ef_search is None:
+        return None
+    if isinstance(ef_search, bool) or not isinstance(ef_search, (int, np.integer)) or ef_search < 1:
+        raise OptionError(f"--ef-search (HNSW candidates per query) must be a whole number of 1 or more, "
+                          f"got {ef_search!r}")
+    return int(ef_search)
+
+
 def make_faiss_index(vectors: np.ndarray, kind: str, m: int = HNSW_M, ef_construction: int = HNSW_EF_CONSTRUCTION,
                      ef_search: int = HNSW_EF_SEARCH):
     """A FAISS inner-product index (``flat`` or ``hnsw``) holding ``vectors`` ([N, D] float32)
@@ -195,21 +205,24 @@ class VectorIndex:
         return cls(make_faiss_index(arr, chosen), items, model or {}, chosen, hnsw=hnsw, created=created)
 
     # -- search ---------------------------------------------------------------------------
-    def search(self, queries: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: Any, k: int, ef_search: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` best items of each query vector by inner product.
 
         ``queries``: [Q, D] (or one [D] vector). Returns ``(scores, ids)``, both [Q, min(k, N)]:
         float32 inner products, best first, and int64 row numbers into :attr:`items` (-1 where
-        an approximate index found fewer items). :class:`OptionError` for ``k`` < 1 or
-        queries of the wrong dimension."""
+        an approximate index found fewer items). ``ef_search``: candidates an ``hnsw`` index
+        examines per query (default the index's own, at least ``k``; more is closer to exact
+        and slower; a ``flat`` index is exact and ignores it). :class:`OptionError` for ``k``
+        or ``ef_search`` < 1 or queries of the wrong dimension."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise OptionError(f"k (the number of results) must be a whole number of 1 or more, got {k!r}")
+        ef_search = check_ef_search(ef_search)
         q = _as_matrix(queries, "query vectors", self.dim)
         k = int(min(k, self.count))
         if self.kind == "hnsw":
             import faiss
 
-            ef = max(int((self.hnsw or {}).get("ef_search", HNSW_EF_SEARCH)), k)
+            ef = max(ef_search or int((self.hnsw or {}).get("ef_search", HNSW_EF_SEARCH)), k)
             scores, ids = self.faiss_index.search(q, k, params=faiss.SearchParametersHNSW(efSearch=ef))
         else:
             scores, ids = self.faiss_index.search(q, k)

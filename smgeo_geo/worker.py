@@ -52,7 +52,8 @@ Methods:
     summary of :func:`smgeo_geo.batch.run_batch`. Resumable like ``smgeo batch``; cancelling
     stops between rows (finished rows are already kept).
 ``retrieve`` {"text": description in words, "index": index folder (``smgeo index build``),
-    "top_k": 10, "checkpoint": path | null (the checkpoint recorded in the index)} -> ``{"hits":
+    "top_k": 10, "checkpoint": path | null (the checkpoint recorded in the index), "ef_search":
+    HNSW candidates per query | null (the index's own)} -> ``{"hits":
     [HIT, ...] (rank 1 first), "model": {"checkpoint", "model_id"}, "index": folder, "count":
     items in the index, "index_cached": bool, "seconds": float}``. HIT is
     :class:`smgeo_retrieval.hits.Hit` as a dict: rank, score (the model's inner product, higher
@@ -125,7 +126,7 @@ PARAMS = {
     "configure": ("checkpoint", "device"),
     "locate": ("reference", "bands", "query", "click", "window", "top_k", "heatmap", "method", "dem"),
     "batch": ("manifest", "reference", "out", "workers", "top_k", "photos", "dask", "method", "dem"),
-    "retrieve": ("text", "index", "top_k", "checkpoint"),
+    "retrieve": ("text", "index", "top_k", "checkpoint", "ef_search"),
     "cancel": ("target",),
     "shutdown": (),
 }
@@ -458,6 +459,7 @@ class Worker:
         index = _param(request, "index", "the path of an index folder", _is_path, required=True)
         top_k = check_top_k(_param(request, "top_k", "a whole number from 1 to 100", _is_whole, default=10))
         checkpoint = _param(request, "checkpoint", "a checkpoint path (string) or null", _is_text) or None
+        ef_search = _param(request, "ef_search", "a whole number of 1 or more, or null", _is_whole)
         started = time.perf_counter()
         device = (self._model_key or (None, "cpu"))[1]
         key = (os.path.abspath(index), checkpoint and os.path.abspath(checkpoint), device,
@@ -473,7 +475,7 @@ class Worker:
             self._retrievers[key] = retriever
         retriever = self._retrievers[key]
         self.check_cancelled(request)
-        hits = retriever.search(text, top_k)
+        hits = retriever.search(text, top_k, ef_search)
         return {"hits": [h.to_record() for h in hits],
                 "model": {"checkpoint": str(retriever.checkpoint), "model_id": retriever.model_id},
                 "index": str(retriever.index.root), "count": retriever.index.count, "index_cached": cached,

@@ -16,8 +16,11 @@ import click
               help="write the hits: .geojson (WGS84 points / footprint polygons) or .gpkg (layers hits, footprints)")
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="the index's model at another path (default: the checkpoint recorded in the index)")
+@click.option("--ef-search", type=int, default=None,
+              help="HNSW indexes: candidates examined per query (more: closer to exact, slower) "
+                   "[default: the index's own; a flat index is exact and ignores it]")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda")
-def command(text, index_dir, top_k, out, checkpoint, device) -> None:
+def command(text, index_dir, top_k, out, checkpoint, ef_search, device) -> None:
     """Find the satellite tiles, drone photos and ground photos that match a description.
 
     Prints the ranked hits (rank, score, platform, lon/lat, image) and, with --out, writes
@@ -33,11 +36,12 @@ def command(text, index_dir, top_k, out, checkpoint, device) -> None:
     from smgeo_geo.predictor import check_device
     from smgeo_retrieval.api import Retriever, check_text, checkpoint_files
     from smgeo_retrieval.hits import check_hits_path, write_hits
-    from smgeo_retrieval.index import INDEX_FILES
+    from smgeo_retrieval.index import INDEX_FILES, check_ef_search
 
     # every check that needs no model comes first
     text = check_text(text)
     top_k = check_top_k(top_k)
+    ef_search = check_ef_search(ef_search)
     check_device(device)
     if out is not None:
         check_hits_path(out)
@@ -47,7 +51,7 @@ def command(text, index_dir, top_k, out, checkpoint, device) -> None:
             inputs.update({"--checkpoint": weights, "--checkpoint config": config})
         check_outputs({"--out": out}, inputs)
     retriever = Retriever.open(index_dir, checkpoint, device=device)
-    hits = retriever.search(text, top_k)
+    hits = retriever.search(text, top_k, ef_search)
     click.echo(f"{'rank':>4}  {'score':>8}  {'platform':<9}  {'lon':>12}  {'lat':>11}  item / image")
     for h in hits:
         click.echo(f"{h.rank:>4}  {h.score:>8.4f}  {h.platform:<9}  {h.lon:>12.7f}  {h.lat:>11.7f}  "

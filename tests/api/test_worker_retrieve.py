@@ -56,6 +56,8 @@ def test_retrieve_through_the_pipes(built, tmp_path):
             (_retrieve(13, text="x", index=str(built["index"]), limit=3), "ProtocolError", "'limit'"),
             (_retrieve(14, text="  ", index=str(built["index"])), "OptionError", "text is empty"),
             (_retrieve(15, text="x", index=str(built["index"]), top_k=0), "OptionError", "top-k"),
+            (_retrieve(18, text="x", index=str(built["index"]), ef_search=0), "OptionError", "--ef-search"),
+            (_retrieve(19, text="x", index=str(built["index"]), ef_search="many"), "ProtocolError", "'ef_search'"),
             (_retrieve(16, text="x", index=str(tmp_path / "none")), "InputFileError", "not found"),
             (_retrieve(17, text="x", index=str(built["index"]), checkpoint=str(other)), "CheckpointError",
              "built with"),
@@ -65,7 +67,7 @@ def test_retrieve_through_the_pipes(built, tmp_path):
             reply = worker.final(request["id"])
             assert reply["event"] == "error" and reply["error"]["type"] == kind, reply
             assert words in reply["error"]["message"]
-        worker.send(_retrieve(20, text=text, index=str(built["index"]), top_k=4))
+        worker.send(_retrieve(20, text=text, index=str(built["index"]), top_k=4, ef_search=64))
         assert [h["item_id"] for h in worker.final(20)["result"]["hits"]] == [h.item_id for h in expected]
         assert worker.close() == 0
     finally:

@@ -66,6 +66,27 @@ def test_flat_and_hnsw_agree_on_the_best_item():
     np.testing.assert_array_equal(flat, exact)
 
 
+def test_ef_search_trades_speed_for_recall_on_hnsw_and_is_checked():
+    """More HNSW candidates per query find more of the exact top 10; a flat index is exact
+    whatever it is given; a candidate count below 1 is refused."""
+    vecs = unit_vectors(20000, 64, seed=5)
+    queries = unit_vectors(100, 64, seed=6)
+    exact = np.argsort(-(queries @ vecs.T), axis=1)[:, :10]
+    hnsw = VectorIndex.build(vecs, items(20000), MODEL, kind="hnsw")
+
+    def recall(ef):
+        found = hnsw.search(queries, 10, ef_search=ef)[1]
+        return np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact)])
+
+    few, many = recall(10), recall(400)
+    assert many > few and many >= 0.95, (few, many)
+    flat = VectorIndex.build(vecs[:500], items(500), MODEL, kind="flat")
+    np.testing.assert_array_equal(flat.search(queries, 5, ef_search=1)[1], flat.search(queries, 5)[1])
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(OptionError, match="--ef-search"):
+            hnsw.search(queries, 10, ef_search=bad)
+
+
 def test_scores_are_raw_inner_products_not_normalised():
     vecs = np.array([[3.0, 0.0], [0.0, 1.0], [1.0, 1.0]], np.float32)
     scores, ids = VectorIndex.build(vecs, items(3), MODEL, kind="flat").search(np.array([2.0, 1.0]), 3)

@@ -82,6 +82,7 @@ def test_retrieve_user_errors_are_one_line(setup, index, tmp_path, capsys):
     out = tmp_path / "hits.geojson"
     _refused(["retrieve", "--index", index, "--text", "  ", "--out", out], capsys, ["text is empty"], tmp_path)
     _refused([*base, "--top-k", "0", "--out", out], capsys, ["top-k", "0"], tmp_path)
+    _refused([*base, "--ef-search", "0", "--out", out], capsys, ["--ef-search", "0"], tmp_path)
     _refused([*base, "--out", tmp_path / "hits.shp"], capsys, ["--out", "hits.shp", ".geojson"], tmp_path)
     _refused([*base, "--out", tmp_path / "nowhere" / "h.geojson"], capsys, ["--out", "does not exist"], tmp_path)
     ckpt_json = setup["checkpoint"].with_suffix(".json")
