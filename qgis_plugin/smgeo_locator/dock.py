@@ -29,7 +29,7 @@ from .settings import METHODS, SETUP_HELP, PluginSettings
 from .tasks import WorkerTask
 
 PHOTO_FILTER = "Images (*.jpg *.jpeg *.JPG *.JPEG *.png *.PNG *.tif *.tiff *.TIF *.TIFF);;All files (*)"
-WINDOW_MODES = [("extent", "Map's current extent"), ("photo_gps", "Photo GPS (EXIF / DJI metadata)"),
+WINDOW_MODES = [("extent", "Map's current extent"), ("photo_gps", "Photo GPS (EXIF / drone XMP metadata)"),
                 ("whole", "Whole layer")]
 STAGES = ("metadata", "registration", "smgeo")
 STAGE_NAMES = {"metadata": "photo metadata", "registration": "registration", "smgeo": "SMGeo"}

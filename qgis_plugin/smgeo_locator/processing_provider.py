@@ -107,7 +107,7 @@ class _Algorithm(QgsProcessingAlgorithm):
 class LocateAlgorithm(_Algorithm):
     PHOTO, CLICK_X, CLICK_Y, REFERENCE = "PHOTO", "CLICK_X", "CLICK_Y", "REFERENCE"
     WINDOW, EXTENT, CANDIDATES, OUTPUT = "WINDOW", "EXTENT", "CANDIDATES", "OUTPUT"
-    MODES = ["Whole layer (sliding windows if large)", "Extent below", "Photo GPS (EXIF / DJI metadata)"]
+    MODES = ["Whole layer (sliding windows if large)", "Extent below", "Photo GPS (EXIF / drone XMP metadata)"]
 
     def name(self) -> str:
         return "locate"
@@ -118,8 +118,8 @@ class LocateAlgorithm(_Algorithm):
     def shortHelpString(self) -> str:  # noqa: N802
         return ("Finds the object clicked in a drone photo in a georeferenced raster layer with SMGeo. "
                 "The click is in photo pixels (x right, y down, from the top-left corner of the upright "
-                "photo). Method: Auto fuses the photo's metadata camera (EXIF / DJI, Parrot, Skydio or Pix4D XMP), registration of the "
-                "photo on the raster and SMGeo; or one of them alone. A DSM/DEM (optional) gives the ground "
+                "photo). Method: Auto fuses the photo's metadata camera (EXIF / DJI, Parrot, Skydio or Pix4D "
+                "XMP), registration of the photo on the raster and SMGeo; or one of them alone. A DSM/DEM (optional) gives the ground "
                 "heights for metadata and registration. Output: the object's footprint polygon in the raster's "
                 "CRS with its score (rank 0; with method, answer (the stage whose point answered), "
                 "uncertainty_m (90 % radius of the clicked point, metres), confidence, located_lon/lat, "
