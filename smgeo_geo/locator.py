@@ -315,40 +315,43 @@ class Locator:
             # now, beside them (the raster's reads are serialised; the model's work is not)
             ahead = self._beside().submit(self._smgeo, raster, image, photo, query_key, user, window, click, top_k)
             self._pending.append(ahead)
-        stages: dict[str, Stage] = {}
-        meta = self._metadata_stage(prior, why, raster, click)
-        if method in ("auto", "metadata"):
-            stages["metadata"] = meta
-            if method == "metadata" and not meta.ok:
-                raise MetadataError(meta.reason)
-        if method in ("auto", "registration"):
-            tick(0.2, "registering the photo on the reference")
-            stages["registration"] = self._registration_stage(photo, raster, prior, meta, user, click)
-            if method == "registration" and not stages["registration"].ok:
-                raise SMGeoError(f"registration failed: {stages['registration'].reason}")
-        estimate = _fuse_point(stages)
-        smgeo_det = None
-        if method in ("auto", "smgeo"):
-            tick(0.6, "running SMGeo")
-            try:
-                if ahead is not None:
-                    self._wait_pending()
-                    smgeo_det, reason = ahead.result()
-                else:
-                    self._wait_pending()  # the photo's encoding
-                    smgeo_window = self._smgeo_window(raster, estimate, user) if method == "auto" else None
-                    smgeo_det, reason = self._smgeo(raster, image, photo, query_key, smgeo_window, window, click,
-                                                    top_k, tick)
-                self.last_heatmap = self.predictor.last_heatmap
-                stages["smgeo"] = Stage("smgeo", True, "", details={"score": round(smgeo_det.score, 4),
-                                                                    "window": reason})
-            except SMGeoError as exc:
-                if method == "smgeo":
-                    raise
-                stages["smgeo"] = Stage("smgeo", False, str(exc))
-        tick(0.95, "fusing")
-        return _detection(raster, photo, click, stages, estimate, smgeo_det, top_k,
-                          self._predictor.model_id if self._predictor is not None else "")
+        try:
+            stages: dict[str, Stage] = {}
+            meta = self._metadata_stage(prior, why, raster, click)
+            if method in ("auto", "metadata"):
+                stages["metadata"] = meta
+                if method == "metadata" and not meta.ok:
+                    raise MetadataError(meta.reason)
+            if method in ("auto", "registration"):
+                tick(0.2, "registering the photo on the reference")
+                stages["registration"] = self._registration_stage(photo, raster, prior, meta, user, click)
+                if method == "registration" and not stages["registration"].ok:
+                    raise SMGeoError(f"registration failed: {stages['registration'].reason}")
+            estimate = _fuse_point(stages)
+            smgeo_det = None
+            if method in ("auto", "smgeo"):
+                tick(0.6, "running SMGeo")
+                try:
+                    if ahead is not None:
+                        self._wait_pending()
+                        smgeo_det, reason = ahead.result()
+                    else:
+                        self._wait_pending()  # the photo's encoding
+                        smgeo_window = self._smgeo_window(raster, estimate, user) if method == "auto" else None
+                        smgeo_det, reason = self._smgeo(raster, image, photo, query_key, smgeo_window, window, click,
+                                                        top_k, tick)
+                    self.last_heatmap = self.predictor.last_heatmap
+                    stages["smgeo"] = Stage("smgeo", True, "", details={"score": round(smgeo_det.score, 4),
+                                                                        "window": reason})
+                except SMGeoError as exc:
+                    if method == "smgeo":
+                        raise
+                    stages["smgeo"] = Stage("smgeo", False, str(exc))
+            tick(0.95, "fusing")
+            return _detection(raster, photo, click, stages, estimate, smgeo_det, top_k,
+                              self._predictor.model_id if self._predictor is not None else "")
+        finally:  # nothing of this call runs on (on the raster or the model) once it has returned or raised
+            self._wait_pending()
 
 
 def _fixed_window(user: ResolvedWindow | None) -> bool:
