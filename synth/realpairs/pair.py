@@ -21,7 +21,7 @@ tile pixels (same convention).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -30,6 +30,7 @@ import shapely
 from smgeo_geo.camera import FrameCamera, LocalFrame, rotation_from_angles
 from smgeo_geo.coords import transform_xy
 from smgeo_geo.errors import RasterError
+from smgeo_synth.pair import Pair
 from smgeo_synth.realpairs.render import MAX_OFF_NADIR, Surface, off_nadir_deg, render_view, scaled_camera
 from smgeo_synth.realpairs.targets import Overview, Target
 from smgeo_synth.realpairs.tiles import TileSpec, choose_centre, cut_tile
@@ -65,25 +66,14 @@ TARGET_STRIDE = 7919  # pair i tries targets order[(i + j * stride) % n], j = 0,
 TILE_TAG, ORDER_TAG, PAIR_TAG = 0x7113, 0x0DE2, 0x9A12
 
 
-@dataclass
-class RealPair:
-    """``satellite`` uint8 RGB (S, S, 3); ``query`` uint8 RGB (h, w, 3); ``click`` (x, y) query
-    px on the target; ``box`` (x1, y1, x2, y2) tile px; ``centre`` the tile centre (work CRS,
-    whole metres); ``camera`` the drone camera at the query's size; ``info``: what was drawn
-    (JSON-ready) and ``target_mask`` (query-sized bool map of the visible target)."""
+@dataclass(kw_only=True)
+class RealPair(Pair):
+    """A :class:`~smgeo_synth.pair.Pair` cut from a real orthophoto: ``box`` (x1, y1, x2, y2) in
+    tile px; ``centre`` the tile centre (work CRS, whole metres); ``camera`` the drone camera at
+    the query's size; ``info``: what was drawn (JSON-ready) and ``target_mask``."""
 
-    satellite: np.ndarray
-    query: np.ndarray
-    click: tuple[float, float]
-    box: tuple[float, float, float, float]
-    class_name: str
-    area_m2: float
-    heading: float
-    satellite_quality: int
-    query_quality: int
     centre: tuple[int, int]
     camera: FrameCamera
-    info: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -327,7 +317,7 @@ def _finish(ctx: PairContext, target: Target, centre, rng, camera: FrameCamera, 
     info["target_mask"] = target_mask
     return RealPair(sat_u8, query_u8, (float(click[0]), float(click[1])), ctx.spec.box(target, e, n),
                     target.class_name, round(target.area_m2, 1), round(drawn["yaw"] % 360.0, 2), s_quality, q_quality,
-                    (e, n), camera, info)
+                    info, centre=(e, n), camera=camera)
 
 
 def _plain(value):
