@@ -585,10 +585,13 @@ def _fault(point: str, count: int | None = None) -> None:
     """Send this process SMGEO_BATCH_FAULT_SIGNAL when SMGEO_BATCH_FAULT names this point."""
     kind, arg = _fault_spec()
     if kind == point and arg == count:
-        name = os.environ.get(FAULT_SIGNAL_ENV, "INT").upper().removeprefix("SIG")
+        sig = getattr(signal, "SIG" + os.environ.get(FAULT_SIGNAL_ENV, "INT").upper().removeprefix("SIG"))
+        if sig == signal.SIGINT and signal.getsignal(sig) is signal.SIG_IGN:
+            # a shell starts background jobs with Ctrl-C ignored; the hook is a Ctrl-C at the terminal
+            signal.signal(sig, signal.default_int_handler)
         # raise(): delivered to this (the main) thread before it returns, as a Ctrl-C would be
         # handled; os.kill may hand it to a library's worker thread and land it later, mid-row
-        signal.raise_signal(getattr(signal, f"SIG{name}"))
+        signal.raise_signal(sig)
 
 
 def _fault_in_row(row: Row) -> None:
