@@ -15,7 +15,8 @@ Three stages, each usable alone (``method``) and combined by ``auto`` (the defau
 
 Fusion (``auto``): the point is the registration's when it held and agrees with the metadata
 (their 90 % circles overlap, or the registration has strong support), else the metadata's,
-else SMGeo's best box centre; of two points that agree, the one with the smaller radius
+else SMGeo's best box centre (its radius: the distance to the farthest corner of the window
+SMGeo searched, as the model's scores are not calibrated on real imagery); of two points that agree, the one with the smaller radius
 answers (a registration that mapped the click from distant features only can be the looser). A registration without a DEM (local maps) that lands farther
 from the metadata's point than its own radius reports that distance as its uncertainty. The box is the best SMGeo candidate that contains the point
 (within its uncertainty), else the click region (a square of ``region`` times the photo's
@@ -76,7 +77,8 @@ def confidence(uncertainty_m: float) -> float:
 @dataclass
 class Stage:
     """One stage's answer: ``ok``; ``reason`` when not; ``point`` raster-CRS (x, y);
-    ``uncertainty_m`` 90 % radius; ``details`` scalars for the result's properties."""
+    ``uncertainty_m`` 90 % radius; ``details`` scalars for the result's properties;
+    ``searched`` the raster window SMGeo searched (its stage only)."""
 
     name: str
     ok: bool
@@ -85,6 +87,7 @@ class Stage:
     uncertainty_m: float = math.inf
     region: np.ndarray | None = None  # raster-pixel quadrilateral of the click region
     details: dict = field(default_factory=dict)
+    searched: Window | None = None  # smgeo: the raster window it searched
 
 
 def _quad_box(quad: np.ndarray) -> tuple[float, float, float, float]:
@@ -148,10 +151,11 @@ class Locator:
 
     def _smgeo(self, raster: ReferenceRaster, image: np.ndarray, photo: str, query_key: tuple,
                smgeo_window: ResolvedWindow | None, spec: WindowSpec | None, click, top_k: int,
-               tick=None) -> tuple[Detection, str]:
+               tick=None) -> tuple[Detection, str, Window]:
         """Stage 3: SMGeo's ranked boxes for the click in ``smgeo_window`` (raster pixels; the
-        window ``spec`` resolved for the model when ``None`` or a whole / sliding search), and
-        the window's reason. ``tick(fraction, message)`` per sliding window when given."""
+        window ``spec`` resolved for the model when ``None`` or a whole / sliding search), the
+        window's reason and the raster window searched. ``tick(fraction, message)`` per sliding
+        window when given."""
         predictor = self.predictor
         if smgeo_window is None or smgeo_window.mode in ("whole", "search"):
             smgeo_window = predictor.resolve_window(raster, spec, photo=photo)
@@ -166,7 +170,9 @@ class Locator:
                     tick(0.6 + 0.35 * i / max(len(items), 1), f"SMGeo window {i + 1}/{len(items)}")
                 yield item
 
-        return predictor.locate_resolved(raster, smgeo_window, click, top_k, progress=windows_tick), smgeo_window.reason
+        det = predictor.locate_resolved(raster, smgeo_window, click, top_k, progress=windows_tick)
+        searched = smgeo_window.window if smgeo_window.window is not None else Window(0, 0, raster.width, raster.height)
+        return det, smgeo_window.reason, searched
 
     # -- inputs -------------------------------------------------------------------------
     def dem(self, path: str | os.PathLike | None) -> DemTerrain | None:
@@ -334,15 +340,15 @@ class Locator:
                 try:
                     if ahead is not None:
                         self._wait_pending()
-                        smgeo_det, reason = ahead.result()
+                        smgeo_det, reason, searched = ahead.result()
                     else:
                         self._wait_pending()  # the photo's encoding
                         smgeo_window = self._smgeo_window(raster, estimate, user) if method == "auto" else None
-                        smgeo_det, reason = self._smgeo(raster, image, photo, query_key, smgeo_window, window, click,
-                                                        top_k, tick)
+                        smgeo_det, reason, searched = self._smgeo(raster, image, photo, query_key, smgeo_window,
+                                                                  window, click, top_k, tick)
                     self.last_heatmap = self.predictor.last_heatmap
                     stages["smgeo"] = Stage("smgeo", True, "", details={"score": round(smgeo_det.score, 4),
-                                                                        "window": reason})
+                                                                        "window": reason}, searched=searched)
                 except SMGeoError as exc:
                     if method == "smgeo":
                         raise
@@ -382,6 +388,20 @@ def _fuse_point(stages: dict[str, Stage]) -> Stage | None:
     if meta is not None and meta.ok:
         return meta
     return None
+
+
+def _smgeo_radius_m(raster: ReferenceRaster, centre_px, box, stage: Stage | None) -> float:
+    """Radius (m) that SMGeo's answer alone is given: its scores are not calibrated on real
+    imagery, so the object is only known to lie in the window searched; the distance from the
+    answer to that window's farthest corner (``stage.searched``), else to the box's farthest
+    corner (half the box)."""
+    w = stage.searched if stage is not None else None
+    corners = np.array([box[:2], box[2:]], float) if w is None else \
+        np.array([[w.col_off, w.row_off], [w.col_off + w.width, w.row_off + w.height]], float)
+    xs, ys = np.meshgrid(corners[:, 0], corners[:, 1])
+    lon, lat = crs_to_lonlat(raster.crs, *pixel_to_crs(raster.transform, xs.ravel(), ys.ravel()))
+    c_lon, c_lat = crs_to_lonlat(raster.crs, *pixel_to_crs(raster.transform, [centre_px[0]], [centre_px[1]]))
+    return float(np.max(geodesic_distance(np.full(len(lon), c_lon[0]), np.full(len(lat), c_lat[0]), lon, lat)))
 
 
 def _agreement(box, point_px, sigma_px: float) -> float:
@@ -427,9 +447,7 @@ def _detection(raster, photo, click, stages, estimate, smgeo_det, top_k, model_i
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         xs, ys = pixel_to_crs(raster.transform, [cx], [cy])
         point, answer = (float(xs[0]), float(ys[0])), "smgeo"
-        c0 = crs_to_lonlat(raster.crs, *pixel_to_crs(raster.transform, [box[0]], [box[1]]))
-        c1 = crs_to_lonlat(raster.crs, *pixel_to_crs(raster.transform, [box[2]], [box[3]]))
-        unc = float(geodesic_distance(c0[0][0], c0[1][0], c1[0][0], c1[1][0])) / 2  # no calibrated error: half the box
+        unc = _smgeo_radius_m(raster, (cx, cy), box, stages.get("smgeo"))
     else:
         reasons = "; ".join(f"{n}: {s.reason}" for n, s in stages.items() if not s.ok)
         raise SMGeoError(f"{photo}: no stage could locate the click ({reasons})")

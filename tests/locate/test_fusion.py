@@ -87,10 +87,18 @@ def test_without_an_agreeing_model_box_the_click_region_is_drawn(raster):
     assert det.extra["uncertainty_m"] == 4.0 and det.extra["confidence"] == pytest.approx(confidence(4.0), abs=1e-4)
 
 
-def test_smgeo_alone_reports_half_its_box_as_uncertainty(raster):
+def test_smgeo_alone_is_only_as_sure_as_the_window_it_searched(raster):
+    """SMGeo's scores are not calibrated: alone, its answer's radius reaches the farthest corner
+    of the window it searched (1 m pixels: box centre (25, 30), window corner (100, 120))."""
+    from rasterio.windows import Window
+
     model = smgeo_boxes(raster, [((10, 10, 40, 50), 0.7)])
+    stage = Stage("smgeo", True, searched=Window(0, 0, 100, 120))
+    det = _detection(raster, "p.jpg", (5, 5), {"smgeo": stage}, None, model, 5, "")
+    assert det.extra["answer"] == "smgeo"
+    assert det.extra["uncertainty_m"] == pytest.approx(np.hypot(100 - 25, 120 - 30), abs=0.5)
     det = _detection(raster, "p.jpg", (5, 5), {"smgeo": Stage("smgeo", True)}, None, model, 5, "")
-    assert det.extra["answer"] == "smgeo" and det.extra["uncertainty_m"] == pytest.approx(25.0, abs=0.1)
+    assert det.extra["uncertainty_m"] == pytest.approx(25.0, abs=0.1)  # no window known: half the box
 
 
 def test_no_stage_is_one_error_listing_why_each_failed(raster):
