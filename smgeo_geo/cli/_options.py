@@ -24,7 +24,7 @@ def window_options(fn):
     @click.option("--bbox-crs", default="EPSG:4326", show_default=True, help="CRS of --bbox")
     @click.option("--center", default=None, help="search window centre LON,LAT (WGS84); needs --radius")
     @click.option("--radius", type=float, default=None, help="search radius in metres around --center")
-    @click.option("--photo-gps", is_flag=True, help="search around the footprint from the photo's EXIF/DJI metadata")
+    @click.option("--photo-gps", is_flag=True, help="search around the footprint from the photo's EXIF/XMP metadata")
     @click.option("--search", is_flag=True, help="sliding-window search over the whole raster")
     @click.option("--bands", default=None, help="raster bands for R,G,B (e.g. 3,2,1) or one band (e.g. 1)")
     @functools.wraps(fn)
@@ -143,7 +143,7 @@ def method_options(fn):
     @click.option("--method", type=click.Choice(["auto", "metadata", "registration", "smgeo"]), default="auto",
                   show_default=True, help="auto: photo metadata, registration and SMGeo fused; or one stage alone")
     @click.option("--dem", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                  help="DSM/DEM raster (any CRS), heights in the photo's altitude frame (DJI AbsoluteAltitude)")
+                  help="DSM/DEM raster (any CRS), heights in the photo's altitude frame (its absolute altitude)")
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         return fn(*args, **kwargs)

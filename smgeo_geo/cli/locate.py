@@ -26,7 +26,8 @@ def command(reference, query, click_xy, out, heatmap, top_k, method, dem, **kw) 
     """Locate the object clicked in a drone photo on a georeferenced raster.
 
     By default (--method auto) three stages answer together: the photo's metadata (EXIF GPS,
-    DJI gimbal angles and altitude; with --dem, rays meet the DSM/DEM), registration of the
+    gimbal angles and altitude from DJI, Parrot, Skydio or Pix4D XMP; with --dem, rays meet the
+    DSM/DEM), registration of the
     photo on the raster (local features, camera pose refined on the DEM) and SMGeo (the
     object's box). Prints the clicked point (lon/lat), its 90 % uncertainty in metres and
     which stages held, and writes the object's polygon with all of that as properties.
