@@ -36,10 +36,11 @@ def xmp_packet(attrs: dict[str, str], elements: dict[str, str] | None = None) ->
 
 
 def make_jpeg(path: Path, lat=None, lon=None, alt=None, xmp: bytes | None = None, f35=None,
-              size=(400, 300)) -> Path:
+              size=(400, 300), make: str | None = "DJI") -> Path:
     """A real JPEG; EXIF GPS IFD written by Pillow, XMP as a raw APP1 segment after SOI."""
     exif = Image.Exif()
-    exif[ExifTags.Base.Make] = "DJI"
+    if make is not None:
+        exif[ExifTags.Base.Make] = make
     gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
     if lat is not None:
         gps[ExifTags.GPS.GPSLatitudeRef] = "N" if lat >= 0 else "S"
