@@ -110,38 +110,14 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         reference = args.data / "reference_0018.tif"
         if args.coarsen:
+            from smgeo_synth.realpairs import satellite_like
+
             reference = satellite_like(reference, Path(tmp) / "satellite_like.tif", args.coarsen, args.tint)
         report = _locate_all(args, reference, rows, clicks, truth, photo, Path(tmp), points)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1))
     print(f"wrote {args.json} and {args.json.with_suffix('.png')}")
     return report
-
-
-def satellite_like(ortho: Path, out: Path, metres: float, tint: str = "none") -> Path:
-    """``ortho`` box-averaged to ``metres`` pixels, in another season's colours (``autumn``:
-    warmer, paler, darker) or hazier (``haze``) when asked: a reference as a satellite shows it."""
-    import rasterio
-    from affine import Affine
-    from rasterio.enums import Resampling
-
-    with rasterio.open(ortho) as src:
-        f = metres / abs(src.transform.a)
-        w, h = round(src.width / f), round(src.height / f)
-        data = src.read(out_shape=(src.count, h, w), resampling=Resampling.average)
-        profile = {**src.profile, "width": w, "height": h,
-                   "transform": src.transform * Affine.scale(src.width / w, src.height / h)}
-    rgb = data[:3].astype(np.float32)
-    if tint == "autumn":
-        rgb = rgb * np.array([1.10, 0.95, 0.80], np.float32)[:, None, None]
-        rgb = 0.6 * rgb + 0.4 * rgb.mean(0, keepdims=True)
-        rgb = 255 * (np.clip(rgb, 0, 255) / 255) ** 1.3
-    elif tint == "haze":
-        rgb = 0.7 * rgb + 0.3 * 200
-    data[:3] = np.clip(rgb, 0, 255).astype(data.dtype)
-    with rasterio.open(out, "w", **profile) as dst:
-        dst.write(data)
-    return out
 
 
 def _locate_all(args, reference: Path, rows, clicks, truth, photo: Path, tmp: Path, points: dict) -> dict:

@@ -261,9 +261,7 @@ class Locator:
     def _smgeo_window(self, raster: ReferenceRaster, estimate: Stage | None, user: ResolvedWindow | None) -> ResolvedWindow:
         if estimate is None or _fixed_window(user):
             return user
-        res = abs(raster.transform.a * raster.transform.e - raster.transform.b * raster.transform.d) ** 0.5
-        if raster.crs.is_geographic:
-            res *= 111_320.0
+        res = raster.pixel_size_m
         side_m = max(MIN_SMGEO_WINDOW_M, 8.0 * min(estimate.uncertainty_m, 200.0))
         side = max(32, round(side_m / res))
         col, row = ~raster.transform @ estimate.point
@@ -427,9 +425,7 @@ def _detection(raster, photo, click, stages, estimate, smgeo_det, top_k, model_i
     box, score, box_source = None, 0.0, ""
     if estimate is not None:
         px = ~raster.transform @ estimate.point
-        res = abs(raster.transform.a * raster.transform.e - raster.transform.b * raster.transform.d) ** 0.5
-        if raster.crs.is_geographic:
-            res *= 111_320.0
+        res = raster.pixel_size_m
         sigma_px = max(estimate.uncertainty_m / math.sqrt(4.605), res) / res
         ranked = sorted(candidates, key=lambda d: -d.score * _agreement(d.pixel_box, px, sigma_px))
         agreeing = [d for d in ranked if _agreement(d.pixel_box, px, sigma_px) > 0.6]

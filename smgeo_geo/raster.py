@@ -100,6 +100,9 @@ def percentile_limits(band: np.ndarray, valid: np.ndarray) -> tuple[float, float
     return float(lo), float(hi)
 
 
+DEGREE_M = 111_320.0  # metres per degree of latitude (size estimates in geographic CRSs)
+
+
 class ReferenceRaster:
     """An open georeferenced reference raster; use as a context manager or call :meth:`close`.
 
@@ -184,6 +187,19 @@ class ReferenceRaster:
         """``(minx, miny, maxx, maxy)`` of the raster in its CRS (envelope if rotated)."""
         xs, ys = pixel_to_crs(self.transform, [0, self.width, self.width, 0], [0, 0, self.height, self.height])
         return float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())
+
+    @property
+    def pixel_size_m(self) -> float:
+        """Side of one raster pixel on the ground in metres (square root of the pixel's area; for a
+        geographic CRS a size estimate: one degree counted as 111,320 m, the latitude term)."""
+        t = self.transform
+        side = abs(t.a * t.e - t.b * t.d) ** 0.5
+        if self.crs.is_geographic:
+            return side * DEGREE_M
+        try:
+            return side * float(self.crs.linear_units_factor[1])  # feet, US survey feet ... -> metres
+        except Exception:  # a CRS without linear units: taken as metres
+            return side
 
     def close(self) -> None:
         """Close the underlying rasterio dataset."""

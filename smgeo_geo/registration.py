@@ -593,11 +593,8 @@ def _register_at(photo: np.ndarray, raster: ReferenceRaster, window: Window, pri
 
 
 def _pixel_metres(raster: ReferenceRaster, mapping: PixelMapping) -> float:
-    t = raster.transform
-    native = abs(t.a * t.e - t.b * t.d) ** 0.5
-    if raster.crs.is_geographic:
-        native *= 111_320.0  # degrees -> metres (the latitude term; a size estimate only)
-    return native * math.sqrt(mapping.scale_x * mapping.scale_y)
+    """Metres per pixel of the grid ``mapping`` reads the raster at."""
+    return raster.pixel_size_m * math.sqrt(mapping.scale_x * mapping.scale_y)
 
 
 def refine_pose(camera: FrameCamera, world: np.ndarray, photo_px: np.ndarray,

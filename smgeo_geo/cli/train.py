@@ -30,11 +30,17 @@ import click
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--swin-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="standard Swin-T checkpoint (.safetensors, or .pth read with weights_only=True)")
+@click.option("--init-checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="start from this checkpoint's weights and config (fine-tuning; --config is then ignored)")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="time budget of the run in minutes (summed over resumed runs; the running epoch ends early, "
+                   "is validated and saved)")
 @click.option("--resume/--restart", default=True, show_default=True, help="continue a run found in --out")
 @click.option("--max-steps-per-epoch", type=int, default=None, help="shorten epochs (quick looks)")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: GPU if present)")
 def command(data_root, data_name, out, config, epochs, batch_size, img_size, query_size, lr, warmup_epochs, cosine,
-            augment, amp, workers, seed, swin_weights, resume, max_steps_per_epoch, device) -> None:
+            augment, amp, workers, seed, swin_weights, init_checkpoint, minutes, resume, max_steps_per_epoch,
+            device) -> None:
     """Train SMGeo (paper recipe: Adam 1e-4, warm-up + cosine, batch 8, 25 epochs).
 
     Checkpoints go to --out every epoch (last, best by validation acc@0.5); rerunning the
@@ -55,7 +61,13 @@ def command(data_root, data_name, out, config, epochs, batch_size, img_size, que
     from smgeo_model.data import CVOGLDataset
     from smgeo_model.train import PairAugment, TrainOptions, train
 
-    cfg = get_config(config)
+    if init_checkpoint is not None:
+        from smgeo_model.checkpoint import read_checkpoint_config
+
+        cfg = read_checkpoint_config(init_checkpoint)[0]  # a bad checkpoint fails here, before the data is read
+        config = cfg.name
+    else:
+        cfg = get_config(config)
     ref_size = (img_size, img_size) if img_size else cfg.reference_size
     q_size = (query_size, query_size) if query_size else cfg.query_size
     train_set = CVOGLDataset(data_root, data_name, "train", reference_size=ref_size, query_size=q_size,
@@ -66,7 +78,8 @@ def command(data_root, data_name, out, config, epochs, batch_size, img_size, que
     options = TrainOptions(out_dir=out, config=config, epochs=epochs, batch_size=batch_size, lr=lr,
                            warmup_epochs=warmup_epochs, cosine=cosine, seed=seed, workers=workers, amp=amp,
                            resume=resume, swin_weights=swin_weights, max_steps_per_epoch=max_steps_per_epoch,
-                           device=device)
+                           device=device, init_checkpoint=init_checkpoint,
+                           time_budget_s=minutes * 60 if minutes else None)
     result = train(options, train_set, val_set, progress=True, log=click.echo)
     if result.best:
         click.echo(f"best validation: acc@0.5 {result.best['acc@0.5']:.3f}, mIoU {result.best['mIoU']:.3f} "

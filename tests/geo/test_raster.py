@@ -199,3 +199,19 @@ def test_global_geographic_raster_and_integer_types_are_accepted(tmp_path):
         with open_reference(path) as r:
             img, valid, _ = r.read_window_with_mask(Window(0, 0, W, H), (W, H))
         assert r.dtype == np.dtype(dtype) and img.dtype == np.uint8 and valid.all() and img.max() == 255
+
+
+@pytest.mark.parametrize("crs, pixel, metres", [
+    ("EPSG:32633", 0.5, 0.5),            # UTM, metres
+    ("EPSG:2263", 2.0, 2.0 * 0.3048006),  # New York Long Island, US survey feet
+    ("EPSG:4326", 5e-6, 5e-6 * 111_320),  # degrees: a size estimate
+])
+def test_pixel_size_in_metres_follows_the_crs_units(tmp_path, crs, pixel, metres):
+    """Window sizes and uncertainty radii are worked out in metres: a pixel of 2 US survey feet
+    must count as 0.61 m, not 2 m."""
+    from .conftest import from_origin, write_tif
+
+    origin = (10.0, 60.0) if crs == "EPSG:4326" else (1_000_000.0, 200_000.0)
+    path = write_tif(tmp_path / "r.tif", rgb8(3), crs, from_origin(*origin, pixel, pixel))
+    with open_reference(path) as r:
+        assert r.pixel_size_m == pytest.approx(metres, rel=1e-6)

@@ -22,6 +22,7 @@ from smgeo_geo.pose import camera_from_metadata, locate_pixel
 from smgeo_geo.raster import open_reference
 from smgeo_geo.registration import MIN_INLIERS
 from smgeo_geo.terrain import DemTerrain, intersect_rays
+from smgeo_synth.realpairs import satellite_like
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real-odm"
 if not DATA.is_dir():
@@ -172,28 +173,11 @@ def test_auto_without_a_dem_maps_the_click_by_its_surroundings_and_stays_honest(
             assert err <= det.extra["uncertainty_m"] <= 15.0, (click, err, det.extra["uncertainty_m"])
 
 
-def satellite_like(path: Path, resolution_m: float) -> Path:
-    """The orthophoto box-averaged to ``resolution_m`` pixels (a satellite-like reference)."""
-    import rasterio
-    from affine import Affine
-    from rasterio.enums import Resampling
-
-    with rasterio.open(ORTHO) as src:
-        f = resolution_m / src.transform.a
-        w, h = round(src.width / f), round(src.height / f)
-        data = src.read(out_shape=(src.count, h, w), resampling=Resampling.average)
-        profile = {**src.profile, "width": w, "height": h,
-                   "transform": src.transform * Affine.scale(src.width / w, src.height / h)}
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data)
-    return path
-
-
 def test_on_a_coarser_reference_without_a_dem_auto_is_never_looser_than_the_metadata(locator, truth, tmp_path):
     """At 0.5 m pixels the flat-ground registration maps some clicks only from distant features
     (a wide radius): where it agrees with the metadata, the surer of the two answers, and every
     error stays inside its stated radius. With the DSM the pose still holds to a pixel."""
-    coarse = satellite_like(tmp_path / "ortho_05m.tif", 0.5)
+    coarse = satellite_like(ORTHO, tmp_path / "ortho_05m.tif", 0.5)
     with open_reference(coarse) as raster:
         for click, lon, lat in zip(CLICKS, *truth):
             det = locator.locate(raster, SOUTH, click)

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from smgeo_geo.cli import main
 
@@ -51,4 +52,34 @@ def test_a_device_that_is_not_there_is_refused_before_the_data_is_read(tmp_path,
         main(["train", "--data-root", str(tmp_path / "nothing"), "--out", str(tmp_path / "run"), "--device", "cuda:7"])
     err = capsys.readouterr().err.strip().splitlines()
     assert exc.value.code == 2 and len(err) == 1 and "cuda:7" in err[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_init_checkpoint_starts_from_its_weights_and_config(data_root, tmp_path):
+    """Fine-tuning: with a vanishing learning rate the run ends where the given checkpoint began."""
+    from smgeo_model import load_checkpoint
+
+    main(_args(data_root, tmp_path / "base"))
+    base = tmp_path / "base" / "last.safetensors"
+    main([*_args(data_root, tmp_path / "tuned"), "--init-checkpoint", str(base), "--lr", "1e-12",
+          "--max-epoch", "1", "--config", "paper"])  # --config is ignored: the checkpoint's config is used
+    start, end = load_checkpoint(base), load_checkpoint(tmp_path / "tuned" / "last.safetensors")
+    assert end.config == start.config
+    for (name, a), (_, b) in zip(start.named_parameters(), end.named_parameters()):
+        assert torch.allclose(a, b, atol=1e-6), name
+
+
+def test_minutes_stops_the_run_after_the_epoch_that_spent_them(data_root, tmp_path):
+    main([*_args(data_root, tmp_path / "run"), "--max-epoch", "3", "--minutes", "0.0001"])
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and (tmp_path / "run" / "last.safetensors").is_file()
+
+
+def test_a_bad_init_checkpoint_is_named_before_anything_is_written(data_root, tmp_path, capsys):
+    bad = tmp_path / "weights.safetensors"
+    bad.write_text("not a checkpoint")
+    with pytest.raises(SystemExit) as exc:
+        main([*_args(data_root, tmp_path / "run"), "--init-checkpoint", str(bad)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code != 0 and len(err) == 1 and "weights" in err[0]
     assert not (tmp_path / "run").exists()

@@ -1,0 +1,55 @@
+"""satellite_like: a coarser, re-coloured copy of an orthophoto that keeps its place on the map."""
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+from smgeo_geo.errors import OptionError
+from smgeo_synth.realpairs import satellite_like
+
+
+@pytest.fixture()
+def ortho(tmp_path):
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 256, (3, 40, 60), dtype=np.uint8)
+    path = tmp_path / "ortho.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=60, height=40, count=3, dtype="uint8", crs="EPSG:32633",
+                       transform=Affine(0.1, 0, 500_000, 0, -0.1, 5_000_000)) as dst:
+        dst.write(data)
+    return path, data
+
+
+def test_box_averages_to_the_asked_pixel_size_over_the_same_bounds(ortho, tmp_path):
+    path, data = ortho
+    out = satellite_like(path, tmp_path / "sat.tif", 0.5)
+    with rasterio.open(out) as src, rasterio.open(path) as orig:
+        assert (src.width, src.height) == (12, 8) and src.transform.a == pytest.approx(0.5)
+        assert src.bounds == pytest.approx(orig.bounds) and src.crs == orig.crs
+        coarse = src.read()
+    expected = data.reshape(3, 8, 5, 12, 5).astype(float).mean((2, 4))
+    assert np.abs(coarse.astype(float) - expected).max() <= 1.0
+
+
+@pytest.mark.parametrize("tint", ["autumn", "haze"])
+def test_a_tint_changes_the_colours_not_the_grid(ortho, tmp_path, tint):
+    path, _ = ortho
+    plain = satellite_like(path, tmp_path / "plain.tif", 0.5)
+    tinted = satellite_like(path, tmp_path / f"{tint}.tif", 0.5, tint=tint)
+    with rasterio.open(plain) as a, rasterio.open(tinted) as b:
+        assert a.transform == b.transform
+        pa, pb = a.read().astype(float), b.read().astype(float)
+    assert np.abs(pa - pb).mean() > 5
+    if tint == "haze":
+        assert pb.std() < pa.std()  # haze flattens contrast
+    else:
+        assert (pb[0] - pb[2]).mean() > (pa[0] - pa[2]).mean()  # autumn: warmer
+
+
+def test_bad_options_are_named_and_nothing_is_written(ortho, tmp_path):
+    path, _ = ortho
+    with pytest.raises(OptionError, match="tint"):
+        satellite_like(path, tmp_path / "a.tif", 0.5, tint="winter")
+    with pytest.raises(OptionError, match="coarser"):
+        satellite_like(path, tmp_path / "b.tif", 0.05)
+    assert not list(tmp_path.glob("[ab].tif"))
