@@ -26,7 +26,7 @@ from smgeo_model.fileio import TEMP_MARK, write_bytes
 from smgeo_retrieval.corpus import captions, views
 from smgeo_retrieval.corpus.georef import PlaceFrame, jpeg_with_gps, place_grid
 from smgeo_retrieval.corpus.options import GENERATOR_VERSION, CorpusOptions
-from smgeo_retrieval.corpus.places import build_place, choose_class
+from smgeo_retrieval.corpus.places import Place, build_place, choose_class
 from smgeo_retrieval.corpus_io import (CORPUS_FORMAT, CORPUS_VERSION, ITEMS_FILE, META_FILE, SPLITS, CorpusItem,
                                        write_items, write_meta)
 
@@ -50,12 +50,18 @@ def _worker_init() -> None:
     cv2.setNumThreads(1)
 
 
+def seeded_place(seed: int, index: int) -> tuple[Place, np.random.Generator]:
+    """Place ``index`` of a corpus made with ``seed`` (what its captions describe; not rendered)
+    and the random generator its views and texts are drawn from next."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
+    return build_place(rng, choose_class(rng)), rng
+
+
 def _make_place(job: tuple) -> tuple[list[dict], dict]:
     """Render place ``index``, write its images; returns its items (dicts) and statistics."""
     index, opts, folder, grid, ids, pid, split = job
     folder = Path(folder)
-    rng = np.random.default_rng(np.random.SeedSequence([opts.seed, index]))
-    place = build_place(rng, choose_class(rng))
+    place, rng = seeded_place(opts.seed, index)
     e0, n0 = grid.centre(index, rng)
     frame = PlaceFrame(grid.epsg, place.centre[0], place.centre[1], float(e0), float(n0))
     size = opts.image_size
