@@ -259,7 +259,8 @@ def train(options: TrainOptions, train_set: Dataset, val_set: Dataset | None = N
                 record.update({f"val_{k}": v for k, v in metrics.items()})
                 if _better(metrics, best):
                     best = {**metrics, "epoch": epoch + 1}
-                    save_checkpoint(model, out_dir / "best", metadata={"epoch": epoch + 1, "val": metrics})
+                    save_checkpoint(model, out_dir / "best", metadata={"epoch": epoch + 1, "val": metrics,
+                                                                       "options": _jsonable(options)})
             meta = {"epoch": epoch + 1, "options": _jsonable(options), "record": record}
             save_checkpoint(model, out_dir / "last", metadata=meta)
             # the state file is the commit point of an epoch: it holds the weights too

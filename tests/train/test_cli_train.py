@@ -65,6 +65,8 @@ def test_init_checkpoint_starts_from_its_weights_and_config(data_root, tmp_path)
           "--max-epoch", "1", "--config", "paper"])  # --config is ignored: the checkpoint's config is used
     start, end = load_checkpoint(base), load_checkpoint(tmp_path / "tuned" / "last.safetensors")
     assert end.config == start.config
+    options = json.loads((tmp_path / "tuned" / "best.json").read_text())["metadata"]["options"]
+    assert options["init_checkpoint"] == str(base)  # where the weights came from
     for (name, a), (_, b) in zip(start.named_parameters(), end.named_parameters()):
         assert torch.allclose(a, b, atol=1e-6), name
 
