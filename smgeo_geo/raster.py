@@ -198,7 +198,7 @@ class ReferenceRaster:
             return side * DEGREE_M
         try:
             return side * float(self.crs.linear_units_factor[1])  # feet, US survey feet ... -> metres
-        except Exception:  # a CRS without linear units: taken as metres
+        except rasterio.errors.CRSError:  # a CRS without linear units: taken as metres
             return side
 
     def close(self) -> None:

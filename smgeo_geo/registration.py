@@ -216,8 +216,7 @@ def footprint_window(prior: CameraPrior, raster: ReferenceRaster, margin_m: floa
     xs, ys = cam.frame.to_crs(raster.crs, pts[keep, 0], pts[keep, 1], pts[keep, 2])
     inv = ~raster.transform
     cols, rows = inv @ (np.asarray(xs), np.asarray(ys))
-    res = abs(raster.transform.a * raster.transform.e - raster.transform.b * raster.transform.d) ** 0.5
-    pad = margin_m / res
+    pad = margin_m / raster.pixel_size_m  # raster pixels
     c0, c1 = max(0, math.floor(np.min(cols) - pad)), min(raster.width, math.ceil(np.max(cols) + pad))
     r0, r1 = max(0, math.floor(np.min(rows) - pad)), min(raster.height, math.ceil(np.max(rows) + pad))
     if c1 - c0 < 16 or r1 - r0 < 16:
