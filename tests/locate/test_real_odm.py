@@ -298,3 +298,28 @@ def test_batch_geocodes_a_survey_of_real_clicks(truth, tmp_path, capsys):
         err_m = float(geodesic_distance(truth[0][i], truth[1][i], r["located_lon"], r["located_lat"]))
         assert err_m < 1.0 and err_m <= r["uncertainty_m"], (i, err_m)
         assert r["method"].startswith("metadata+registration")
+
+
+def test_the_photo_footprint_window_pads_in_metres_in_a_geographic_crs(tmp_path):
+    """The orthophoto warped to lon/lat: the window the metadata footprint asks for covers the
+    same ground (north-south extent, metres) as in the orthophoto's UTM grid, not the whole raster."""
+    import rasterio
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    from smgeo_geo import registration as reg
+
+    lonlat = tmp_path / "ortho_4326.tif"
+    with rasterio.open(ORTHO) as src:
+        tr, w, h = calculate_default_transform(src.crs, "EPSG:4326", src.width, src.height, *src.bounds)
+        with rasterio.open(lonlat, "w", **{**src.profile, "crs": "EPSG:4326", "transform": tr, "width": w,
+                                           "height": h}) as dst:
+            for b in range(1, src.count + 1):
+                reproject(rasterio.band(src, b), rasterio.band(dst, b), resampling=Resampling.nearest)
+    prior = camera_from_metadata(read_photo_meta(SOUTH), None)
+    extents = []
+    for path in (ORTHO, lonlat):
+        with open_reference(path) as raster:
+            window = reg.footprint_window(prior, raster, 10.0)
+            assert window.height < raster.height - 100, path  # a footprint, not the whole raster
+            extents.append(window.height * raster.pixel_size_m)
+    assert extents[1] == pytest.approx(extents[0], rel=0.1)
