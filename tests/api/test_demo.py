@@ -5,7 +5,7 @@ import json
 import pyogrio
 
 from smgeo_geo.cli import main
-from smgeo_geo.cli.demo import demo_folder
+from smgeo_geo.cli.demo import IOU_FOUND, demo_folder
 from smgeo_geo.raster import open_reference
 
 
@@ -17,6 +17,10 @@ def test_demo_prints_lon_lat_and_writes_geojson_gpkg_png(tmp_path, capsys):
     props = fc["features"][0]["properties"]
     assert 0.0 <= props["iou_with_truth"] <= 1.0
     assert f"lon {props['centroid_lon']:.6f}, lat {props['centroid_lat']:.6f}" in printed
+    # the demo says whether the model found the object; a miss is not called found
+    verdict = "found" if props["iou_with_truth"] > IOU_FOUND else "missed"
+    assert printed.startswith(f"Clicked object ({json.loads((demo_folder() / 'demo.json').read_text())['class_name']}) "
+                              f"{verdict}:")
     meta = json.loads((demo_folder() / "demo.json").read_text())
     with open_reference(demo_folder() / meta["reference"]) as raster:
         assert raster.crs.to_epsg() // 100 in (326, 327)  # a real UTM zone
