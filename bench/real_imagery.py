@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from smgeo_synth.realpairs.satellite_like import TINTS, satellite_like
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # (label, method, use the DEM, strip the photo's metadata)
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--coarsen", type=float, default=None, metavar="M",
                     help="locate on a satellite-like reference instead: the orthophoto box-averaged to M-metre pixels")
-    ap.add_argument("--tint", choices=("none", "autumn", "haze"), default="none",
+    ap.add_argument("--tint", choices=TINTS, default="none",
                     help="with --coarsen: also another season's colours (warmer, paler, darker) or haze")
     args = ap.parse_args(argv)
 
@@ -110,8 +112,6 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         reference = args.data / "reference_0018.tif"
         if args.coarsen:
-            from smgeo_synth.realpairs import satellite_like
-
             reference = satellite_like(reference, Path(tmp) / "satellite_like.tif", args.coarsen, args.tint)
         report = _locate_all(args, reference, rows, clicks, truth, photo, Path(tmp), points)
     args.json.parent.mkdir(parents=True, exist_ok=True)
