@@ -15,6 +15,7 @@ Writes JSON and a PNG (error CDFs and the located points on the orthophoto).
 
     python bench/real_imagery.py --data ../shared/data/real-odm --json bench/results/real_imagery.json
 
+``--runs "smgeo only" --checkpoint adapted.safetensors`` does one row with another model.
 ``--coarsen 0.5 [--tint autumn]`` locates on a satellite-like reference derived from the
 orthophoto (box-averaged to 0.5 m pixels, optionally another season's colours) instead.
 """
@@ -98,7 +99,14 @@ def main(argv: list[str] | None = None) -> dict:
                     help="locate on a satellite-like reference instead: the orthophoto box-averaged to M-metre pixels")
     ap.add_argument("--tint", choices=TINTS, default="none",
                     help="with --coarsen: also another season's colours (warmer, paler, darker) or haze")
+    ap.add_argument("--runs", default=None, metavar="LABELS",
+                    help="comma-separated labels of the runs to do (default all): " + "; ".join(r[0] for r in RUNS))
     args = ap.parse_args(argv)
+    labels = [r[0] for r in RUNS]
+    args.runs = labels if args.runs is None else [x.strip() for x in args.runs.split(",") if x.strip()]
+    unknown = [x for x in args.runs if x not in labels]
+    if unknown or not args.runs:
+        ap.error(f"--runs: unknown label(s) {unknown}; choose from {labels}")
 
     import torch
 
@@ -128,11 +136,12 @@ def _locate_all(args, reference: Path, rows, clicks, truth, photo: Path, tmp: Pa
     from smgeo_geo.raster import open_reference
 
     report: dict = {"data": str(args.data), "photo": rows[0]["photo"], "reference": reference.name,
+                    "checkpoint": args.checkpoint or "bundled",
                     "coarsen_m": args.coarsen, "tint": args.tint if args.coarsen else None,
                     "clicks": len(rows), "truth": "orthophoto_camera (also reported: topocentric_pose)", "runs": {}}
     with open_reference(reference) as raster:
         stripped = stripped_copy(photo, tmp)
-        for label, method, use_dem, strip in RUNS:
+        for label, method, use_dem, strip in (r for r in RUNS if r[0] in args.runs):
             locator = Locator(checkpoint=args.checkpoint)
             lons, lats, uncs, secs = [], [], [], []
             for click in clicks:

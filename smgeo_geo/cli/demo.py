@@ -82,7 +82,7 @@ def command(out: Path, checkpoint, device) -> None:
     click.echo(f"Clicked object ({meta['class_name']}) {verdict}: SMGeo's box at lon {lon:.6f}, lat {lat:.6f} "
                f"(score {det.score:.2f}, IoU with the true footprint {iou:.2f})")
     if verdict == "missed":
-        click.echo("  the bundled demo model finds about one object in four of generated pairs it has not seen "
+        click.echo("  the bundled demo model finds about three objects in ten of generated pairs it has not seen "
                    "(model/weights/MODEL_CARD.md); real photos with GPS metadata are located by `smgeo locate`")
     click.echo(f"  reference {ref_path.name} ({crs_text}), pixel box "
                f"{[round(v, 1) for v in det.pixel_box]}; true {[round(v, 1) for v in truth]}")

@@ -134,7 +134,7 @@ def test_click_locate_shows_the_object_on_the_map(plugin, iface, demo_layer, dem
     assert feat["query_image"] == str(DEMO / demo_meta["query"])
     assert (feat["click_x"], feat["click_y"]) == pytest.approx(click)
     # The drawn box lies on the reference (whether the demo model finds this object is the model
-    # card's business: it finds about one in four unseen generated objects).
+    # card's business: it finds about three in ten unseen generated objects).
     assert 0 <= feat["px_x1"] < feat["px_x2"] <= demo_layer.width()
     assert 0 <= feat["px_y1"] < feat["px_y2"] <= demo_layer.height()
 
