@@ -428,9 +428,9 @@ def _detection(raster, photo, click, stages, estimate, smgeo_det, top_k, model_i
         res = raster.pixel_size_m
         sigma_px = max(estimate.uncertainty_m / math.sqrt(4.605), res) / res
         ranked = sorted(candidates, key=lambda d: -d.score * _agreement(d.pixel_box, px, sigma_px))
-        agreeing = [d for d in ranked if _agreement(d.pixel_box, px, sigma_px) > 0.6]
-        if agreeing:
-            box, score, box_source = agreeing[0].pixel_box, agreeing[0].score, "smgeo"
+        holding = [d for d in ranked if _agreement(d.pixel_box, px, sigma_px) == 1.0]  # the point is inside
+        if holding:  # the drawn object must hold the located point: a box beside it is a neighbour's
+            box, score, box_source = holding[0].pixel_box, holding[0].score, "smgeo"
             candidates = ranked
         elif estimate.region is not None:
             box, score, box_source = _quad_box(estimate.region), confidence(estimate.uncertainty_m), "click region"

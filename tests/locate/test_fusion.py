@@ -87,6 +87,19 @@ def test_without_an_agreeing_model_box_the_click_region_is_drawn(raster):
     assert det.extra["uncertainty_m"] == 4.0 and det.extra["confidence"] == pytest.approx(confidence(4.0), abs=1e-4)
 
 
+def test_a_model_box_just_beside_the_located_point_is_not_drawn_as_the_object(raster):
+    """The drawn polygon always holds the located point: a box 1 px from a point that is sure to
+    2 m (1 m pixels) is a neighbour's, so the click region is drawn instead."""
+    from shapely.geometry import Point
+
+    m = meta(100, 100, u=2.0)
+    model = smgeo_boxes(raster, [((101, 90, 120, 110), 0.9)])
+    det = _detection(raster, "p.jpg", (5, 5), {"metadata": m, "smgeo": Stage("smgeo", True)}, m, model, 5, "")
+    assert det.extra["box_source"] == "click region"
+    assert det.polygon_lonlat.buffer(1e-9).contains(Point(det.extra["located_lon"], det.extra["located_lat"]))
+    assert det.candidates[0].pixel_box == (101, 90, 120, 110)  # still offered as a candidate
+
+
 def test_smgeo_alone_is_only_as_sure_as_the_window_it_searched(raster):
     """SMGeo's scores are not calibrated: alone, its answer's radius reaches the farthest corner
     of the window it searched (1 m pixels: box centre (25, 30), window corner (100, 120))."""
