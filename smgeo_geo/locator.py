@@ -409,6 +409,11 @@ def _agreement(box, point_px, sigma_px: float) -> float:
     return math.exp(-0.5 * (dx * dx + dy * dy) / max(sigma_px, 1e-6) ** 2)
 
 
+def _holds(box, point_px) -> bool:
+    """Whether the raster-pixel box ``(x1, y1, x2, y2)`` holds the raster-pixel point ``(x, y)``."""
+    return box[0] <= point_px[0] <= box[2] and box[1] <= point_px[1] <= box[3]
+
+
 def _detection(raster, photo, click, stages, estimate, smgeo_det, top_k, model_id) -> Detection:
     """The fused :class:`Detection` with every stage's properties (see the module docstring)."""
     extra: dict = {}
@@ -428,7 +433,7 @@ def _detection(raster, photo, click, stages, estimate, smgeo_det, top_k, model_i
         res = raster.pixel_size_m
         sigma_px = max(estimate.uncertainty_m / math.sqrt(4.605), res) / res
         ranked = sorted(candidates, key=lambda d: -d.score * _agreement(d.pixel_box, px, sigma_px))
-        holding = [d for d in ranked if _agreement(d.pixel_box, px, sigma_px) == 1.0]  # the point is inside
+        holding = [d for d in ranked if _holds(d.pixel_box, px)]
         if holding:  # the drawn object must hold the located point: a box beside it is a neighbour's
             box, score, box_source = holding[0].pixel_box, holding[0].score, "smgeo"
             candidates = ranked
