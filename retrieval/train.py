@@ -344,10 +344,13 @@ def train_retrieval(options: RetrievalTrainOptions, train_data: PairData, val_da
 
             bar = tqdm(total=len(batches), desc=f"stage {stage} epoch {stage_epoch + 1}/{stage_epochs}", leave=False)
         sums: dict[str, float] = {}
+        steps_run = 0
         for k, idx in enumerate(batches):
             step_progress = (stage_epoch + k / len(batches)) / stage_epochs
             spent = counters["stage_seconds"][s_i] + time.time() - t0
             time_progress = spent / stage_budget[s_i] if stage_budget[s_i] else 0.0
+            if time_progress >= 1.0 and k > 0:  # the stage's share is spent: end the epoch here
+                break
             stage_step = stage_epoch * steps_per_epoch + k
             factor = _lr_factor(max(step_progress, time_progress), stage_step, options.warmup_steps)
             for g in optimiser.param_groups:
@@ -362,6 +365,7 @@ def train_retrieval(options: RetrievalTrainOptions, train_data: PairData, val_da
             counters["step"] += 1
             for key, val in parts.items():
                 sums[key] = sums.get(key, 0.0) + val
+            steps_run = k + 1
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{parts['loss']:.3f}")
@@ -370,8 +374,9 @@ def train_retrieval(options: RetrievalTrainOptions, train_data: PairData, val_da
         seconds = time.time() - t0
         counters["stage_seconds"][s_i] += seconds
         record = {"epoch": epoch + 1, "stage": stage, "lr": base_lr * factor, "seconds": round(seconds, 2),
+                  "steps": steps_run, "epoch_steps": len(batches),
                   "temperature": float(1 / model.logit_scale.detach().exp()),
-                  **{f"train_{k}": v / max(len(batches), 1) for k, v in sums.items()}}
+                  **{f"train_{k}": v / max(steps_run, 1) for k, v in sums.items()}}
         if val_data is not None and len(val_data):
             metrics = evaluate_fn(model, val_data)
             record.update({f"val_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))})

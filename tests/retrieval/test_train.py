@@ -104,6 +104,19 @@ def test_train_writes_checkpoints_and_resume_matches(pairs, tmp_path):
     assert again.epochs_run == 0
 
 
+def test_a_spent_time_budget_ends_the_epoch_not_only_the_stage(pairs, tmp_path):
+    """--minutes: when a stage's share is spent mid-epoch the epoch stops there (it used to run
+    to its end at a zero learning rate), and the stage ends after it."""
+    train, _ = pairs
+    # a budget of 60 microseconds: no training step is that fast, so each stage runs one step
+    result = train_retrieval(_options(tmp_path / "b", batch_size=4, minutes=1e-6), train, None, progress=False,
+                             log=lambda s: None)
+    records = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["stage"] for r in records] == [1, 2] and result.epochs_run == 2
+    assert all(r["steps"] == 1 < r["epoch_steps"] for r in records)
+    assert all(np.isfinite(r["train_loss"]) for r in records)
+
+
 def test_options_are_checked(pairs, tmp_path):
     train, _ = pairs
     for bad in (dict(batch_size=1), dict(stage1_epochs=0, stage2_epochs=0), dict(stage1_epochs=-1),
