@@ -23,6 +23,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from smgeo_geo.figures import _save  # noqa: E402
 from smgeo_model import fileio  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,9 +60,7 @@ def _curve(epochs: list[dict], path: Path) -> None:
     ax.legend(fontsize=8)
     ax.set_title("validation (places unseen in training), per epoch", fontsize=9)
     fig.tight_layout()
-    with fileio.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    _save(fig, path)
 
 
 def main(run: Path, corpus: Path, held: Path, previous: Path | None = None) -> None:
