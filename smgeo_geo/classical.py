@@ -51,7 +51,7 @@ import numpy as np
 
 from smgeo_geo.errors import ClickError
 
-__all__ = ["ClassicalMatcher", "ClassicalResult", "ReferenceFeatures", "ratio_test_matches"]
+__all__ = ["ClassicalMatcher", "ClassicalResult", "ReferenceFeatures", "horizon_crosses", "ratio_test_matches"]
 
 Box = tuple[float, float, float, float]
 Point = tuple[float, float]
@@ -138,6 +138,15 @@ def _project(h: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     w = pts @ h[2, :2] + h[2, 2]
     xy = (pts @ h[:2, :2].T + h[:2, 2]) / w[:, None]
     return xy, w
+
+
+def horizon_crosses(h: np.ndarray, points: np.ndarray) -> bool:
+    """Whether the homography's horizon line (``w = 0``) passes through the convex polygon of
+    ``points`` ``(N, 2)`` (source pixels) or touches it. A homography is defined up to a
+    scale, sign included: ``w`` of one sign at every vertex (hence inside) is a valid map, as
+    for an oblique photo whose origin corner lies beyond the horizon (sky)."""
+    _, w = _project(h, points)
+    return not (np.all(w > 1e-9) or np.all(w < -1e-9))
 
 
 def ratio_test_matches(query_desc: np.ndarray, ref_desc: np.ndarray, ratio: float,
@@ -364,8 +373,7 @@ class ClassicalMatcher:
         hull = cv2.convexHull(inlier_src.astype(np.float32)).reshape(-1, 2)
         if cv2.contourArea(hull) < _MIN_INLIER_HULL_FRACTION * query_area:
             return "inliers are concentrated in a tiny part of the query (degenerate)"
-        _, w = _project(h, np.vstack([hull, region]))
-        if np.any(w <= 1e-9):  # w is affine in (x, y): positive at the vertices = positive inside
+        if horizon_crosses(h, np.vstack([hull, region])):
             return "the homography's horizon crosses the matched area or the click region"
         quad, _ = _project(h, region)
         edges = np.roll(quad, -1, axis=0) - quad

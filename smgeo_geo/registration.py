@@ -38,7 +38,7 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from smgeo_geo.camera import FrameCamera
-from smgeo_geo.classical import ratio_test_matches
+from smgeo_geo.classical import horizon_crosses, ratio_test_matches
 from smgeo_geo.coords import pixel_to_crs, transform_xy
 from smgeo_geo.pose import CHI2_2D_90, CameraPrior
 from smgeo_geo.raster import PixelMapping, ReferenceRaster
@@ -645,8 +645,7 @@ def _implausible(h: np.ndarray, inlier_src: np.ndarray, photo_area: float) -> st
     hull = cv2.convexHull(inlier_src.astype(np.float32)).reshape(-1, 2)
     if cv2.contourArea(hull) < 0.005 * photo_area:
         return "the inliers are concentrated in a tiny part of the photo (degenerate match)"
-    w = np.column_stack([hull, np.ones(len(hull))]) @ h[2]
-    if np.any(w <= 1e-9):
+    if horizon_crosses(h, hull):
         return "the homography's horizon crosses the matched area"
     return ""
 

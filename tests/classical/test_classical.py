@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from smgeo_geo.classical import ClassicalMatcher, ClassicalResult, ReferenceFeatures
+from smgeo_geo.classical import ClassicalMatcher, ClassicalResult, ReferenceFeatures, horizon_crosses
 from smgeo_geo.errors import ClickError
 from tests.classical import scenes
 
@@ -170,6 +170,20 @@ def test_implausible_homography_is_rejected(reference, prepared):
     assert_failure(result)
     assert "scale" in result.reason
     assert result.inliers >= 12  # the match itself was good
+
+
+def test_horizon_check_takes_either_sign_of_w():
+    """A ground-plane map of an oblique view whose horizon is the source row y = 20 (sky above):
+    ``w = 1 - 0.05 y`` is positive at the origin and negative on the ground below. A homography
+    is defined up to its sign, so ground points all on one side are a valid map; points on both
+    sides of the horizon are not."""
+    h = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, -0.05, 1.0]])
+    ground = np.array([[10, 60], [250, 60], [250, 250], [10, 250]], float)
+    assert not horizon_crosses(h, ground)
+    assert not horizon_crosses(-h, ground)
+    assert not horizon_crosses(h, np.array([[10, 2], [250, 2], [250, 15], [10, 15]], float))  # sky side only
+    straddling = np.array([[10, 5], [250, 5], [250, 250], [10, 250]], float)
+    assert horizon_crosses(h, straddling) and horizon_crosses(-h, straddling)
 
 
 def test_orb_easy_case(reference):

@@ -79,10 +79,10 @@ def render(ortho: Path, camera: FrameCamera, ground_height: float = 0.0) -> np.n
     w, h = camera.width, camera.height
     gx, gy = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
     pts, hit = intersect_rays(camera, np.column_stack([gx.ravel(), gy.ravel()]), FlatTerrain(ground_height))
-    xs, ys = camera.frame.to_crs(CRS, pts[:, 0], pts[:, 1], pts[:, 2])
-    cols = (np.asarray(xs) - ORIGIN[0]) / RES - 0.5
-    rows = (ORIGIN[1] - np.asarray(ys)) / RES - 0.5
-    cols[~hit], rows[~hit] = -1e5, -1e5
+    cols, rows = np.full(w * h, -1e5), np.full(w * h, -1e5)  # sky (rays above the horizon) stays grey
+    xs, ys = camera.frame.to_crs(CRS, pts[hit, 0], pts[hit, 1], pts[hit, 2])
+    cols[hit] = (np.asarray(xs) - ORIGIN[0]) / RES - 0.5
+    rows[hit] = (ORIGIN[1] - np.asarray(ys)) / RES - 0.5
     with rasterio.open(ortho) as ds:
         img = ds.read().transpose(1, 2, 0)
     photo = cv2.remap(img, cols.reshape(h, w).astype(np.float32), rows.reshape(h, w).astype(np.float32),

@@ -95,6 +95,32 @@ def test_a_photo_without_metadata_registers_on_its_own(locator, data, tmp_path):
     assert float(geodesic_distance(lon[0], lat[0], det.extra["located_lon"], det.extra["located_lat"])) < 0.5
 
 
+def test_a_high_oblique_photo_without_metadata_registers_with_the_horizon_in_view(locator, data, tmp_path):
+    """Looking 22 deg below the horizontal (the horizon and some sky in the top rows): the
+    photo -> reference homography has its horizon inside the photo, between the photo's
+    origin and the matched ground. That is a valid plane-induced map, not a broken one (it was
+    refused as "the homography's horizon crosses the matched area" and the answer fell to SMGeo,
+    about 120 m off)."""
+    from PIL import Image
+
+    from smgeo_geo.windows import WindowSpec
+
+    cam = true_camera(yaw=-120.0, pitch=-22.0, height=GROUND + HEIGHT)
+    above = cam.rays([(cam.width / 2, 0.5)])[0, 2] > 0
+    assert above, "the test needs the horizon inside the photo"
+    image = render(data["ortho"], cam, ground_height=GROUND)
+    path = tmp_path / "oblique.png"
+    Image.fromarray(image).save(path)
+    click = (240.0, 300.0)
+    pts, _ = intersect_rays(cam, [click], FlatTerrain(GROUND))
+    lon, lat, _ = cam.frame.to_lonlat(pts[:, 0], pts[:, 1], pts[:, 2])
+    with open_reference(data["ortho"]) as raster:
+        det = locator.locate(raster, path, click, method="auto", window=WindowSpec("whole"))
+    assert det.extra["answer"] == "registration" and det.extra["registration_mode"] == "photo", det.extra
+    err = float(geodesic_distance(lon[0], lat[0], det.extra["located_lon"], det.extra["located_lat"]))
+    assert err < 2.0 and err <= det.extra["uncertainty_m"], (err, det.extra["uncertainty_m"])
+
+
 def test_broken_metadata_skips_the_stage_with_its_reason_never_a_traceback(locator, data, tmp_path):
     lon, lat = data["drone"]
     image = data["image"]
