@@ -12,7 +12,9 @@ An index records the checkpoint it was built with and that checkpoint's model id
 (``NAME@sha256[:10]`` of the weights, :func:`smgeo_geo.checks.model_id`); queries must be
 encoded by the same weights, so :meth:`Retriever.open` refuses another checkpoint
 (:class:`~smgeo_geo.errors.CheckpointError`). Scores are the model's fused inner products
-(higher is better). Positions are WGS84 lon/lat degrees.
+(higher is better), joined by default by the scores of each hit's neighbours within
+``PLACE_RADIUS_M`` (place fusion, :mod:`smgeo_retrieval.place_fusion`). Positions are WGS84
+lon/lat degrees.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from smgeo_geo.errors import CheckpointError, OptionError, model_errors
 from smgeo_retrieval.hits import Hit
 from smgeo_retrieval.index import (IndexItem, VectorIndex, check_index_folder, remove_stale_thumbnails,
                                    write_thumbnail)
+from smgeo_retrieval.place_fusion import PlaceNeighbours, fused_scores
 from smgeo_retrieval.sources import CorpusSource, ImageFolder, SourceItem, load_rgb, unique_ids
 
 __all__ = ["Hit", "Retriever", "BuildReport", "build_index", "collect_items", "checkpoint_model_id",
@@ -39,6 +42,8 @@ __all__ = ["Hit", "Retriever", "BuildReport", "build_index", "collect_items", "c
 Progress = Callable[[int, int], None]
 """``progress(done, total)``: items encoded so far, of all."""
 
+FUSION_POOL = 10  # candidates per requested hit that place fusion ranks again
+FUSION_MIN_POOL = 100
 READ_MAX_SIDE = 512  # pixels: images are read at most this large (thumbnails and the model input come from it)
 
 
@@ -88,6 +93,8 @@ class Retriever:
         self.model = model
         self.checkpoint = checkpoint
         self.model_id = model_id
+        self._neighbours: PlaceNeighbours | None = None  # built on the first fused search
+        self._heads: np.ndarray | None = None  # each item's expert column (-1: none)
 
     @classmethod
     def open(cls, index_dir: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
@@ -117,17 +124,23 @@ class Retriever:
         dimension is not the index's."""
         with model_errors():
             q = np.asarray(self.model.encode_queries(list(texts)), dtype=np.float32)
+        return self._checked(q)
+
+    def _checked(self, q: np.ndarray) -> np.ndarray:
         if q.ndim != 2 or q.shape[1] != self.index.dim:
             raise CheckpointError(f"the model {self.model_id} gives query vectors of shape {q.shape}, the index "
                                   f"{self.index.root} holds vectors of dimension {self.index.dim}")
         return q
 
-    def search(self, text: str, top_k: int = 10, ef_search: int | None = None) -> list[Hit]:
+    def search(self, text: str, top_k: int = 10, ef_search: int | None = None, place_fusion: bool = True) -> list[Hit]:
         """The ``top_k`` (1..100) items that best match ``text``, best first (rank 1);
-        ``ef_search``: see :meth:`~smgeo_retrieval.index.VectorIndex.search`."""
-        return self.search_many([text], top_k, ef_search)[0]
+        ``ef_search``: see :meth:`~smgeo_retrieval.index.VectorIndex.search`; ``place_fusion``:
+        rank the index's best ``FUSION_POOL`` x ``top_k`` (at least 100) candidates again with
+        their neighbours' scores (:mod:`~smgeo_retrieval.place_fusion`); hits then carry the fused score."""
+        return self.search_many([text], top_k, ef_search, place_fusion)[0]
 
-    def search_many(self, texts: Sequence[str], top_k: int = 10, ef_search: int | None = None) -> list[list[Hit]]:
+    def search_many(self, texts: Sequence[str], top_k: int = 10, ef_search: int | None = None,
+                    place_fusion: bool = True) -> list[list[Hit]]:
         """:meth:`search` for several texts at once (one model call)."""
         from smgeo_geo.checks import check_top_k
 
@@ -136,8 +149,38 @@ class Retriever:
         k = check_top_k(top_k)
         ef_search = check_ef_search(ef_search)
         queries = [check_text(t) for t in texts]
-        scores, ids = self.index.search(self.encode(queries), k, ef_search)
-        return [self._hits(s, i) for s, i in zip(scores, ids)]
+        if not place_fusion:
+            scores, ids = self.index.search(self.encode(queries), k, ef_search)
+            return [self._hits(s, i) for s, i in zip(scores, ids)]
+        with model_errors():
+            experts, gates = self.model.encode_query_experts(queries)
+        # the fused query vectors (what encode_queries gives) from the same pass: gate-weighted blocks
+        gated = (experts.reshape(len(queries), gates.shape[1], -1) * gates[:, :, None]).reshape(len(queries), -1)
+        _, ids = self.index.search(self._checked(gated), max(FUSION_MIN_POOL, FUSION_POOL * k), ef_search)
+        out = []
+        for u, g, rows in zip(experts, gates, ids):
+            rows = rows[rows >= 0]
+            fused = self._fused(u, g, rows)
+            best = np.argsort(-fused, kind="stable")[:k]
+            out.append(self._hits(fused[best], rows[best]))
+        return out
+
+    def _fused(self, expert_query: np.ndarray, gate: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Place-fused scores of item ``rows`` for one query (its ungated vector and gate)."""
+        if self._neighbours is None:
+            self._neighbours = PlaceNeighbours([it.lon for it in self.index.items],
+                                               [it.lat for it in self.index.items])
+            heads = list(self.model.config.platforms) if self.model.config.experts else []
+            self._heads = np.array([heads.index(it.platform) if it.platform in heads else -1
+                                    for it in self.index.items], np.int64)
+        around = self._neighbours.of(rows)
+        wanted = np.unique(np.concatenate([rows, *around])) if len(rows) else rows
+        position = {int(r): i for i, r in enumerate(wanted)}
+        cosines = (self.index.vectors(wanted) @ expert_query)[None]
+        heads = self._heads[wanted]
+        item_gates = np.where(heads >= 0, gate[np.clip(heads, 0, None)], 1.0)[None]
+        local = [np.array([position[int(n)] for n in nb], np.int64) for nb in around]
+        return fused_scores(cosines, item_gates, local, columns=[position[int(r)] for r in rows])[0]
 
     def _hits(self, scores: np.ndarray, ids: np.ndarray) -> list[Hit]:
         hits = []

@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from smgeo_retrieval.metrics import ranking_metrics, relevance
+from smgeo_retrieval.place_fusion import PLACE_WEIGHT, PlaceNeighbours, fused_scores
 from smgeo_retrieval.train_data import PairData
 
 ABLATIONS: tuple[str, ...] = ("full", "no_experts", "keep_orientation", "one_stage")
@@ -34,11 +35,18 @@ DESCRIPTIONS = {
     "no_word_head": "without the auxiliary word loss",
     RANDOM: "random unit vectors",
 }
+PLACE_FUSION = "checkpoint + place fusion"
+DESCRIPTIONS[PLACE_FUSION] = ("the checkpoint, each item's score joined by its neighbours' (items within "
+                              "PLACE_RADIUS_M): what `smgeo retrieve` ranks by")
 
 
 def score_report(queries: np.ndarray, items: np.ndarray, data: PairData) -> dict:
     """Metrics of query vectors ``[N, D]`` (one per item of ``data``) against item vectors ``[N, D]``."""
-    scores = queries.astype(np.float32) @ items.astype(np.float32).T
+    return scores_report(queries.astype(np.float32) @ items.astype(np.float32).T, data)
+
+
+def scores_report(scores: np.ndarray, data: PairData) -> dict:
+    """Metrics of a score matrix ``[N queries, N items]`` (queries and gallery: the items of ``data``)."""
     places, platforms = data.place_ids, data.platforms
     strict = relevance(places, platforms, places, platforms)
     loose = relevance(places, None, places, None)
@@ -57,12 +65,27 @@ def evaluate_model(model, data: PairData) -> dict:
     q = model.encode_queries(data.queries)
     v = model.encode_images(data.images, data.platforms)
     report = score_report(q, v, data)
+    report["place_fusion"] = place_fusion_report(model, data, v)
     if model.config.experts:
         g = model.gate_weights(data.queries)
         truth = np.array([model.config.platforms.index(p) for p in data.platforms])
         report["gate_accuracy"] = float((g.argmax(1) == truth).mean())
     report["dim"] = int(q.shape[1])
     report["encode_seconds"] = round(time.time() - t0, 2)
+    return report
+
+
+def place_fusion_report(model, data: PairData, items: np.ndarray) -> dict:
+    """The metrics with place fusion (:mod:`.place_fusion`): each item's score joined by its
+    neighbours' (items within ``PLACE_RADIUS_M`` of it by their lon/lat); ``items``: the
+    item vectors of ``data``."""
+    u, gates = model.encode_query_experts(data.queries)
+    heads = list(model.config.platforms) if model.config.experts else [None]
+    column = np.array([heads.index(p) if model.config.experts else 0 for p in data.platforms], np.int64)
+    neighbours = PlaceNeighbours([it.lon for it in data.items], [it.lat for it in data.items])
+    fused = fused_scores(u @ items.T, gates[:, column], neighbours.of(np.arange(len(data))))
+    report = scores_report(fused, data)
+    report.update(weight=PLACE_WEIGHT, radius_m=neighbours.radius_m)
     return report
 
 
@@ -109,5 +132,5 @@ def run_ablations(base, train_data: PairData, val_data: PairData | None, eval_da
     return reports
 
 
-__all__ = ["ABLATIONS", "DESCRIPTIONS", "EXTRA_ABLATIONS", "RANDOM", "evaluate_model", "evaluate_pairs", "random_report",
-           "run_ablations", "score_report"]
+__all__ = ["ABLATIONS", "DESCRIPTIONS", "EXTRA_ABLATIONS", "PLACE_FUSION", "RANDOM", "evaluate_model", "evaluate_pairs",
+           "place_fusion_report", "random_report", "run_ablations", "score_report", "scores_report"]

@@ -228,6 +228,13 @@ class VectorIndex:
             scores, ids = self.faiss_index.search(q, k)
         return scores.astype(np.float32, copy=False), ids.astype(np.int64, copy=False)
 
+    def vectors(self, rows) -> np.ndarray:
+        """The stored vectors ``[len(rows), D]`` float32 of item ``rows``."""
+        rows = np.asarray(rows, np.int64).reshape(-1)
+        if not len(rows):
+            return np.zeros((0, self.dim), np.float32)
+        return np.asarray(self.faiss_index.reconstruct_batch(rows), np.float32)
+
     def thumbnail_path(self, item: IndexItem) -> Path | None:
         """Absolute path of ``item``'s thumbnail (None when it has none or the index is unsaved)."""
         if not item.thumbnail or self.root is None:

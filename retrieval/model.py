@@ -318,6 +318,24 @@ class RetrievalModel(nn.Module):
         return torch.cat(out).numpy().astype(np.float32) if out else np.zeros((0, self.config.dim), np.float32)
 
     @torch.inference_mode()
+    def encode_query_experts(self, texts: Sequence[str], batch_size: int = ENCODE_BATCH) -> tuple[np.ndarray, np.ndarray]:
+        """Ungated query vectors ``[N, dim]`` (every expert's unit block, so that the inner
+        product with an item vector is its own expert's cosine) and gate weights ``[N, P]``
+        (``[N, 1]`` of ones without experts), float32."""
+        was = self.training
+        self.eval()
+        vecs, gates = [], []
+        for i in range(0, len(texts), batch_size):
+            f = self.text(self.text_ids(list(texts[i: i + batch_size])).to(self.device))
+            vecs.append(torch.cat([F.normalize(h(f).float(), dim=-1) for h in self.text_heads], dim=1).cpu())
+            gates.append(torch.softmax(self.gate(f).float(), -1).cpu() if self.config.experts
+                         else torch.ones(len(f), 1))
+        self.train(was)
+        if not vecs:
+            return np.zeros((0, self.config.dim), np.float32), np.zeros((0, self.config.num_heads), np.float32)
+        return torch.cat(vecs).numpy().astype(np.float32), torch.cat(gates).numpy().astype(np.float32)
+
+    @torch.inference_mode()
     def gate_weights(self, texts: Sequence[str]) -> np.ndarray:
         """Gate probabilities ``[N, P]`` over ``config.platforms`` (uniform-free: softmax of the gate)."""
         was = self.training

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "retrieval" / "weights"
 ABLATIONS = ROOT / "bench" / "results" / "retrieval_ablations_6min.json"
 LABELS = {"checkpoint": "this model", "random": "random vectors", "previous": "the model bundled before it",
+          "fusion": "this model + place fusion (neighbours within 200 m: what `smgeo retrieve` ranks by)",
           "full": "full: experts + gate, orientation words removed, two stages",
           "no_experts": "no experts (one shared head, no gate)", "keep_orientation": "orientation words kept",
           "one_stage": "one stage (in-batch negatives only)"}
@@ -83,11 +84,17 @@ def main(run: Path, corpus: Path, held: Path, previous: Path | None = None) -> N
     params = sum(p.numel() for p in load_retrieval_checkpoint(WEIGHTS / "retrieval_demo.safetensors").parameters())
     systems = report["systems"]
     rows = [_row(LABELS["checkpoint"], systems["checkpoint"])]
+    fusion = systems.get("checkpoint + place fusion")
+    if fusion is not None:
+        rows.append(_row(LABELS["fusion"], fusion))
     if previous is not None:
         rows.append(_row(LABELS["previous"], json.loads(previous.read_text())["systems"]["checkpoint"]))
     rows.append(_row(LABELS["random"], systems["random"]))
     per = systems["checkpoint"]["per_platform"]
     per_text = ", ".join(f"{p} {_pct(s['R@1'])} / {_pct(s['R@10'])} / {_pct(s['mAP'])}" for p, s in per.items())
+    if fusion is not None:
+        per_text += "; with place fusion " + ", ".join(
+            f"{p} {_pct(s['R@1'])} / {_pct(s['R@10'])} / {_pct(s['mAP'])}" for p, s in fusion["per_platform"].items())
     minutes = sum(e["seconds"] for e in epochs) / 60
     planned = opts["stage1_epochs"] + opts["stage2_epochs"]
     stopped = "" if len(epochs) >= planned else f"; the time budget ended it after {len(epochs)} of {planned} epochs"

@@ -53,11 +53,12 @@ Methods:
     stops between rows (finished rows are already kept).
 ``retrieve`` {"text": description in words, "index": index folder (``smgeo index build``),
     "top_k": 10, "checkpoint": path | null (the checkpoint recorded in the index), "ef_search":
-    HNSW candidates per query | null (the index's own)} -> ``{"hits":
+    HNSW candidates per query | null (the index's own), "place_fusion": true (rank again with each
+    hit's neighbours within 200 m, as ``smgeo retrieve``) | false} -> ``{"hits":
     [HIT, ...] (rank 1 first), "model": {"checkpoint", "model_id"}, "index": folder, "count":
     items in the index, "index_cached": bool, "seconds": float}``. HIT is
-    :class:`smgeo_retrieval.hits.Hit` as a dict: rank, score (the model's inner product, higher
-    is better), item_id, platform (satellite / drone / ground), image and thumbnail (absolute
+    :class:`smgeo_retrieval.hits.Hit` as a dict: rank, score (the model's inner product, or
+    with place fusion the fused score; higher is better), item_id, platform (satellite / drone / ground), image and thumbnail (absolute
     paths; thumbnail may be null), lon, lat (WGS84 degrees of the item's centre), footprint
     (WKT polygon in WGS84 lon/lat, or null). The retrieval model runs on the device set by
     ``configure`` (cpu by default); the opened index and its model stay cached per index folder
@@ -126,7 +127,7 @@ PARAMS = {
     "configure": ("checkpoint", "device"),
     "locate": ("reference", "bands", "query", "click", "window", "top_k", "heatmap", "method", "dem"),
     "batch": ("manifest", "reference", "out", "workers", "top_k", "photos", "dask", "method", "dem"),
-    "retrieve": ("text", "index", "top_k", "checkpoint", "ef_search"),
+    "retrieve": ("text", "index", "top_k", "checkpoint", "ef_search", "place_fusion"),
     "cancel": ("target",),
     "shutdown": (),
 }
@@ -460,6 +461,7 @@ class Worker:
         top_k = check_top_k(_param(request, "top_k", "a whole number from 1 to 100", _is_whole, default=10))
         checkpoint = _param(request, "checkpoint", "a checkpoint path (string) or null", _is_text) or None
         ef_search = _param(request, "ef_search", "a whole number of 1 or more, or null", _is_whole)
+        place_fusion = _param(request, "place_fusion", "true or false", lambda v: isinstance(v, bool), default=True)
         started = time.perf_counter()
         device = (self._model_key or (None, "cpu"))[1]
         key = (os.path.abspath(index), checkpoint and os.path.abspath(checkpoint), device,
@@ -475,7 +477,7 @@ class Worker:
             self._retrievers[key] = retriever
         retriever = self._retrievers[key]
         self.check_cancelled(request)
-        hits = retriever.search(text, top_k, ef_search)
+        hits = retriever.search(text, top_k, ef_search, place_fusion=place_fusion)
         return {"hits": [h.to_record() for h in hits],
                 "model": {"checkpoint": str(retriever.checkpoint), "model_id": retriever.model_id},
                 "index": str(retriever.index.root), "count": retriever.index.count, "index_cached": cached,

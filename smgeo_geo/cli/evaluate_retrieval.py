@@ -51,8 +51,8 @@ def command(corpus, checkpoint, split, out, ablations, variants, train_corpus, p
     from smgeo_geo.errors import OptionError
     from smgeo_retrieval.checkpoint import bundled_retrieval_checkpoint, load_retrieval_checkpoint
     from smgeo_retrieval.corpus_io import read_meta
-    from smgeo_retrieval.evaluate import (ABLATIONS, DESCRIPTIONS, EXTRA_ABLATIONS, evaluate_model, random_report,
-                                          run_ablations)
+    from smgeo_retrieval.evaluate import (ABLATIONS, DESCRIPTIONS, EXTRA_ABLATIONS, PLACE_FUSION, evaluate_model,
+                                          random_report, run_ablations)
     from smgeo_retrieval.model import get_retrieval_config
     from smgeo_retrieval.report import write_report
     from smgeo_retrieval.train import RetrievalTrainOptions, resolve_device, set_threads
@@ -82,6 +82,7 @@ def command(corpus, checkpoint, split, out, ablations, variants, train_corpus, p
     report = {"corpus": str(corpus), "corpus_seed": meta["seed"], "split": split, "items": len(data),
               "places": len(set(data.place_ids)), "systems": {}}
     report["systems"]["checkpoint"] = {**evaluate_model(model, data), "checkpoint": str(ckpt)}
+    report["systems"][PLACE_FUSION] = report["systems"]["checkpoint"].pop("place_fusion")
     if ablations:
         source = train_corpus or corpus
         base.corpus_seed = read_meta(source)["seed"]

@@ -19,8 +19,11 @@ import click
 @click.option("--ef-search", type=int, default=None,
               help="HNSW indexes: candidates examined per query (more: closer to exact, slower) "
                    "[default: the index's own; a flat index is exact and ignores it]")
+@click.option("--place-fusion/--no-place-fusion", default=True, show_default=True,
+              help="rank again with each hit's neighbours within 200 m: views of a place that match the "
+                   "description too make it more likely (scores are then the fused ones)")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda")
-def command(text, index_dir, top_k, out, checkpoint, ef_search, device) -> None:
+def command(text, index_dir, top_k, out, checkpoint, ef_search, place_fusion, device) -> None:
     """Find the satellite tiles, drone photos and ground photos that match a description.
 
     Prints the ranked hits (rank, score, platform, lon/lat, image) and, with --out, writes
@@ -51,7 +54,7 @@ def command(text, index_dir, top_k, out, checkpoint, ef_search, device) -> None:
             inputs.update({"--checkpoint": weights, "--checkpoint config": config})
         check_outputs({"--out": out}, inputs)
     retriever = Retriever.open(index_dir, checkpoint, device=device)
-    hits = retriever.search(text, top_k, ef_search)
+    hits = retriever.search(text, top_k, ef_search, place_fusion=place_fusion)
     click.echo(f"{'rank':>4}  {'score':>8}  {'platform':<9}  {'lon':>12}  {'lat':>11}  item / image")
     for h in hits:
         click.echo(f"{h.rank:>4}  {h.score:>8.4f}  {h.platform:<9}  {h.lon:>12.7f}  {h.lat:>11.7f}  "

@@ -58,6 +58,7 @@ def test_retrieve_through_the_pipes(built, tmp_path):
             (_retrieve(15, text="x", index=str(built["index"]), top_k=0), "OptionError", "top-k"),
             (_retrieve(18, text="x", index=str(built["index"]), ef_search=0), "OptionError", "--ef-search"),
             (_retrieve(19, text="x", index=str(built["index"]), ef_search="many"), "ProtocolError", "'ef_search'"),
+            (_retrieve(21, text="x", index=str(built["index"]), place_fusion="no"), "ProtocolError", "'place_fusion'"),
             (_retrieve(16, text="x", index=str(tmp_path / "none")), "InputFileError", "not found"),
             (_retrieve(17, text="x", index=str(built["index"]), checkpoint=str(other)), "CheckpointError",
              "built with"),
@@ -69,6 +70,11 @@ def test_retrieve_through_the_pipes(built, tmp_path):
             assert words in reply["error"]["message"]
         worker.send(_retrieve(20, text=text, index=str(built["index"]), top_k=4, ef_search=64))
         assert [h["item_id"] for h in worker.final(20)["result"]["hits"]] == [h.item_id for h in expected]
+        plain = Retriever.open(built["index"]).search(text, 4, place_fusion=False)
+        worker.send(_retrieve(22, text=text, index=str(built["index"]), top_k=4, place_fusion=False))
+        hits = worker.final(22)["result"]["hits"]
+        assert [h["score"] for h in hits] == pytest.approx([h.score for h in plain], abs=1e-5)
+        assert [h["score"] for h in hits] != pytest.approx([h["score"] for h in result["hits"]], abs=1e-5)
         assert worker.close() == 0
     finally:
         if worker.process.poll() is None:

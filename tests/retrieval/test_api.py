@@ -17,6 +17,7 @@ from smgeo_geo.errors import CheckpointError, ImageError, InputFileError, Option
 from smgeo_retrieval.api import Retriever, build_index, checkpoint_model_id
 from smgeo_retrieval.corpus_io import load_image, read_corpus
 from smgeo_retrieval.hits import Hit, hits_feature_collection, write_hits
+from smgeo_retrieval.place_fusion import PLACE_RADIUS_M, PLACE_WEIGHT
 from smgeo_retrieval.sources import CorpusSource, ImageFolder
 
 from .index_helpers import TILE_GSD, TILE_ORIGIN, UTM_32N, make_checkpoint, make_corpus, make_image_folder
@@ -56,7 +57,7 @@ def test_search_scores_are_the_models_inner_products(setup):
     retriever = Retriever.open(setup["index"])
     assert retriever.model_id == checkpoint_model_id(setup["checkpoint"])
     text = "a red roof next to a road"
-    hits = retriever.search(text, top_k=5)
+    hits = retriever.search(text, top_k=5, place_fusion=False)
     vectors = np.stack([retriever.index.faiss_index.reconstruct(i) for i in range(retriever.index.count)])
     scores = vectors @ retriever.model.encode_queries([text])[0]
     order = np.argsort(-scores, kind="stable")[:5]
@@ -66,8 +67,33 @@ def test_search_scores_are_the_models_inner_products(setup):
     np.testing.assert_allclose([scores[row_of[h.item_id]] for h in hits], [h.score for h in hits], atol=1e-5)
     for h in hits:
         assert h.thumbnail.startswith(str(setup["index"])) and h.image.startswith(str(setup["corpus"]))
-    many = retriever.search_many([text, "a round pond"], top_k=3)
+    many = retriever.search_many([text, "a round pond"], top_k=3, place_fusion=False)
     assert [h.item_id for h in many[0]] == [h.item_id for h in hits[:3]]
+
+
+def test_search_with_place_fusion_ranks_by_the_documented_fused_score(setup):
+    """Default search: each item's expert cosine joined by the mean of its neighbours' (items
+    within PLACE_RADIUS_M, by geodesic distance), times the gate of its platform."""
+    retriever = Retriever.open(setup["index"])
+    items = retriever.index.items
+    vectors = np.stack([retriever.index.faiss_index.reconstruct(i) for i in range(retriever.index.count)])
+    lon, lat = np.array([it.lon for it in items]), np.array([it.lat for it in items])
+    geod = pyproj.Geod(ellps="WGS84")
+    n = len(items)
+    _, _, dist = geod.inv(np.repeat(lon, n), np.repeat(lat, n), np.tile(lon, n), np.tile(lat, n))
+    near = (dist.reshape(n, n) <= PLACE_RADIUS_M) & ~np.eye(n, dtype=bool)
+    assert near.any(axis=1).sum() >= 2, "the test corpus needs items with neighbours"
+    platforms = list(retriever.model.config.platforms)
+    for text in ("a red roof next to a road", "a round pond"):
+        u, g = retriever.model.encode_query_experts([text])
+        cos = vectors @ u[0]
+        around = np.array([cos[near[i]].mean() if near[i].any() else cos[i] for i in range(n)])
+        gate = np.array([g[0, platforms.index(it.platform)] for it in items])
+        fused = gate * ((1 - PLACE_WEIGHT) * cos + PLACE_WEIGHT * around)
+        hits = retriever.search(text, top_k=5)
+        order = np.argsort(-fused, kind="stable")[:5]
+        assert [h.item_id for h in hits] == [items[i].item_id for i in order]
+        np.testing.assert_allclose([h.score for h in hits], fused[order], atol=1e-5)
 
 
 class QueryIsAnItem:
@@ -89,7 +115,7 @@ def test_the_item_whose_vector_is_the_query_ranks_first(setup):
     for row in np.argsort(-norms)[:3]:  # an item whose own score beats every other inner product
         if np.max(np.delete(vectors @ vectors[row], row)) >= norms[row] ** 2 - 1e-6:
             continue
-        hit = retriever.search(f"item {row}", top_k=3)[0]
+        hit = retriever.search(f"item {row}", top_k=3, place_fusion=False)[0]
         item = retriever.index.items[row]
         assert (hit.rank, hit.item_id, hit.platform, hit.lon, hit.lat, hit.footprint) == \
             (1, item.item_id, item.platform, item.lon, item.lat, item.footprint)
@@ -257,3 +283,20 @@ def test_unknown_output_extension_is_refused(tmp_path):
     with pytest.raises(OutputError, match="does not exist"):
         write_hits(HITS, tmp_path / "missing" / "hits.geojson")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluation_with_place_fusion_measures_what_search_ranks(setup):
+    """`smgeo evaluate-retrieval`'s place-fusion row is the recall of `smgeo retrieve`'s ranking."""
+    from smgeo_retrieval.evaluate import evaluate_model
+    from smgeo_retrieval.train_data import load_pairs
+
+    retriever = Retriever.open(setup["index"])
+    data = load_pairs(setup["corpus"], "all", retriever.model.config.image_size)
+    assert [it.item_id for it in data.items] == [it.item_id for it in retriever.index.items]
+    fused = evaluate_model(retriever.model, data)["place_fusion"]["overall"]
+    truth = {it.item_id: (it.place_id, it.platform) for it in data.items}
+    ranked = retriever.search_many(data.queries, top_k=len(data))
+    for k in (1, 5):
+        hit_rate = np.mean([any(truth[h.item_id] == (it.place_id, it.platform) for h in hits[:k])
+                            for hits, it in zip(ranked, data.items)])
+        assert fused[f"R@{k}"] == pytest.approx(hit_rate)

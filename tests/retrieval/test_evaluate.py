@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from smgeo_retrieval.place_fusion import PLACE_RADIUS_M, PLACE_WEIGHT
 from smgeo_retrieval.checkpoint import save_retrieval_checkpoint
 from smgeo_retrieval.evaluate import random_report, score_report
 from smgeo_retrieval.metrics import first_relevant_ranks, ranking_metrics, relevance
@@ -77,7 +78,11 @@ def test_cli_report_with_ablations(corpus, tmp_path, capsys):
                               "1", "--batch-size", "8", "--quiet"], capsys)
     assert code == 0, err
     report = json.loads((out / "report.json").read_text())
-    assert list(report["systems"]) == ["checkpoint", "full", "no_experts", "keep_orientation", "one_stage", "random"]
+    assert list(report["systems"]) == ["checkpoint", "checkpoint + place fusion", "full", "no_experts",
+                                       "keep_orientation", "one_stage", "random"]
+    fused = report["systems"]["checkpoint + place fusion"]
+    assert fused["weight"] == PLACE_WEIGHT and fused["radius_m"] == PLACE_RADIUS_M
+    assert "place_fusion" not in report["systems"]["checkpoint"]
     assert report["items"] == 6 and report["split"] == "test"
     for r in report["systems"].values():
         assert {"R@1", "R@5", "R@10", "mAP"} <= set(r["overall"]) and r["per_platform"]

@@ -70,6 +70,21 @@ def test_retrieve_without_out_only_prints(setup, index, capsys):
     assert len(out.splitlines()) == 1 + min(10, json.loads((index / "index.json").read_text())["count"])
 
 
+def test_retrieve_ranks_with_place_fusion_unless_told_not_to(setup, index, capsys):
+    from smgeo_retrieval.api import Retriever
+
+    retriever = Retriever.open(index)
+    text = "a red roof next to a road"
+    for flag, fusion in (([], True), (["--no-place-fusion"], False)):
+        code, out, err = run_cli(["retrieve", "--text", text, "--index", index, "--top-k", "5", *flag], capsys)
+        assert code == 0, err
+        rows = [line.split() for line in out.splitlines()[1:]]
+        expected = retriever.search(text, top_k=5, place_fusion=fusion)
+        assert [r[5] for r in rows] == [h.item_id for h in expected]
+        assert [float(r[1]) for r in rows] == pytest.approx([h.score for h in expected], abs=1e-4)
+    assert [h.score for h in retriever.search(text, 5)] != [h.score for h in retriever.search(text, 5, place_fusion=False)]
+
+
 def _refused(args, capsys, names, folder):
     before = sorted(p.name for p in folder.iterdir())
     line = assert_one_error_line(*run_cli(args, capsys), names)

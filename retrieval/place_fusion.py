@@ -1,0 +1,89 @@
+"""Place fusion: the views around an item corroborate it (see ``docs/retrieval.md``).
+
+A description speaks of a place (a target and its neighbours), and an index holds several views
+of most places: a satellite tile, drone photos, street photos. An item whose neighbours (items
+within :data:`PLACE_RADIUS_M` of it, any platform) also match the description is more likely
+the place described than one that matches alone. Fused score of query ``q`` and item ``x``::
+
+    s'(q, x) = g_p(x)(q) * [(1 - w) c(q, x) + w * mean_{y in N(x)} c(q, y)]
+
+with ``c(q, y) = cos(t_p(y)(q), v_p(y)(y))`` the platform expert's cosine (not gated), ``g`` the
+gate, ``N(x)`` the neighbours of ``x`` (itself excluded; ``s' = s`` for an item alone) and
+``w`` = :data:`PLACE_WEIGHT`. ``w = 0`` is the plain score ``s(q, x) = g_p(x)(q) c(q, x)``.
+
+Positions: WGS84 lon/lat degrees of each item's centre (footprint centre, or the camera's
+position for a view without footprint), as the index stores them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from smgeo_geo.errors import OptionError
+
+PLACE_RADIUS_M = 200.0  # a description's reach: its target, the neighbours it names, street views of them
+PLACE_WEIGHT = 0.5  # chosen on the validation split of the training corpus (docs/retrieval.md), not the test
+EARTH_RADIUS_M = 6_371_000.0
+MIN_RADIUS_M = 10.0  # cells of at least this size keep a cell index within 21 bits per axis
+
+
+def _ecef(lon, lat) -> np.ndarray:
+    """Points on a sphere of the Earth's mean radius, metres ``(N, 3)``: chord distances are
+    ground distances to a few millimetres at place scale."""
+    lo, la = np.radians(np.asarray(lon, float)), np.radians(np.asarray(lat, float))
+    return EARTH_RADIUS_M * np.column_stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)])
+
+
+class PlaceNeighbours:
+    """Items within ``radius_m`` of each other, found through a grid of ``radius_m`` cells on
+    the sphere's 3D coordinates (a sort and binary searches: no per-item Python loop to build,
+    fast to query for a few hundred items among millions)."""
+
+    def __init__(self, lon, lat, radius_m: float = PLACE_RADIUS_M) -> None:
+        if not radius_m >= MIN_RADIUS_M:
+            raise OptionError(f"place fusion radius must be at least {MIN_RADIUS_M:g} m, got {radius_m!r}")
+        self.radius_m = float(radius_m)
+        self.points = _ecef(lon, lat)
+        cells = np.floor(self.points / self.radius_m).astype(np.int64)
+        self._keys = self._key(cells)
+        self._order = np.argsort(self._keys, kind="stable")
+        self._sorted = self._keys[self._order]
+        self._cells = cells
+
+    @staticmethod
+    def _key(cells: np.ndarray) -> np.ndarray:
+        c = cells + (1 << 20)  # |cell| <= EARTH_RADIUS_M / MIN_RADIUS_M < 2^20: 21 bits per axis
+        return (c[:, 0] << 42) | (c[:, 1] << 21) | c[:, 2]
+
+    def of(self, rows) -> list[np.ndarray]:
+        """For each item row in ``rows``: the rows of the other items within the radius."""
+        rows = np.asarray(rows, np.int64).reshape(-1)
+        offsets = np.array(np.meshgrid([-1, 0, 1], [-1, 0, 1], [-1, 0, 1], indexing="ij")).reshape(3, -1).T
+        keys = self._key((self._cells[rows][:, None, :] + offsets[None]).reshape(-1, 3)).reshape(len(rows), -1)
+        lo = np.searchsorted(self._sorted, keys, side="left")
+        hi = np.searchsorted(self._sorted, keys, side="right")
+        out = []
+        for r, a, b in zip(rows, lo, hi):
+            spans = [self._order[i:j] for i, j in zip(a, b) if j > i]
+            cand = np.concatenate(spans) if spans else np.zeros(0, np.int64)
+            cand = cand[cand != r]
+            near = np.linalg.norm(self.points[cand] - self.points[r], axis=1) <= self.radius_m
+            out.append(np.sort(cand[near]))
+        return out
+
+
+def fused_scores(cosines: np.ndarray, gates: np.ndarray, neighbours: list[np.ndarray],
+                 weight: float = PLACE_WEIGHT, columns=None) -> np.ndarray:
+    """Fused scores ``[Q, M]`` of the items ``columns`` (default all ``N``).
+
+    ``cosines``: ``[Q, N]`` expert cosines ``c(q, y)`` of every item; ``gates``: ``[Q, N]`` the
+    gate weight of each item's platform for each query; ``neighbours``: per column, the rows of
+    its neighbours (:meth:`PlaceNeighbours.of`); ``weight``: ``w`` in the module docstring."""
+    cols = np.arange(cosines.shape[1]) if columns is None else np.asarray(columns, np.int64)
+    own = cosines[:, cols]
+    around = np.stack([cosines[:, n].mean(axis=1) if len(n) else cosines[:, c]
+                       for c, n in zip(cols, neighbours)], axis=1) if len(cols) else own
+    return gates[:, cols] * ((1.0 - weight) * own + weight * around)
+
+
+__all__ = ["PLACE_RADIUS_M", "PLACE_WEIGHT", "PlaceNeighbours", "fused_scores"]
