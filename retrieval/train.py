@@ -60,7 +60,8 @@ class RetrievalTrainOptions:
     """Options of :func:`train_retrieval`. ``minutes``: wall-clock budget of the whole run
     (each stage gets its epochs' share; the schedule follows whichever of steps and time is
     further along; a stage ends early when its share is spent). ``stage2_lr_factor`` scales
-    the learning rate of stage 2."""
+    the learning rate of stage 2. ``init_checkpoint``: start from this retrieval checkpoint's
+    weights and vocabulary (fine-tuning; its architecture must be the preset's)."""
 
     out_dir: Path
     preset: str = "demo"
@@ -83,6 +84,7 @@ class RetrievalTrainOptions:
     seed: int = 0
     corpus_seed: int | None = None
     config_overrides: dict = field(default_factory=dict)
+    init_checkpoint: Path | None = None
 
     def validated(self) -> "RetrievalTrainOptions":
         for name in ("stage1_epochs", "stage2_epochs"):
@@ -273,6 +275,15 @@ def model_config(options: RetrievalTrainOptions, tokenizer: Tokenizer) -> Retrie
                                 **options.config_overrides)
 
 
+def _check_same_model(model: RetrievalModel, options: RetrievalTrainOptions, what: str, hint: str = "") -> None:
+    """:class:`OptionError` naming the config fields where ``model`` is not the model
+    ``options`` ask for (with ``model``'s vocabulary)."""
+    have, wanted = model.config.to_dict(), model_config(options, model.tokenizer).to_dict()
+    differ = [f"{k}: run {v!r} vs asked {wanted[k]!r}" for k, v in sorted(have.items()) if wanted[k] != v]
+    if differ:
+        raise OptionError(f"{what} ({'; '.join(differ)})" + (f"; {hint}" if hint else ""))
+
+
 def train_retrieval(options: RetrievalTrainOptions, train_data: PairData, val_data: PairData | None = None,
                     progress: bool = True, log: Callable[[str], None] = print,
                     evaluate_fn: Callable[[RetrievalModel, PairData], dict] | None = None) -> RetrievalTrainResult:
@@ -290,11 +301,8 @@ def train_retrieval(options: RetrievalTrainOptions, train_data: PairData, val_da
     counters = {"epoch": 0, "step": 0, "stage_seconds": [0.0, 0.0], "best": None}
     if options.resume and state_json.is_file():
         model = load_retrieval_checkpoint(out_dir / LAST_NAME, device=device)
-        have, wanted = model.config.to_dict(), model_config(options, model.tokenizer).to_dict()
-        differ = [f"{k}: run {v!r} vs asked {wanted[k]!r}" for k, v in sorted(have.items()) if wanted[k] != v]
-        if differ:
-            raise OptionError(f"{out_dir} holds a run of another model ({'; '.join(differ)}); resume it with "
-                              f"its options or choose another --out")
+        _check_same_model(model, options, f"{out_dir} holds a run of another model",
+                          "resume it with its options or choose another --out")
         optimiser = _make_optimiser(model, options.lr, options.weight_decay)
         counters = load_train_state(out_dir, optimiser)
         _keep_metrics_until(out_dir / METRICS_FILE, counters["epoch"])
@@ -304,8 +312,13 @@ def train_retrieval(options: RetrievalTrainOptions, train_data: PairData, val_da
             raise OptionError(f"{out_dir} already holds a training run; pass --resume to continue it or choose "
                               f"another --out")
         torch.manual_seed(options.seed)
-        tokenizer = build_tokenizer(train_data, options.remove_orientation)
-        model = RetrievalModel(model_config(options, tokenizer), tokenizer).to(device)
+        if options.init_checkpoint is not None:
+            model = load_retrieval_checkpoint(options.init_checkpoint, device=device)
+            _check_same_model(model, options, f"--init-checkpoint {options.init_checkpoint}")
+            log(f"fine-tuning {options.init_checkpoint}")
+        else:
+            tokenizer = build_tokenizer(train_data, options.remove_orientation)
+            model = RetrievalModel(model_config(options, tokenizer), tokenizer).to(device)
         optimiser = _make_optimiser(model, options.lr, options.weight_decay)
         if (out_dir / METRICS_FILE).exists():
             (out_dir / METRICS_FILE).unlink()

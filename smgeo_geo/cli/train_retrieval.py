@@ -24,12 +24,14 @@ PRESET_NAMES = ("tiny", "demo")
 @click.option("--minutes", type=float, default=None, help="wall-clock budget; each stage gets its epochs' share")
 @click.option("--no-experts", is_flag=True, help="ablation: one shared head, no gate")
 @click.option("--keep-orientation", is_flag=True, help="ablation: keep orientation words (no removal)")
+@click.option("--init-checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="fine-tune: start from this retrieval checkpoint (its weights and vocabulary; same preset)")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=None,
               help="CPU threads for torch (1 is fastest on cores shared with other jobs)")
 @click.option("--quiet", is_flag=True, help="no progress bars")
 def command(corpus, out, preset, stage1_epochs, stage2_epochs, batch_size, lr, device, resume, minutes, no_experts,
-            keep_orientation, seed, threads, quiet) -> None:
+            keep_orientation, init_checkpoint, seed, threads, quiet) -> None:
     """Train the retrieval model: stage 1 with in-batch negatives, stage 2 with hard negatives
     mined by the stage-1 model. A checkpoint is written after every epoch; after an
     interruption, rerun the same command with --resume.
@@ -51,10 +53,15 @@ def command(corpus, out, preset, stage1_epochs, stage2_epochs, batch_size, lr, d
     options = RetrievalTrainOptions(out_dir=out, preset=preset, stage1_epochs=stage1_epochs,
                                     stage2_epochs=stage2_epochs, batch_size=batch_size, lr=lr, device=device,
                                     resume=resume, minutes=minutes, experts=not no_experts,
-                                    remove_orientation=not keep_orientation, seed=seed).validated()
+                                    remove_orientation=not keep_orientation, seed=seed,
+                                    init_checkpoint=init_checkpoint).validated()
     resolve_device(device)
     set_threads(threads)
     check_output_folder("--out", out)
+    if init_checkpoint is not None and not resume:  # a bad file is named before the images are read
+        from smgeo_retrieval.checkpoint import load_retrieval_checkpoint
+
+        load_retrieval_checkpoint(init_checkpoint)
     options.corpus_seed = read_meta(corpus)["seed"]
     size = get_retrieval_config(preset).image_size
     bar = None if quiet else (lambda it: tqdm(it, desc="loading images", leave=False))

@@ -117,6 +117,30 @@ def test_a_spent_time_budget_ends_the_epoch_not_only_the_stage(pairs, tmp_path):
     assert all(np.isfinite(r["train_loss"]) for r in records)
 
 
+def test_fine_tuning_starts_from_the_checkpoint(pairs, tmp_path):
+    """--init-checkpoint: the run starts at the checkpoint's weights and vocabulary (one epoch at a
+    vanishing learning rate ends where it began; a fresh run does not), and a checkpoint of
+    another architecture is refused, naming the field."""
+    train, val = pairs
+    first = train_retrieval(_options(tmp_path / "a", stage1_epochs=1, stage2_epochs=0), train, val, progress=False,
+                            log=lambda s: None)
+    start = load_retrieval_checkpoint(first.checkpoint)
+    still = dict(stage1_epochs=1, stage2_epochs=0, lr=1e-12, seed=5)
+    tuned = train_retrieval(_options(tmp_path / "b", init_checkpoint=first.checkpoint, **still), train, val,
+                            progress=False, log=lambda s: None)
+    fresh = train_retrieval(_options(tmp_path / "c", **still), train, val, progress=False, log=lambda s: None)
+    after, other = load_retrieval_checkpoint(tuned.checkpoint), load_retrieval_checkpoint(fresh.checkpoint)
+    assert after.tokenizer.vocab == start.tokenizer.vocab
+    weights = [k for k, v in start.state_dict().items() if v.dtype.is_floating_point and "running" not in k]
+    for k in weights:
+        torch.testing.assert_close(after.state_dict()[k], start.state_dict()[k], atol=1e-6, rtol=0, msg=k)
+    assert any(not torch.allclose(other.state_dict()[k], start.state_dict()[k]) for k in weights)
+    assert after.checkpoint_metadata["options"]["init_checkpoint"] == str(first.checkpoint)
+    with pytest.raises(OptionError, match="no_experts|experts"):
+        train_retrieval(_options(tmp_path / "d", init_checkpoint=first.checkpoint, experts=False), train, val,
+                        progress=False, log=lambda s: None)
+
+
 def test_options_are_checked(pairs, tmp_path):
     train, _ = pairs
     for bad in (dict(batch_size=1), dict(stage1_epochs=0, stage2_epochs=0), dict(stage1_epochs=-1),
@@ -157,6 +181,7 @@ def test_cli_trains_and_bad_options_exit_2(corpus, tmp_path, capsys):
         ["--corpus", str(corpus), "--out", str(run), "--preset", "tiny"],  # a run is there: needs --resume
         ["--corpus", str(corpus), "--out", str(run / "last.json")],  # a file, not a folder
         ["--corpus", str(corpus), "--out", str(tmp_path / "r"), "--threads", "0"],
+        ["--corpus", str(corpus), "--out", str(tmp_path / "r"), "--init-checkpoint", str(tmp_path / "none.safetensors")],
     ]
     for args in bad:
         code, _, err = run_cli(["train-retrieval", *args, "--quiet"], capsys)
