@@ -174,13 +174,12 @@ class Retriever:
             self._heads = np.array([heads.index(it.platform) if it.platform in heads else -1
                                     for it in self.index.items], np.int64)
         around = self._neighbours.of(rows)
-        wanted = np.unique(np.concatenate([rows, *around])) if len(rows) else rows
-        position = {int(r): i for i, r in enumerate(wanted)}
+        wanted = np.unique(np.concatenate([rows, *around])) if len(rows) else rows  # sorted
         cosines = (self.index.vectors(wanted) @ expert_query)[None]
         heads = self._heads[wanted]
         item_gates = np.where(heads >= 0, gate[np.clip(heads, 0, None)], 1.0)[None]
-        local = [np.array([position[int(n)] for n in nb], np.int64) for nb in around]
-        return fused_scores(cosines, item_gates, local, columns=[position[int(r)] for r in rows])[0]
+        local = [np.searchsorted(wanted, nb) for nb in around]
+        return fused_scores(cosines, item_gates, local, columns=np.searchsorted(wanted, rows))[0]
 
     def _hits(self, scores: np.ndarray, ids: np.ndarray) -> list[Hit]:
         hits = []

@@ -8,7 +8,8 @@ the place described than one that matches alone. Fused score of query ``q`` and 
     s'(q, x) = g_p(x)(q) * [(1 - w) c(q, x) + w * mean_{y in N(x)} c(q, y)]
 
 with ``c(q, y) = cos(t_p(y)(q), v_p(y)(y))`` the platform expert's cosine (not gated), ``g`` the
-gate, ``N(x)`` the neighbours of ``x`` (itself excluded; ``s' = s`` for an item alone) and
+gate, ``N(x)`` the neighbours of ``x`` (itself excluded, the :data:`MAX_NEIGHBOURS` nearest;
+``s' = s`` for an item alone) and
 ``w`` = :data:`PLACE_WEIGHT`. ``w = 0`` is the plain score ``s(q, x) = g_p(x)(q) c(q, x)``.
 
 Positions: WGS84 lon/lat degrees of each item's centre (footprint centre, or the camera's
@@ -23,6 +24,7 @@ from smgeo_geo.errors import OptionError
 
 PLACE_RADIUS_M = 200.0  # a description's reach: its target, the neighbours it names, street views of them
 PLACE_WEIGHT = 0.5  # chosen on the validation split of the training corpus (docs/retrieval.md), not the test
+MAX_NEIGHBOURS = 32  # nearest neighbours kept per item: bounds the work of a search in a dense index
 EARTH_RADIUS_M = 6_371_000.0
 MIN_RADIUS_M = 10.0  # cells of at least this size keep a cell index within 21 bits per axis
 
@@ -35,14 +37,18 @@ def _ecef(lon, lat) -> np.ndarray:
 
 
 class PlaceNeighbours:
-    """Items within ``radius_m`` of each other, found through a grid of ``radius_m`` cells on
-    the sphere's 3D coordinates (a sort and binary searches: no per-item Python loop to build,
-    fast to query for a few hundred items among millions)."""
+    """Items within ``radius_m`` of each other (the ``max_neighbours`` nearest of them), found
+    through a grid of ``radius_m`` cells on the sphere's 3D coordinates (a sort and binary
+    searches: no per-item Python loop to build, fast to query for a few hundred items among
+    millions)."""
 
-    def __init__(self, lon, lat, radius_m: float = PLACE_RADIUS_M) -> None:
+    def __init__(self, lon, lat, radius_m: float = PLACE_RADIUS_M, max_neighbours: int = MAX_NEIGHBOURS) -> None:
         if not radius_m >= MIN_RADIUS_M:
             raise OptionError(f"place fusion radius must be at least {MIN_RADIUS_M:g} m, got {radius_m!r}")
+        if isinstance(max_neighbours, bool) or not isinstance(max_neighbours, int) or max_neighbours < 1:
+            raise OptionError(f"place fusion max_neighbours must be a positive integer, got {max_neighbours!r}")
         self.radius_m = float(radius_m)
+        self.max_neighbours = max_neighbours
         self.points = _ecef(lon, lat)
         cells = np.floor(self.points / self.radius_m).astype(np.int64)
         self._keys = self._key(cells)
@@ -56,20 +62,26 @@ class PlaceNeighbours:
         return (c[:, 0] << 42) | (c[:, 1] << 21) | c[:, 2]
 
     def of(self, rows) -> list[np.ndarray]:
-        """For each item row in ``rows``: the rows of the other items within the radius."""
+        """For each item row in ``rows``: the rows of the other items within the radius, nearest
+        first, at most ``max_neighbours``."""
         rows = np.asarray(rows, np.int64).reshape(-1)
         offsets = np.array(np.meshgrid([-1, 0, 1], [-1, 0, 1], [-1, 0, 1], indexing="ij")).reshape(3, -1).T
-        keys = self._key((self._cells[rows][:, None, :] + offsets[None]).reshape(-1, 3)).reshape(len(rows), -1)
+        keys = self._key((self._cells[rows][:, None, :] + offsets[None]).reshape(-1, 3))
         lo = np.searchsorted(self._sorted, keys, side="left")
-        hi = np.searchsorted(self._sorted, keys, side="right")
-        out = []
-        for r, a, b in zip(rows, lo, hi):
-            spans = [self._order[i:j] for i, j in zip(a, b) if j > i]
-            cand = np.concatenate(spans) if spans else np.zeros(0, np.int64)
-            cand = cand[cand != r]
-            near = np.linalg.norm(self.points[cand] - self.points[r], axis=1) <= self.radius_m
-            out.append(np.sort(cand[near]))
-        return out
+        lengths = np.searchsorted(self._sorted, keys, side="right") - lo
+        # every (row, candidate) pair of the 27 cells around each row, without a Python loop
+        owner = np.repeat(np.repeat(np.arange(len(rows)), len(offsets)), lengths)
+        first = np.repeat(lo - (np.cumsum(lengths) - lengths), lengths)
+        cand = self._order[first + np.arange(len(first))]
+        dist = np.linalg.norm(self.points[cand] - self.points[rows[owner]], axis=1)
+        keep = (dist <= self.radius_m) & (cand != rows[owner])
+        owner, cand, dist = owner[keep], cand[keep], dist[keep]
+        order = np.lexsort((cand, dist, owner))  # by row, then nearest first (ties: lower row number)
+        owner, cand = owner[order], cand[order]
+        starts = np.searchsorted(owner, np.arange(len(rows)))
+        rank = np.arange(len(owner)) - starts[owner]
+        owner, cand = owner[rank < self.max_neighbours], cand[rank < self.max_neighbours]
+        return np.split(cand, np.searchsorted(owner, np.arange(1, len(rows))))
 
 
 def fused_scores(cosines: np.ndarray, gates: np.ndarray, neighbours: list[np.ndarray],
@@ -86,4 +98,4 @@ def fused_scores(cosines: np.ndarray, gates: np.ndarray, neighbours: list[np.nda
     return gates[:, cols] * ((1.0 - weight) * own + weight * around)
 
 
-__all__ = ["PLACE_RADIUS_M", "PLACE_WEIGHT", "PlaceNeighbours", "fused_scores"]
+__all__ = ["MAX_NEIGHBOURS", "PLACE_RADIUS_M", "PLACE_WEIGHT", "PlaceNeighbours", "fused_scores"]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyproj
+import pytest
 
+from smgeo_geo.errors import OptionError
 from smgeo_retrieval.place_fusion import PlaceNeighbours, fused_scores
 
 
@@ -24,13 +26,23 @@ def test_neighbours_are_the_items_within_the_radius_by_geodesic_distance():
     n = len(lon)
     _, _, dist = geod.inv(np.repeat(lon, n), np.repeat(lat, n), np.tile(lon, n), np.tile(lat, n))
     dist = dist.reshape(n, n)
-    found = PlaceNeighbours(lon, lat, radius_m=150.0).of(np.arange(n))
+    found = PlaceNeighbours(lon, lat, radius_m=150.0, max_neighbours=n).of(np.arange(n))
     for i in range(n):
         truth = set(np.flatnonzero((dist[i] <= 150.0) & (np.arange(n) != i)))
         # the sphere's chord and the ellipsoid's geodesic differ by under 0.5 % at this scale
         borderline = set(np.flatnonzero(np.abs(dist[i] - 150.0) < 1.0))
         assert set(found[i]) - borderline == truth - borderline, i
+        assert np.all(np.diff(dist[i, found[i]]) > -1.0)  # nearest first
     assert sum(len(f) for f in found) > n  # the clusters do give neighbours
+    capped = PlaceNeighbours(lon, lat, radius_m=150.0, max_neighbours=5).of(np.arange(n))
+    for i in range(n):  # the cap keeps the nearest
+        assert list(capped[i]) == list(found[i][:5]), i
+
+
+def test_bad_settings_are_refused():
+    for kw in (dict(radius_m=1.0), dict(radius_m=float("nan")), dict(max_neighbours=0), dict(max_neighbours=2.5)):
+        with pytest.raises(OptionError, match="place fusion"):
+            PlaceNeighbours([0.0], [0.0], **kw)
 
 
 def test_weight_zero_is_the_plain_gated_score_and_corroborated_items_rise():
