@@ -15,7 +15,7 @@ from pathlib import Path
 from qgis.core import (
     QgsCoordinateReferenceSystem, QgsFeatureSink, QgsProcessing, QgsProcessingAlgorithm, QgsProcessingContext,
     QgsProcessingException, QgsProcessingLayerPostProcessorInterface, QgsProcessingOutputNumber,
-    QgsProcessingOutputString, QgsProcessingParameterEnum, QgsProcessingParameterExtent,
+    QgsProcessingOutputString, QgsProcessingParameterBoolean, QgsProcessingParameterEnum, QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSink, QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer, QgsProcessingParameterString,
     QgsProcessingProvider, QgsVectorLayer, QgsWkbTypes,
@@ -289,6 +289,7 @@ def _load_styled(context: QgsProcessingContext, dest_id: str, name: str, polygon
 
 class FindByDescriptionAlgorithm(_Algorithm):
     TEXT, INDEX, TOP_K, OUTPUT, FOOTPRINTS = "TEXT", "INDEX", "TOP_K", "OUTPUT", "FOOTPRINTS"
+    PLACE_FUSION = "PLACE_FUSION"
 
     def group(self) -> str:
         return "Find by description"
@@ -306,7 +307,8 @@ class FindByDescriptionAlgorithm(_Algorithm):
         return ("Ranks the satellite tiles, drone photos and ground photos of a vector index (a folder made by "
                 "'smgeo index build') for a description in words, e.g. 'a red roof next to a round pond'. "
                 "Output: one point per hit at its position (EPSG:4326; the camera position for photos) with "
-                "rank (1 = best), score (the model's inner product, higher is better), platform, item_id, image "
+                "rank (1 = best), score (the model's inner product, or the fused score when the other views of each "
+                "place are weighed in; higher is better), platform, item_id, image "
                 "and thumbnail paths, lon, lat, query, model_id; Footprints: the ground polygons of the hits "
                 "that have one (satellite tiles, nadir drone photos).")
 
@@ -317,6 +319,8 @@ class FindByDescriptionAlgorithm(_Algorithm):
         self.addParameter(QgsProcessingParameterNumber(self.TOP_K, "Number of hits",
                                                        QgsProcessingParameterNumber.Integer, 10, minValue=1,
                                                        maxValue=100))
+        self.addParameter(QgsProcessingParameterBoolean(self.PLACE_FUSION, "Weigh in the other views of each place "
+                                                        "(neighbours within 200 m)", defaultValue=True))
         self.addParameter(QgsProcessingParameterFeatureSink(self.OUTPUT, "Hits", QgsProcessing.TypeVectorPoint))
         self.addParameter(QgsProcessingParameterFeatureSink(self.FOOTPRINTS, "Hit footprints",
                                                             QgsProcessing.TypeVectorPolygon, optional=True,
@@ -334,7 +338,8 @@ class FindByDescriptionAlgorithm(_Algorithm):
         if not index:
             raise QgsProcessingException("Index folder: none given (make one with 'smgeo index build')")
         top_k = self.parameterAsInt(parameters, self.TOP_K, context)
-        result = _run("retrieve", {"text": text, "index": index, "top_k": top_k}, feedback)
+        fusion = self.parameterAsBoolean(parameters, self.PLACE_FUSION, context)
+        result = _run("retrieve", {"text": text, "index": index, "top_k": top_k, "place_fusion": fusion}, feedback)
         fields = hit_layers.hit_fields()
         wgs84 = QgsCoordinateReferenceSystem(results.WGS84)
         sink, dest_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.Point, wgs84)

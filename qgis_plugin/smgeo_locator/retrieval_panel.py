@@ -18,7 +18,7 @@ from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtCore import QSize, Qt, QUrl
 from qgis.PyQt.QtGui import QDesktopServices, QIcon, QPixmap
 from qgis.PyQt.QtWidgets import (
-    QFormLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton, QSpinBox,
+    QCheckBox, QFormLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton, QSpinBox,
     QVBoxLayout, QWidget,
 )
 
@@ -72,6 +72,11 @@ class RetrievalPanel(QWidget):
         self.top_k_spin.setRange(1, 100)
         self.top_k_spin.setValue(self.settings.retrieval_top_k)
         form.addRow("Hits", self.top_k_spin)
+        self.fusion_check = QCheckBox("Weigh in the other views of each place", self)
+        self.fusion_check.setChecked(self.settings.retrieval_place_fusion)
+        self.fusion_check.setToolTip("place fusion: a hit whose neighbours within 200 m (its place's other "
+                                     "satellite, drone and street views) match the description too ranks higher")
+        form.addRow("", self.fusion_check)
         layout.addLayout(form)
 
         self.run = RunControls(layout, self, "Find", self.find, self.cancel, self.notify,
@@ -114,7 +119,8 @@ class RetrievalPanel(QWidget):
         if not text:
             self.notify("Find by description: type a description of what to find.", Qgis.Warning)
             return None
-        return {"text": text, "index": index, "top_k": int(self.top_k_spin.value())}
+        return {"text": text, "index": index, "top_k": int(self.top_k_spin.value()),
+                "place_fusion": bool(self.fusion_check.isChecked())}
 
     def find(self) -> WorkerTask | None:
         """Start a search (a running one is cancelled: the latest wins)."""
@@ -123,6 +129,7 @@ class RetrievalPanel(QWidget):
             return None
         self.settings.retrieval_index = params["index"]
         self.settings.retrieval_top_k = params["top_k"]
+        self.settings.retrieval_place_fusion = params["place_fusion"]
         self.settings.save()
         settings = self.settings
         task = WorkerTask("SMGeo: find by description", lambda: shared_client(settings), "retrieve", params,

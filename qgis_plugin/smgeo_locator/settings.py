@@ -16,6 +16,8 @@ there). Found automatically, first match wins:
 ``method``: the panel's default locating method (:data:`METHODS`; ``auto`` when unset or unknown).
 ``retrieval_index``: the "Find by description" index folder (``smgeo index build``) last used.
 ``retrieval_top_k``: how many hits "Find by description" asks for (1-100, default 10).
+``retrieval_place_fusion``: whether "Find by description" weighs each hit's neighbouring views
+(``smgeo retrieve``'s place fusion; default on).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class PluginSettings:
     recent_photos: tuple[str, ...] = ()
     retrieval_index: str = ""
     retrieval_top_k: int = 10
+    retrieval_place_fusion: bool = True
 
     @classmethod
     def load(cls) -> "PluginSettings":
@@ -60,7 +63,8 @@ class PluginSettings:
                    method=method if method in METHOD_KEYS else "auto",
                    recent_photos=tuple(str(p) for p in recent),
                    retrieval_index=str(s.value(PREFIX + "retrieval_index", "", type=str) or ""),
-                   retrieval_top_k=min(max(top_k, 1), 100))
+                   retrieval_top_k=min(max(top_k, 1), 100),
+                   retrieval_place_fusion=bool(s.value(PREFIX + "retrieval_place_fusion", True, type=bool)))
 
     def save(self) -> None:
         s = QgsSettings()
@@ -71,6 +75,7 @@ class PluginSettings:
         s.setValue(PREFIX + "recent_photos", list(self.recent_photos))
         s.setValue(PREFIX + "retrieval_index", self.retrieval_index)
         s.setValue(PREFIX + "retrieval_top_k", int(self.retrieval_top_k))
+        s.setValue(PREFIX + "retrieval_place_fusion", bool(self.retrieval_place_fusion))
 
     def add_recent_photo(self, path: str, keep: int = 10) -> None:
         self.recent_photos = tuple([path] + [p for p in self.recent_photos if p != path])[:keep]

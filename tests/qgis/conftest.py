@@ -213,10 +213,10 @@ def retrieval_index(qgis_app, tmp_path_factory):
 
 
 
-def cli_retrieve(index, text: str, top_k: int, out) -> list[dict]:
+def cli_retrieve(index, text: str, top_k: int, out, *options: str) -> list[dict]:
     """The hits of ``smgeo retrieve`` (the oracle of the panel and the algorithm): GeoJSON
-    features, rank 1 first."""
-    smgeo_cli("retrieve", "--text", text, "--index", index, "--top-k", top_k, "--out", out)
+    features, rank 1 first; ``options``: more CLI options (e.g. ``--no-place-fusion``)."""
+    smgeo_cli("retrieve", "--text", text, "--index", index, "--top-k", top_k, "--out", out, *options)
     return json.loads(Path(out).read_text())["features"]
 
 

@@ -216,3 +216,28 @@ def test_the_index_folder_and_hit_count_are_remembered(plugin, retrieval_index):
     assert settings.retrieval_index == str(retrieval_index.index) and settings.retrieval_top_k == 7
     panel = RetrievalPanel(None, settings)  # as the panel opens next time
     assert panel.index_widget.filePath() == str(retrieval_index.index) and panel.top_k_spin.value() == 7
+
+
+def test_weighing_in_the_other_views_is_a_choice_the_panel_remembers(plugin, retrieval_index, tmp_path):
+    """Unticked, the panel gives the hits of `smgeo retrieve --no-place-fusion`; ticked (the
+    default), those of `smgeo retrieve`; the choice is kept for the next session."""
+    from smgeo_locator.retrieval_panel import RetrievalPanel
+    from smgeo_locator.settings import PluginSettings
+
+    panel = open_panel(plugin)
+    assert panel.fusion_check.isChecked()
+    oracles = {True: cli_retrieve(retrieval_index.index, TEXT, 10, tmp_path / "fused.geojson"),
+               False: cli_retrieve(retrieval_index.index, TEXT, 10, tmp_path / "plain.geojson", "--no-place-fusion")}
+    assert [f["properties"]["score"] for f in oracles[True]] != [f["properties"]["score"] for f in oracles[False]]
+    for fusion in (False, True):
+        if panel.fusion_check.isChecked() != fusion:
+            QTest.mouseClick(panel.fusion_check, Qt.LeftButton)
+        assert panel.fusion_check.isChecked() == fusion
+        task = type_and_find(panel, retrieval_index.index, TEXT, 5)
+        wait_for_search(panel, task)
+        assert task.error is None, task.error
+        (layer,) = QgsProject.instance().mapLayersByName(f"SMGeo hits: {TEXT}")
+        feats = sorted(layer.getFeatures(), key=lambda f: f["rank"])
+        assert_same_ranking([f["item_id"] for f in feats], [f["score"] for f in feats], oracles[fusion])
+        assert PluginSettings.load().retrieval_place_fusion is fusion
+        assert RetrievalPanel(None, PluginSettings.load()).fusion_check.isChecked() is fusion

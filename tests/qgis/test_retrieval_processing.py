@@ -46,6 +46,15 @@ def test_algorithm_writes_the_hits_of_smgeo_retrieve(processing, retrieval_index
     assert feedback.progress() == pytest.approx(100.0, abs=1.0)
 
 
+def test_algorithm_can_leave_the_other_views_out(processing, retrieval_index, tmp_path):  # noqa: F811
+    params = {"TEXT": TEXT, "INDEX": str(retrieval_index.index), "TOP_K": 4, "PLACE_FUSION": False,
+              "OUTPUT": str(tmp_path / "hits.gpkg")}
+    result = processing.run("smgeo:find_by_description", params, feedback=QgsProcessingFeedback())
+    oracle = cli_retrieve(retrieval_index.index, TEXT, 8, tmp_path / "oracle.geojson", "--no-place-fusion")
+    feats = sorted(QgsVectorLayer(result["OUTPUT"], "hits", "ogr").getFeatures(), key=lambda f: f["rank"])
+    assert_same_ranking([f["item_id"] for f in feats], [f["score"] for f in feats], oracle)
+
+
 def test_loaded_results_are_named_and_styled_like_the_panel(processing, retrieval_index, project):  # noqa: F811
     context = QgsProcessingContext()
     context.setProject(project)
