@@ -65,6 +65,8 @@ class PlaceNeighbours:
         """For each item row in ``rows``: the rows of the other items within the radius, nearest
         first, at most ``max_neighbours``."""
         rows = np.asarray(rows, np.int64).reshape(-1)
+        if not len(rows):
+            return []
         offsets = np.array(np.meshgrid([-1, 0, 1], [-1, 0, 1], [-1, 0, 1], indexing="ij")).reshape(3, -1).T
         keys = self._key((self._cells[rows][:, None, :] + offsets[None]).reshape(-1, 3))
         lo = np.searchsorted(self._sorted, keys, side="left")

@@ -34,6 +34,7 @@ def test_neighbours_are_the_items_within_the_radius_by_geodesic_distance():
         assert set(found[i]) - borderline == truth - borderline, i
         assert np.all(np.diff(dist[i, found[i]]) > -1.0)  # nearest first
     assert sum(len(f) for f in found) > n  # the clusters do give neighbours
+    assert PlaceNeighbours(lon, lat).of([]) == []
     capped = PlaceNeighbours(lon, lat, radius_m=150.0, max_neighbours=5).of(np.arange(n))
     for i in range(n):  # the cap keeps the nearest
         assert list(capped[i]) == list(found[i][:5]), i
