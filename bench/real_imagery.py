@@ -18,6 +18,7 @@ Writes JSON and a PNG (error CDFs and the located points on the orthophoto).
 ``--runs "smgeo only" --checkpoint adapted.safetensors`` does one row with another model.
 ``--coarsen 0.5 [--tint autumn]`` locates on a satellite-like reference derived from the
 orthophoto (box-averaged to 0.5 m pixels, optionally another season's colours) instead.
+``--dem-offset M`` adds M metres to the DSM's heights (a DSM in another vertical datum).
 """
 
 from __future__ import annotations
@@ -75,6 +76,17 @@ def stripped_copy(photo: Path, folder: Path) -> Path:
     return target
 
 
+def offset_dem(dem: Path, metres: float, target: Path) -> Path:
+    """A copy of ``dem`` with ``metres`` added to every height (nodata kept)."""
+    import rasterio
+
+    with rasterio.open(dem) as src:
+        profile, heights = src.profile, src.read(1, masked=True)
+    with rasterio.open(target, "w", **profile) as dst:
+        dst.write((heights + metres).filled(profile.get("nodata", np.nan)), 1)
+    return target
+
+
 def summarise(errors: np.ndarray, uncertainties: np.ndarray, seconds: list[float]) -> dict:
     ok = np.isfinite(errors)
     e = errors[ok]
@@ -99,6 +111,9 @@ def main(argv: list[str] | None = None) -> dict:
                     help="locate on a satellite-like reference instead: the orthophoto box-averaged to M-metre pixels")
     ap.add_argument("--tint", choices=TINTS, default="none",
                     help="with --coarsen: also another season's colours (warmer, paler, darker) or haze")
+    ap.add_argument("--dem-offset", type=float, default=0.0, metavar="M",
+                    help="add M metres to the DSM's heights (a DSM in another vertical datum than the photo's "
+                         "altitude, e.g. geoid vs ellipsoid); the truth stays on the real DSM")
     ap.add_argument("--runs", default=None, metavar="LABELS",
                     help="comma-separated labels of the runs to do (default all): " + "; ".join(r[0] for r in RUNS))
     args = ap.parse_args(argv)
@@ -121,6 +136,9 @@ def main(argv: list[str] | None = None) -> dict:
         reference = args.data / "reference_0018.tif"
         if args.coarsen:
             reference = satellite_like(reference, Path(tmp) / "satellite_like.tif", args.coarsen, args.tint)
+        args.dem = args.data / "dsm.tif"
+        if args.dem_offset:
+            args.dem = offset_dem(args.dem, args.dem_offset, Path(tmp) / "dsm_offset.tif")
         report = _locate_all(args, reference, rows, clicks, truth, photo, Path(tmp), points)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1))
@@ -138,7 +156,7 @@ def _locate_all(args, reference: Path, rows, clicks, truth, photo: Path, tmp: Pa
     report: dict = {"data": str(args.data), "photo": rows[0]["photo"], "reference": reference.name,
                     "checkpoint": args.checkpoint or "bundled",
                     "coarsen_m": args.coarsen, "tint": args.tint if args.coarsen else None,
-                    "clicks": len(rows), "truth": "orthophoto_camera (also reported: topocentric_pose)", "runs": {}}
+                    "dem_offset_m": args.dem_offset, "clicks": len(rows), "truth": "orthophoto_camera (also reported: topocentric_pose)", "runs": {}}
     with open_reference(reference) as raster:
         stripped = stripped_copy(photo, tmp)
         for label, method, use_dem, strip in (r for r in RUNS if r[0] in args.runs):
@@ -148,7 +166,7 @@ def _locate_all(args, reference: Path, rows, clicks, truth, photo: Path, tmp: Pa
                 t0 = time.perf_counter()
                 try:
                     det = locator.locate(raster, stripped if strip else photo, click, method=method,
-                                         dem=args.data / "dsm.tif" if use_dem else None)
+                                         dem=args.dem if use_dem else None)
                     lons.append(det.extra["located_lon"])
                     lats.append(det.extra["located_lat"])
                     uncs.append(det.extra["uncertainty_m"])

@@ -7,7 +7,10 @@ Three stages, each usable alone (``method``) and combined by ``auto`` (the defau
    error budget.
 2. ``registration`` (:mod:`smgeo_geo.registration`): the photo (rectified with the metadata
    camera when there is one) matched to the reference window; the click located through the
-   refined pose (with a DEM) or local maps; an uncertainty from the local residuals.
+   refined pose (with a DEM) or local maps; an uncertainty from the local residuals. With a
+   DEM, when registration at the metadata camera's height fails, it is tried again with the
+   camera ``HEIGHT_SWEEP_M`` higher or lower (a DEM in another vertical datum than the photo's
+   altitude, e.g. geoid vs ellipsoid heights, puts the camera tens of metres off against it).
 3. ``smgeo``: the learned model in a window centred on the best estimate so far (or the
    user's window); its candidates re-ranked by agreement with the earlier stages; it supplies
    the object's box. The photo's encoding, and with the user's own window (bounds or centre)
@@ -30,7 +33,11 @@ position), ``confidence`` (``1 / (1 + uncertainty_m / 5)``), ``located_lon`` / `
 (WGS84 of the click's ground point), ``box_source`` and per stage ``<stage>_status``,
 ``<stage>_lon`` / ``_lat``, ``<stage>_uncertainty_m`` plus ``registration_inliers`` /
 ``registration_mode`` / ``registration_patch_inliers`` (matches on the full-resolution patch
-around the click, pose mode; 0 when the global registration answered) and ``smgeo_score``.
+around the click, pose mode; 0 when the global registration answered),
+``registration_height_hypothesis_m`` (when another camera height than the metadata's made it
+register), ``registration_camera_height_change_m`` (pose mode: the refined camera's height minus
+the metadata's; tens of metres mean the DEM and the photo's altitude are in different
+vertical datums) and ``smgeo_score``.
 """
 
 from __future__ import annotations
@@ -49,7 +56,7 @@ from smgeo_geo.coords import crs_to_lonlat, geodesic_distance, pixel_to_crs
 from smgeo_geo.errors import MetadataError, OptionError, SMGeoError
 from smgeo_geo.photo import check_click, read_photo
 from smgeo_geo.photo_meta import read_photo_meta
-from smgeo_geo.pose import CameraPrior, camera_from_metadata, locate_pixel
+from smgeo_geo.pose import CameraPrior, camera_from_metadata, locate_pixel, shifted_height
 from smgeo_geo.raster import ReferenceRaster
 from smgeo_geo.registration import RegisteredPhoto, click_region, footprint_window, register
 from smgeo_geo.result import Detection
@@ -61,6 +68,10 @@ REGION = 0.08  # click region side, fraction of the photo's shorter side (box wh
 STRONG_INLIERS = 60  # a registration with this many inliers (global + around the click) outvotes the metadata
 MIN_SMGEO_WINDOW_M = 60.0
 REGISTRATION_MAX_SIDE = 4096  # raster pixels a side registered whole (read at <= 1600 px)
+# metres added to the metadata camera's height, in turn, when registration on a DEM fails: the
+# DEM's heights may be in another vertical datum than the photo's altitude (geoid vs ellipsoid:
+# -107 to +85 m on Earth); registration holds within about +-15 m of the true height
+HEIGHT_SWEEP_M = (-25.0, 25.0, -50.0, 50.0, -75.0, 75.0, -100.0, 100.0)
 
 
 def check_method(method: str) -> str:
@@ -106,7 +117,8 @@ class Locator:
                  cache_size: int = 8) -> None:
         self._predictor = predictor
         self._model_args = (checkpoint, device)
-        self._registrations: OrderedDict[tuple, RegisteredPhoto] = OrderedDict()
+        # -> (registration or None when no window held, metres the camera height was shifted by)
+        self._registrations: OrderedDict[tuple, tuple[RegisteredPhoto | None, float]] = OrderedDict()
         self._priors: dict[tuple, CameraPrior | MetadataError] = {}
         self._dems: dict[str, DemTerrain] = {}
         self._photos: OrderedDict[tuple, np.ndarray] = OrderedDict()
@@ -225,38 +237,67 @@ class Locator:
     def _registration_stage(self, photo: str, raster: ReferenceRaster, prior: CameraPrior | None,
                             meta_stage: Stage, user: ResolvedWindow | None, click) -> Stage:
         image = self._photo(photo)
-        if prior is not None:
-            margin = min(200.0, max(30.0, 2.0 * meta_stage.uncertainty_m if meta_stage.ok else 60.0))
-            window = footprint_window(prior, raster, margin)
-            if window is None:
-                return Stage("registration", False, "the photo's footprint (from its metadata) misses the raster")
-            if user is not None and user.window is not None and user.mode in ("bounds", "center"):
-                window = _intersect(window, user.window)
-                if window is None:
-                    return Stage("registration", False, "the photo's footprint misses the chosen search window")
-        elif user is not None and user.window is not None:
-            window = user.window
+        margin = min(200.0, max(30.0, 2.0 * meta_stage.uncertainty_m if meta_stage.ok else 60.0))
+        window, why = self._registration_window(raster, prior, margin, user)
+        sweep = prior is not None and isinstance(prior.terrain, DemTerrain)
+        if window is None and not sweep:
+            return Stage("registration", False, why)
+        key = (os.path.abspath(photo), _mtime(photo), str(raster.path), raster.bands,
+               None if window is None else tuple(window.flatten()),
+               None if prior is None else (id(prior.terrain), prior.camera.centre.tobytes()), margin)
+        found = self._registrations.get(key)
+        self.last_registration_cached = found is not None
+        if found is not None:
+            reg, height_shift = found
+            if reg is not None:
+                reg.raster = raster  # same file, bands and window; the handle it was made with may be closed
         else:
-            return Stage("registration", False, "no metadata and no search window small enough to register in "
-                                                "(give a window)")
-        key = (os.path.abspath(photo), _mtime(photo), str(raster.path), raster.bands, tuple(window.flatten()),
-               None if prior is None else (id(prior.terrain), prior.camera.centre.tobytes()))
-        reg = self._registrations.get(key)
-        self.last_registration_cached = reg is not None
-        if reg is not None:
-            reg.raster = raster  # same file, bands and window; the handle it was made with may be closed
-        else:
-            reg = register(image, raster, window, prior)
-            self._registrations[key] = reg
+            reg = register(image, raster, window, prior) if window is not None else None
+            height_shift = 0.0
+            if sweep and (reg is None or not reg.ok):  # the DEM may be in another vertical datum
+                for shift in HEIGHT_SWEEP_M:
+                    moved = shifted_height(prior, shift)
+                    other, _ = self._registration_window(raster, moved, margin, user)
+                    tried = register(image, raster, other, moved) if other is not None else None
+                    if tried is not None and tried.ok:
+                        reg, height_shift = tried, shift
+                        break
+            self._registrations[key] = (reg, height_shift)
             while len(self._registrations) > self.cache_size:
                 self._registrations.popitem(last=False)
+        if reg is None:  # no footprint on the raster at any height tried
+            return Stage("registration", False, why)
         result = reg.locate(click, self._region_px(image.shape[1], image.shape[0]))
         details = {"inliers": result.inliers, "matches": result.matches, "mode": reg.mode or "none"}
+        if height_shift:
+            details["height_hypothesis_m"] = height_shift
+        if result.ok and reg.mode == "pose":
+            # the refined camera against the metadata's: tens of metres up or down say that the
+            # DEM's heights and the photo's altitude are in different vertical datums
+            details["camera_height_change_m"] = round(float(reg.camera.centre[2] - prior.camera.centre[2]), 2)
         if not result.ok:
             return Stage("registration", False, result.reason, details=details)
         return Stage("registration", True, "", result.point, result.uncertainty_m, result.click_region,
                      {**details, "patch_inliers": result.details.get("patch_inliers", 0),
                       "residual_m": round(result.residual_m, 3)})
+
+    @staticmethod
+    def _registration_window(raster: ReferenceRaster, prior: CameraPrior | None, margin_m: float,
+                             user: ResolvedWindow | None) -> tuple[Window | None, str]:
+        """The raster window to register the photo in (the metadata footprint grown by
+        ``margin_m``, within the user's window), or ``None`` and why not."""
+        if prior is not None:
+            window = footprint_window(prior, raster, margin_m)
+            if window is None:
+                return None, "the photo's footprint (from its metadata) misses the raster"
+            if user is not None and user.window is not None and user.mode in ("bounds", "center"):
+                window = _intersect(window, user.window)
+                if window is None:
+                    return None, "the photo's footprint misses the chosen search window"
+            return window, ""
+        if user is not None and user.window is not None:
+            return user.window, ""
+        return None, "no metadata and no search window small enough to register in (give a window)"
 
     def _smgeo_window(self, raster: ReferenceRaster, estimate: Stage | None, user: ResolvedWindow | None) -> ResolvedWindow:
         if estimate is None or _fixed_window(user):

@@ -169,6 +169,16 @@ def camera_from_metadata(meta: PhotoMeta, terrain=None, budget: ErrorBudget | No
     return CameraPrior(camera, terrain, base, yaw, pitch, roll, notes)
 
 
+def shifted_height(prior: CameraPrior, metres: float) -> CameraPrior:
+    """``prior`` with the camera ``metres`` higher (negative: lower) against its terrain, as
+    when the DEM's heights are in another vertical datum than the photo's altitude; the height's
+    1-sigma becomes at least half of ``|metres|``."""
+    centre = prior.camera.centre + np.array([0.0, 0.0, float(metres)])
+    budget = replace(prior.budget, height_m=max(prior.budget.height_m, abs(float(metres)) / 2))
+    return replace(prior, camera=prior.camera.with_pose(prior.camera.rotation, centre), budget=budget,
+                   notes=[*prior.notes, f"camera height {metres:+g} m from the metadata's (another vertical datum?)"])
+
+
 def _perturbed(prior: CameraPrior) -> list[FrameCamera]:
     """The prior camera with each error source of its budget moved by one sigma."""
     cam, b = prior.camera, prior.budget

@@ -132,6 +132,31 @@ def test_auto_locates_real_clicks_to_within_a_metre_and_says_how_sure(locator, t
     assert locator.last_registration_cached  # every click after the first reused the registration
 
 
+@pytest.mark.parametrize("offset_m", [-60.0, 45.0])
+def test_a_dsm_in_another_vertical_datum_still_registers_and_the_offset_is_reported(locator, truth, tmp_path,
+                                                                                    offset_m):
+    """The DSM's heights offset from the photo's RTK altitude (another vertical datum: geoid and
+    ellipsoid differ by up to about 100 m): the metadata camera is tens of metres too high or
+    low against the DSM and registration at its height fails; trying other camera heights finds
+    the one that registers, the refined camera says how far off the DSM's heights are, and the
+    answer holds to a metre."""
+    import rasterio
+
+    with rasterio.open(DSM) as src:
+        profile, heights = src.profile, src.read(1)
+    shifted = tmp_path / "dsm_other_datum.tif"
+    with rasterio.open(shifted, "w", **profile) as dst:
+        dst.write(heights + offset_m, 1)
+    with open_reference(ORTHO) as raster:
+        for click, lon, lat in zip(CLICKS[:2], *truth):
+            det = locator.locate(raster, SOUTH, click, dem=shifted)
+            err = float(geodesic_distance(lon, lat, det.extra["located_lon"], det.extra["located_lat"]))
+            assert det.extra["answer"] == "registration" and det.extra["registration_mode"] == "pose", det.extra
+            assert err < 1.0 and err <= det.extra["uncertainty_m"], (click, err, det.extra["uncertainty_m"])
+            assert det.extra["registration_height_hypothesis_m"] != 0
+            assert det.extra["registration_camera_height_change_m"] == pytest.approx(offset_m, abs=3.0)
+
+
 def test_a_cached_registration_answers_through_a_new_handle_on_the_raster(truth):
     """Batch and the worker open the reference per request: a registration cached by an earlier
     call (whose handle is closed now) must read its per-click patches through the new one."""
