@@ -1,11 +1,13 @@
 """Bundle a retrieval run and write retrieval/weights/MODEL_CARD.md from what it measured.
 
-    .venv/bin/python scripts/write_retrieval_card.py RUN CORPUS HELD [PREVIOUS]
+    .venv/bin/python scripts/write_retrieval_card.py RUN CORPUS HELD [--previous REPORT] [--parent RUN0]
 
 RUN: the `smgeo train-retrieval` run folder (best.*, last.json, metrics.jsonl). CORPUS: the corpus
 it trained on (its corpus.json gives the generator command). HELD: the `smgeo evaluate-retrieval`
 report folder of RUN's best checkpoint on the held-out corpus (report.json, report.md). PREVIOUS,
 optional: report.json of the model bundled before, on the same held-out corpus (a comparison row).
+PARENT, for a fine-tuning run (``--init-checkpoint``): the run whose best checkpoint it started from
+(trained on the same corpus); the card then describes both runs and logs their epochs in order.
 Copies RUN/best.{safetensors,json} to retrieval/weights/retrieval_demo.*, draws the validation
 curve (card_curve.png) and copies the report's bars (card_bars.png). The ablation section quotes
 bench/results/retrieval_ablations_6min.json as it was measured.
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -45,12 +46,16 @@ def _row(label: str, scores: dict) -> str:
     return f"| {label} | {_pct(o['R@1'])} | {_pct(o['R@5'])} | {_pct(o['R@10'])} | {_pct(o['mAP'])} |"
 
 
-def _curve(epochs: list[dict], path: Path) -> None:
+def _curve(epochs: list[dict], path: Path, restart: int | None = None) -> None:
+    """Validation per epoch; ``restart``: the first epoch of the fine-tuning run (epochs counted on)."""
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
     x = [e["epoch"] for e in epochs]
+    if restart is not None:
+        ax.axvline(restart - 0.5, color="grey", lw=0.8, ls=":")
+        ax.text(restart - 0.4, 8, "fine-tuning run", fontsize=8, color="grey")
     for key, style in (("val_R@1", "-o"), ("val_R@10", "-s"), ("val_mAP", "-^")):
         ax.plot(x, [100 * e[key] for e in epochs], style, ms=3, label=key[4:])
-    stage2 = [e["epoch"] for e in epochs if e["stage"] == 2]
+    stage2 = [e["epoch"] for e in epochs if e["stage"] == 2 and (restart is None or e["epoch"] < restart)]
     if stage2:
         ax.axvline(stage2[0] - 0.5, color="grey", lw=0.8, ls="--")
         ax.text(stage2[0] - 0.4, 2, "hard negatives", fontsize=8, color="grey")
@@ -64,9 +69,24 @@ def _curve(epochs: list[dict], path: Path) -> None:
     _save(fig, path)
 
 
-def main(run: Path, corpus: Path, held: Path, previous: Path | None = None) -> None:
+def _epochs(run: Path) -> list[dict]:
+    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+
+
+def _command(opts: dict, init: str = "") -> str:
+    budget = f" --minutes {opts['minutes']:g}" if opts.get("minutes") else ""
+    return (f"`smgeo train-retrieval --corpus corpus --out runs/{'ret_ft' if init else 'ret'} --preset {opts['preset']} "
+            f"--stage1-epochs {opts['stage1_epochs']} --stage2-epochs {opts['stage2_epochs']} --lr {opts['lr']:g}"
+            f"{budget}{init}`")
+
+
+def main(run: Path, corpus: Path, held: Path, previous: Path | None = None, parent: Path | None = None) -> None:
     report = json.loads((held / "report.json").read_text())
-    epochs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    epochs = _epochs(run)
+    first: list[dict] = []
+    if parent is not None:  # the parent's epochs, then the fine-tuning run's counted on
+        first = _epochs(parent)
+        epochs = first + [{**e, "epoch": e["epoch"] + len(first)} for e in epochs]
     best = json.loads((run / "best.json").read_text())
     meta, config = best["metadata"], best["config"]
     opts = json.loads((run / "last.json").read_text())["metadata"]["options"]
@@ -75,7 +95,7 @@ def main(run: Path, corpus: Path, held: Path, previous: Path | None = None) -> N
     WEIGHTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(run / "best.safetensors", WEIGHTS / "retrieval_demo.safetensors")
     shutil.copy(run / "best.json", WEIGHTS / "retrieval_demo.json")
-    _curve(epochs, WEIGHTS / "card_curve.png")
+    _curve(epochs, WEIGHTS / "card_curve.png", len(first) + 1 if parent is not None else None)
     if (held / "report.png").is_file():
         shutil.copy(held / "report.png", WEIGHTS / "card_bars.png")
 
@@ -97,8 +117,22 @@ def main(run: Path, corpus: Path, held: Path, previous: Path | None = None) -> N
             f"{p} {_pct(s['R@1'])} / {_pct(s['R@10'])} / {_pct(s['mAP'])}" for p, s in fusion["per_platform"].items())
     minutes = sum(e["seconds"] for e in epochs) / 60
     planned = opts["stage1_epochs"] + opts["stage2_epochs"]
-    stopped = "" if len(epochs) >= planned else f"; the time budget ended it after {len(epochs)} of {planned} epochs"
-    budget = f" --minutes {opts['minutes']:g}" if opts.get("minutes") else ""
+    own = len(epochs) - len(first)
+    stopped = "" if own >= planned else f"; the time budget ended it after {own} of {planned} epochs"
+    if parent is not None:
+        popts = json.loads((parent / "last.json").read_text())["metadata"]["options"]
+        pbest = json.loads((parent / "best.json").read_text())["metadata"]
+        pminutes = sum(e["seconds"] for e in first) / 60
+        command = (f"two runs, seeded ({minutes:.0f} min of training on 2 CPU cores in all): {_command(popts)} "
+                   f"({len(first)} epochs, {pminutes:.0f} min; its best, epoch {pbest['epoch']}, was the model "
+                   f"bundled before), then fine-tuned from that checkpoint: "
+                   f"{_command(opts, ' --init-checkpoint runs/ret/best.safetensors')} ({own} epochs, "
+                   f"{minutes - pminutes:.0f} min{stopped}; a new cosine schedule from the lower peak)")
+        best_epoch = f"epoch {meta['epoch']} of the fine-tuning run (epoch {meta['epoch'] + len(first)} below)"
+    else:
+        command = f"seeded; {minutes:.0f} min of training on 2 CPU cores{stopped}): {_command(opts)}"
+        command = "(" + command
+        best_epoch = f"epoch {meta['epoch']}"
     log = "\n".join(
         f"| {e['epoch']} | {e['stage']} | {e['train_nce']:.3f} | {_pct(e['val_R@1'])} | {_pct(e['val_R@10'])} | "
         f"{_pct(e['val_mAP'])} | {e['seconds']:.0f} |" for e in epochs)
@@ -123,12 +157,10 @@ tests and plugin; it has only seen generated places.
 {train['places']:,} places, {val['items']:,} validation items of {val['places']:,} places). Trained on the
 train split; the best epoch chosen on validation mAP.
 
-**Command** (seeded; {minutes:.0f} min of training on 2 CPU cores{stopped}):
-`smgeo train-retrieval --corpus corpus --out runs/ret --preset {opts['preset']} --stage1-epochs
-{opts['stage1_epochs']} --stage2-epochs {opts['stage2_epochs']}{budget}` (AdamW lr {opts['lr']:g}, weight decay
+**Command** {command} (AdamW, weight decay
 {opts['weight_decay']:g}, batch {opts['batch_size']}, {opts['warmup_steps']} warm-up steps, cosine; stage 2 at
 {opts['stage2_lr_factor']:g} x the learning rate with {opts['hard_per_anchor']} mined hard negatives per anchor).
-The bundled weights are the run's best by validation mAP: epoch {meta['epoch']} (stage {meta['stage']};
+The bundled weights are the best by validation mAP: {best_epoch} (stage {meta['stage']};
 validation R@1 {_pct(meta['metrics']['val_R@1'])} %, R@10 {_pct(meta['metrics']['val_R@10'])} %, mAP
 {_pct(meta['metrics']['val_mAP'])} % over {val['items']:,} items).
 
@@ -152,7 +184,7 @@ Per query platform (R@1 / R@10 / mAP, %): {per_text}. The gate names the query's
 
 **Target** (R@1 >= 60 %, R@10 >= 95 % on >= 2,000 held-out items): not met by this model.
 
-## Ablations (the seed's, same budget each, one run; measured with the model bundled before)
+## Ablations (the seed's, same budget each, one run; measured on an 800-place corpus before this model)
 
 `smgeo evaluate-retrieval --corpus held400 --train-corpus train1000 --out eval --ablations
 --minutes 6 --threads 1` trained each variant for 6 minutes on the 800 train places of
@@ -181,6 +213,13 @@ are removed before encoding.
 
 
 if __name__ == "__main__":
-    if len(sys.argv) not in (4, 5):
-        sys.exit(__doc__)
-    main(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]) if len(sys.argv) == 5 else None)
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", type=Path)
+    ap.add_argument("corpus", type=Path)
+    ap.add_argument("held", type=Path)
+    ap.add_argument("--previous", type=Path, default=None)
+    ap.add_argument("--parent", type=Path, default=None)
+    a = ap.parse_args()
+    main(a.run, a.corpus, a.held, a.previous, a.parent)
