@@ -17,7 +17,8 @@ Three stages, each usable alone (``method``) and combined by ``auto`` (the defau
    the whole search, run in a thread beside stages 1 and 2.
 
 Fusion (``auto``): the point is the registration's when it held and agrees with the metadata
-(their 90 % circles overlap, or the registration has strong support), else the metadata's,
+(their 90 % circles overlap, or the registration has strong support, or it held only at another
+camera height than the metadata's, which discredits the metadata's point), else the metadata's,
 else SMGeo's best box centre (its radius: the distance to the farthest corner of the window
 SMGeo searched, as the model's scores are not calibrated on real imagery); of two points that agree, the one with the smaller radius
 answers (a registration that mapped the click from distant features only can be the looser). A registration without a DEM (local maps) that lands farther
@@ -409,6 +410,10 @@ def _fuse_point(stages: dict[str, Stage]) -> Stage | None:
     meta, reg = stages.get("metadata"), stages.get("registration")
     if reg is not None and reg.ok:
         if meta is None or not meta.ok:
+            return reg
+        if reg.details.get("height_hypothesis_m"):
+            # registration held only with the camera tens of metres higher or lower than the
+            # metadata puts it against the DEM: the metadata's point rests on that wrong height
             return reg
         dist = math.dist(meta.point, reg.point)
         support = reg.details.get("inliers", 0) + reg.details.get("patch_inliers", 0)  # matched features
