@@ -1,6 +1,7 @@
 """`smgeo train` end to end on generated data: one process, and DDP under torchrun (gloo, CPU)."""
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -37,8 +38,15 @@ def test_train_command_checkpoints_and_logs_every_epoch(data_root, tmp_path):
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
 
 
+def _free_port() -> int:
+    """A TCP port nothing listens on now (a fixed one may be held by another job on the machine)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_ddp_under_torchrun_with_two_processes(data_root, tmp_path):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
            "-m", "smgeo_geo.cli", *_args(data_root, tmp_path / "ddp"), "--device", "cpu"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
