@@ -33,6 +33,7 @@ from smgeo_geo.errors import CheckpointError, OptionError, model_errors
 from smgeo_retrieval.hits import Hit
 from smgeo_retrieval.index import (IndexItem, VectorIndex, check_index_folder, remove_stale_thumbnails,
                                    write_thumbnail)
+from smgeo_retrieval.model import gated_queries
 from smgeo_retrieval.place_fusion import PlaceNeighbours, fused_scores
 from smgeo_retrieval.sources import CorpusSource, ImageFolder, SourceItem, load_rgb, unique_ids
 
@@ -154,9 +155,8 @@ class Retriever:
             return [self._hits(s, i) for s, i in zip(scores, ids)]
         with model_errors():
             experts, gates = self.model.encode_query_experts(queries)
-        # the fused query vectors (what encode_queries gives) from the same pass: gate-weighted blocks
-        gated = (experts.reshape(len(queries), gates.shape[1], -1) * gates[:, :, None]).reshape(len(queries), -1)
-        _, ids = self.index.search(self._checked(gated), max(FUSION_MIN_POOL, FUSION_POOL * k), ef_search)
+        _, ids = self.index.search(self._checked(gated_queries(experts, gates)), max(FUSION_MIN_POOL, FUSION_POOL * k),
+                                   ef_search)
         out = []
         for u, g, rows in zip(experts, gates, ids):
             rows = rows[rows >= 0]

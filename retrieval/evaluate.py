@@ -61,13 +61,15 @@ def scores_report(scores: np.ndarray, data: PairData) -> dict:
 
 def evaluate_model(model, data: PairData) -> dict:
     """Full report of ``model`` on ``data`` (plus the gate's platform accuracy and seconds)."""
+    from smgeo_retrieval.model import gated_queries
+
     t0 = time.time()
-    q = model.encode_queries(data.queries)
+    experts, g = model.encode_query_experts(data.queries)  # one pass of the text encoder serves all below
+    q = gated_queries(experts, g)
     v = model.encode_images(data.images, data.platforms)
     report = score_report(q, v, data)
-    report["place_fusion"] = place_fusion_report(model, data, v)
+    report["place_fusion"] = place_fusion_report(model, data, v, experts, g)
     if model.config.experts:
-        g = model.gate_weights(data.queries)
         truth = np.array([model.config.platforms.index(p) for p in data.platforms])
         report["gate_accuracy"] = float((g.argmax(1) == truth).mean())
     report["dim"] = int(q.shape[1])
@@ -75,11 +77,10 @@ def evaluate_model(model, data: PairData) -> dict:
     return report
 
 
-def place_fusion_report(model, data: PairData, items: np.ndarray) -> dict:
+def place_fusion_report(model, data: PairData, items: np.ndarray, u: np.ndarray, gates: np.ndarray) -> dict:
     """The metrics with place fusion (:mod:`.place_fusion`): each item's score joined by its
     neighbours' (items within ``PLACE_RADIUS_M`` of it by their lon/lat); ``items``: the
-    item vectors of ``data``."""
-    u, gates = model.encode_query_experts(data.queries)
+    item vectors of ``data``; ``u``, ``gates``: its queries' :meth:`encode_query_experts`."""
     heads = list(model.config.platforms) if model.config.experts else [None]
     column = np.array([heads.index(p) if model.config.experts else 0 for p in data.platforms], np.int64)
     neighbours = PlaceNeighbours([it.lon for it in data.items], [it.lat for it in data.items])

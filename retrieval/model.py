@@ -291,17 +291,11 @@ class RetrievalModel(nn.Module):
         return images_to_tensor(images, self.config.image_size)
 
     # ---- numpy (index and search) -------------------------------------------------------
-    @torch.inference_mode()
     def encode_queries(self, texts: Sequence[str], batch_size: int = ENCODE_BATCH) -> np.ndarray:
-        """Fused query vectors ``[N, dim]`` float32 of ``texts``."""
+        """Fused query vectors ``[N, dim]`` float32 of ``texts`` (the gate folded into the expert blocks)."""
         if isinstance(texts, str):
             texts = [texts]
-        was = self.training
-        self.eval()
-        out = [self.query_vectors(self.text_ids(texts[i: i + batch_size]).to(self.device)).float().cpu()
-               for i in range(0, len(texts), batch_size)]
-        self.train(was)
-        return torch.cat(out).numpy().astype(np.float32) if out else np.zeros((0, self.config.dim), np.float32)
+        return gated_queries(*self.encode_query_experts(texts, batch_size))
 
     @torch.inference_mode()
     def encode_images(self, images: Sequence[np.ndarray], platforms: Sequence[str],
@@ -343,6 +337,15 @@ class RetrievalModel(nn.Module):
         _, logits = self.query_parts(self.text_ids(list(texts)).to(self.device))
         self.train(was)
         return torch.softmax(logits.float(), -1).cpu().numpy()
+
+
+def gated_queries(experts: np.ndarray, gates: np.ndarray) -> np.ndarray:
+    """Fused query vectors ``[N, dim]``: the ungated expert blocks ``[N, P * D]`` of
+    :meth:`RetrievalModel.encode_query_experts`, each scaled by its gate weight ``[N, P]``."""
+    n, p = gates.shape
+    if n == 0:
+        return np.zeros((0, experts.shape[1]), np.float32)
+    return (experts.reshape(n, p, -1) * gates[:, :, None]).reshape(n, -1).astype(np.float32, copy=False)
 
 
 def images_to_tensor(images: Sequence[np.ndarray] | np.ndarray, size: int) -> torch.Tensor:
