@@ -37,6 +37,7 @@ bench: setup  ## speed benchmarks (ratios measured in one run)
 	$(PY) bench/bench_synth.py --json bench/results/synth_cpu.json
 	$(PY) bench/bench_locate.py --json bench/results/locate_cpu.json
 	$(PY) bench/real_imagery.py --json bench/results/real_imagery.json
+	$(PY) bench/metadata_errors.py --json bench/results/real_imagery_metadata_errors.json
 	$(PY) bench/bench_retrieval.py --json bench/results/retrieval_cpu.json
 
 clean:

@@ -19,6 +19,10 @@ Writes JSON and a PNG (error CDFs and the located points on the orthophoto).
 ``--coarsen 0.5 [--tint autumn]`` locates on a satellite-like reference derived from the
 orthophoto (box-averaged to 0.5 m pixels, optionally another season's colours) instead.
 ``--dem-offset M`` adds M metres to the DSM's heights (a DSM in another vertical datum).
+``--metadata-error "gps=5@30,yaw=8,pitch=-3,alt=20,rtk=off"`` locates a copy of the photo whose
+metadata is off as a consumer drone's can be (GPS moved 5 m towards azimuth 30 deg, gimbal yaw
++8 deg, pitch -3 deg, absolute altitude +20 m, the RTK tags removed:
+:class:`smgeo_synth.realpairs.MetadataErrors`); the truth stays the accurate camera's.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from smgeo_geo.errors import SMGeoError
+from smgeo_synth.realpairs import MetadataErrors, with_metadata_errors
 from smgeo_synth.realpairs.satellite_like import TINTS, satellite_like
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,14 +120,21 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--dem-offset", type=float, default=0.0, metavar="M",
                     help="add M metres to the DSM's heights (a DSM in another vertical datum than the photo's "
                          "altitude, e.g. geoid vs ellipsoid); the truth stays on the real DSM")
+    ap.add_argument("--metadata-error", default=None, metavar="SPEC",
+                    help="locate a copy of the photo with its metadata moved, e.g. 'gps=5@30,yaw=8,pitch=-3,alt=20,"
+                         "rtk=off' (GPS metres@azimuth, gimbal degrees, absolute altitude metres, RTK tags removed)")
     ap.add_argument("--runs", default=None, metavar="LABELS",
-                    help="comma-separated labels of the runs to do (default all): " + "; ".join(r[0] for r in RUNS))
+                    help="labels of the runs to do, separated by '/' (default all): " + " / ".join(r[0] for r in RUNS))
     args = ap.parse_args(argv)
     labels = [r[0] for r in RUNS]
-    args.runs = labels if args.runs is None else [x.strip() for x in args.runs.split(",") if x.strip()]
+    args.runs = labels if args.runs is None else [x.strip() for x in args.runs.split("/") if x.strip()]
     unknown = [x for x in args.runs if x not in labels]
     if unknown or not args.runs:
         ap.error(f"--runs: unknown label(s) {unknown}; choose from {labels}")
+    try:
+        errors = MetadataErrors.parse(args.metadata_error) if args.metadata_error else None
+    except SMGeoError as exc:
+        ap.error(str(exc))
 
     import torch
 
@@ -139,6 +152,8 @@ def main(argv: list[str] | None = None) -> dict:
         args.dem = args.data / "dsm.tif"
         if args.dem_offset:
             args.dem = offset_dem(args.dem, args.dem_offset, Path(tmp) / "dsm_offset.tif")
+        if errors:
+            photo = with_metadata_errors(photo, Path(tmp) / photo.name, errors)
         report = _locate_all(args, reference, rows, clicks, truth, photo, Path(tmp), points)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1))
@@ -149,14 +164,13 @@ def main(argv: list[str] | None = None) -> dict:
 def _locate_all(args, reference: Path, rows, clicks, truth, photo: Path, tmp: Path, points: dict) -> dict:
     """Every run of ``RUNS`` on ``reference``; prints a line per run and writes the figure."""
     from smgeo_geo.coords import geodesic_distance
-    from smgeo_geo.errors import SMGeoError
     from smgeo_geo.locator import Locator
     from smgeo_geo.raster import open_reference
 
     report: dict = {"data": str(args.data), "photo": rows[0]["photo"], "reference": reference.name,
                     "checkpoint": args.checkpoint or "bundled",
                     "coarsen_m": args.coarsen, "tint": args.tint if args.coarsen else None,
-                    "dem_offset_m": args.dem_offset, "clicks": len(rows), "truth": "orthophoto_camera (also reported: topocentric_pose)", "runs": {}}
+                    "dem_offset_m": args.dem_offset, "metadata_error": args.metadata_error, "clicks": len(rows), "truth": "orthophoto_camera (also reported: topocentric_pose)", "runs": {}}
     with open_reference(reference) as raster:
         stripped = stripped_copy(photo, tmp)
         for label, method, use_dem, strip in (r for r in RUNS if r[0] in args.runs):

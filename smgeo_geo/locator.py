@@ -17,10 +17,15 @@ Three stages, each usable alone (``method``) and combined by ``auto`` (the defau
    the whole search, run in a thread beside stages 1 and 2.
 
 Fusion (``auto``): the point is the registration's when it held and agrees with the metadata
-(their 90 % circles overlap, or the registration has strong support, or it held only at another
-camera height than the metadata's, which discredits the metadata's point), else the metadata's,
+(their 90 % circles overlap; or, pose mode, the metadata error the whole photo's matches imply
+lies within the budget (:func:`~smgeo_geo.pose.fit_metadata_error`), since the metadata may be off
+by more than its 90 % radius at one click; or the registration has strong support; or it held only
+at another camera height than the metadata's, which discredits the metadata's point), else the metadata's,
 else SMGeo's best box centre (its radius: the distance to the farthest corner of the window
-SMGeo searched, as the model's scores are not calibrated on real imagery); of two points that agree, the one with the smaller radius
+SMGeo searched, as the model's scores are not calibrated on real imagery); a metadata point that
+answers over a registration that held but disagrees gets a radius that reaches the registration's
+circle (their distance plus its radius);
+of two points that agree, the one with the smaller radius
 answers (a registration that mapped the click from distant features only can be the looser). A registration without a DEM (local maps) that lands farther
 from the metadata's point than its own radius reports that distance as its uncertainty. The box is the best SMGeo candidate that contains the point
 (within its uncertainty), else the click region (a square of ``region`` times the photo's
@@ -38,7 +43,9 @@ around the click, pose mode; 0 when the global registration answered),
 ``registration_height_hypothesis_m`` (when another camera height than the metadata's made it
 register), ``registration_camera_height_change_m`` (pose mode: the refined camera's height minus
 the metadata's; tens of metres mean the DEM and the photo's altitude are in different
-vertical datums) and ``smgeo_score``.
+vertical datums), ``registration_metadata_error_sigma`` / ``registration_metadata_explained``
+(pose mode: the size, in budget sigmas, of the metadata error the matches imply, and whether it
+lies within the budget's 99.9 % ellipsoid) and ``smgeo_score``.
 """
 
 from __future__ import annotations
@@ -276,6 +283,9 @@ class Locator:
             # the refined camera against the metadata's: tens of metres up or down say that the
             # DEM's heights and the photo's altitude are in different vertical datums
             details["camera_height_change_m"] = round(float(reg.camera.centre[2] - prior.camera.centre[2]), 2)
+        fit = reg.metadata_fit
+        if fit is not None:
+            details.update(metadata_error_sigma=round(fit.mahalanobis, 2), metadata_explained=fit.explained)
         if not result.ok:
             return Stage("registration", False, result.reason, details=details)
         return Stage("registration", True, "", result.point, result.uncertainty_m, result.click_region,
@@ -418,7 +428,10 @@ def _fuse_point(stages: dict[str, Stage]) -> Stage | None:
         dist = math.dist(meta.point, reg.point)
         support = reg.details.get("inliers", 0) + reg.details.get("patch_inliers", 0)  # matched features
         consistent = dist <= meta.uncertainty_m + reg.uncertainty_m
-        if consistent or support >= STRONG_INLIERS:
+        # the photo as a whole (pose mode): the metadata error its matches imply lies within the
+        # budget, though at this click the two may lie farther apart than the metadata's radius
+        explained = reg.details.get("metadata_explained", False)
+        if consistent or explained or support >= STRONG_INLIERS:
             if consistent and meta.uncertainty_m < reg.uncertainty_m:
                 return meta  # both hold and agree; the metadata's point is the surer of the two
             if reg.details.get("mode") != "pose" and dist > reg.uncertainty_m:
@@ -428,7 +441,9 @@ def _fuse_point(stages: dict[str, Stage]) -> Stage | None:
                 return replace(reg, uncertainty_m=dist)
             return reg
         reg.details["disagrees_with_metadata_m"] = round(dist, 2)
-        return meta
+        # a registration that held says the metadata may be off by that much (a metadata error
+        # beyond its budget, or a false match): the radius reaches the registration's circle
+        return replace(meta, uncertainty_m=max(meta.uncertainty_m, dist + reg.uncertainty_m))
     if meta is not None and meta.ok:
         return meta
     return None

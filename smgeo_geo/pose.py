@@ -37,6 +37,10 @@ from smgeo_geo.terrain import DemTerrain, FlatTerrain, cast_rays, intersect_rays
 DIAG_35MM = 43.2666  # mm, diagonal of a 36 x 24 mm frame
 DEFAULT_F35 = 24.0  # mm, the common drone lens when the photo says nothing
 CHI2_2D_90 = 4.605  # 90 % quantile of chi-square with 2 degrees of freedom
+# 99.9 % quantile of chi-square with 7 degrees of freedom (the budget's pose error sources):
+# a registration whose matches a metadata error this large or smaller explains agrees with it
+CHI2_7_999 = 24.32
+FIT_POINTS = 200  # correspondences (evenly subsampled) a metadata-error fit uses at most
 # a non-RTK absolute altitude further than this from DEM-below-the-drone + relative altitude is
 # taken to be in another vertical datum (or barometric drift) and not used
 ALTITUDE_TOLERANCE_M = 15.0
@@ -179,8 +183,68 @@ def shifted_height(prior: CameraPrior, metres: float) -> CameraPrior:
                    notes=[*prior.notes, f"camera height {metres:+g} m from the metadata's (another vertical datum?)"])
 
 
-def _perturbed(prior: CameraPrior) -> list[FrameCamera]:
-    """The prior camera with each error source of its budget moved by one sigma."""
+@dataclass(frozen=True)
+class MetadataFit:
+    """The metadata error that best explains a registration's correspondences.
+
+    ``sigmas``: the fitted error of each source in units of its budget 1-sigma (GPS east,
+    GPS north, height above the terrain (the camera's and the ground's errors together), yaw,
+    pitch, roll, focal length); ``mahalanobis``: their root sum of
+    squares; ``points``: correspondences used.
+    """
+
+    sigmas: np.ndarray
+    mahalanobis: float
+    points: int
+
+    @property
+    def explained(self) -> bool:
+        """Whether the registration agrees with the metadata as a whole: the error it implies
+        lies within the budget's 99.9 % ellipsoid (chi-square, 7 degrees of freedom)."""
+        return self.mahalanobis ** 2 <= CHI2_7_999
+
+
+def fit_metadata_error(prior: CameraPrior, photo_px: np.ndarray, ground: np.ndarray,
+                       noise_m: float) -> MetadataFit | None:
+    """Fit the budget's error sources to a registration's correspondences (one photo-level test
+    of agreement, where comparing single points would call a metadata that is off by more than
+    its 90 % radius at the click a disagreement).
+
+    ``photo_px``: ``(N, 2)`` photo pixels (x, y); ``ground``: ``(N, 2+)`` where the registration
+    puts them, local ENU metres of ``prior.camera.frame``; ``noise_m``: 1-sigma of a
+    correspondence on the ground. Linearised (finite differences of one sigma per source, as
+    :func:`locate_pixel`) and regularised by the budget (a maximum a posteriori fit). ``None``
+    with fewer than 6 correspondences whose rays meet the terrain for every source.
+    """
+    photo_px, ground = np.asarray(photo_px, float), np.asarray(ground, float)[:, :2]
+    if len(photo_px) > FIT_POINTS:
+        keep = np.linspace(0, len(photo_px) - 1, FIT_POINTS).round().astype(int)
+        photo_px, ground = photo_px[keep], ground[keep]
+    base, hit = intersect_rays(prior.camera, photo_px, prior.terrain)
+    columns = []
+    for cam in _perturbed(prior, _vertical_m(prior.budget)):  # a terrain offset acts as a camera height error
+        moved, ok = intersect_rays(cam, photo_px, prior.terrain)
+        hit &= ok
+        columns.append(moved[:, :2] - base[:, :2])
+    hit &= np.all(np.isfinite(ground), axis=1)
+    if hit.sum() < 6:
+        return None
+    jac = np.stack(columns, axis=-1)[hit].reshape(-1, len(columns))  # (2N, 7): metres per sigma
+    shift = (ground[hit] - base[hit, :2]).reshape(-1)
+    w = 1.0 / max(noise_m, 1e-3) ** 2
+    sigmas = np.linalg.solve(w * jac.T @ jac + np.eye(jac.shape[1]), w * jac.T @ shift)
+    return MetadataFit(sigmas, float(np.linalg.norm(sigmas)), int(hit.sum()))
+
+
+def _vertical_m(budget: ErrorBudget) -> float:
+    """1-sigma of the camera's height above the terrain (its own height and the ground's)."""
+    return math.hypot(budget.height_m, budget.ground_m)
+
+
+def _perturbed(prior: CameraPrior, vertical_m: float | None = None) -> list[FrameCamera]:
+    """The prior camera with each error source of its budget moved by one sigma (GPS east,
+    GPS north, height (``vertical_m`` when given, else the budget's), yaw, pitch, roll, focal
+    length)."""
     cam, b = prior.camera, prior.budget
     out = []
     for axis in (0, 1):
@@ -188,7 +252,7 @@ def _perturbed(prior: CameraPrior) -> list[FrameCamera]:
         centre[axis] += b.gps_horizontal_m
         out.append(cam.with_pose(cam.rotation, centre))
     centre = cam.centre.copy()
-    centre[2] += b.height_m
+    centre[2] += b.height_m if vertical_m is None else vertical_m
     out.append(cam.with_pose(cam.rotation, centre))
     for dy, dp, dr in ((b.yaw_deg, 0, 0), (0, b.pitch_deg, 0), (0, 0, b.roll_deg)):
         rot = rotation_from_angles(prior.yaw + dy, prior.pitch + dp, prior.roll + dr)

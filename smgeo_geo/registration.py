@@ -40,7 +40,7 @@ from rasterio.windows import Window
 from smgeo_geo.camera import FrameCamera
 from smgeo_geo.classical import horizon_crosses, ratio_test_matches
 from smgeo_geo.coords import pixel_to_crs, transform_xy
-from smgeo_geo.pose import CHI2_2D_90, CameraPrior
+from smgeo_geo.pose import CHI2_2D_90, CameraPrior, MetadataFit, fit_metadata_error
 from smgeo_geo.raster import PixelMapping, ReferenceRaster
 from smgeo_geo.terrain import DemTerrain, cast_rays, intersect_rays
 
@@ -58,6 +58,7 @@ PATCH_FEATURES = 1000  # per image of the patch around a click, with a DEM
 MIN_INLIERS = 15
 MIN_PHOTO_INLIERS = 30  # a photo without metadata has no prior to check a match against: ask for more
 RATIO = 0.8
+MATCH_TOLERANCE_PX = 3.0  # work pixels: a correspondence's error on the ground, as the homography's threshold
 LOCAL_NEIGHBOURS = 24  # inliers nearest the click that correct / map it locally
 GRID_STEP = 4  # rectification maps are computed every GRID_STEP pixels and interpolated
 LOOSE_THRESHOLD = 40.0  # work pixels: the global filter where relief bends the map
@@ -302,6 +303,7 @@ class RegisteredPhoto:
     photo_size: tuple[int, int] = (0, 0)
     prior_uncertainty_m: float = 30.0  # how far the metadata may be off (search radius of local matching)
     photo: np.ndarray | None = None  # the upright photo (rectified again around each click)
+    metadata_fit: MetadataFit | None = None  # the metadata error its matches imply (pose mode)
 
     @property
     def inliers(self) -> int:
@@ -352,7 +354,7 @@ class RegisteredPhoto:
         if len(pairs) < MIN_FINE_INLIERS:
             return None
         src, dst = kp_q[pairs[:, 0]].astype(float), kp_f[pairs[:, 1]].astype(float)
-        h, inl = _homography(src, dst, threshold=3.0)
+        h, inl = _homography(src, dst, threshold=MATCH_TOLERANCE_PX)
         if h is None or inl.sum() < MIN_FINE_INLIERS:
             return None
         photo_px = _sample_maps(maps, src[inl])
@@ -557,7 +559,7 @@ def _register_at(photo: np.ndarray, raster: ReferenceRaster, window: Window, pri
         return RegisteredPhoto(False, f"only {len(pairs)} feature matches between the photo and the reference", **base)
     src, dst = kp_q[pairs[:, 0]].astype(float), kp_f[pairs[:, 1]].astype(float)
     if dem or prior is None:  # a DEM-rectified photo: a smooth, near-global map; a raw photo: a plane
-        h, inl = _homography(src, dst, threshold=3.0)
+        h, inl = _homography(src, dst, threshold=MATCH_TOLERANCE_PX)
         if prior is None and inl.sum() < MIN_PHOTO_INLIERS:
             return RegisteredPhoto(False, f"{int(inl.sum())} inliers < {MIN_PHOTO_INLIERS} for a photo without "
                                           f"metadata (of {len(pairs)} matches)", **base)
@@ -577,6 +579,7 @@ def _register_at(photo: np.ndarray, raster: ReferenceRaster, window: Window, pri
         return RegisteredPhoto(True, "ok", mode="photo", photo_px=src, work_px=dst, homography=m @ h, **base)
     photo_px = _sample_maps(maps, src)
     if not isinstance(prior.terrain, DemTerrain):
+        # no metadata fit on flat ground: the relief it leaves out would dominate the fit
         return RegisteredPhoto(True, "ok", mode="local", photo_px=photo_px, work_px=dst, rect_px=src, photo=photo,
                                **base)
     world, _ = _ground_points(prior, raster, mapping, dst)
@@ -586,9 +589,11 @@ def _register_at(photo: np.ndarray, raster: ReferenceRaster, window: Window, pri
     camera, keep = refine_pose(prior.camera, world[good], photo_px[good])
     if camera is None:
         return RegisteredPhoto(False, "the camera pose could not be refined from the matches", **base)
-    return RegisteredPhoto(True, "ok", mode="pose", camera=camera, photo_px=photo_px[good][keep],
-                           work_px=dst[good][keep], rect_px=src[good][keep], world=world[good][keep], photo=photo,
-                           **base)
+    photo_px, world = photo_px[good][keep], world[good][keep]
+    return RegisteredPhoto(True, "ok", mode="pose", camera=camera, photo_px=photo_px, work_px=dst[good][keep],
+                           rect_px=src[good][keep], world=world, photo=photo,
+                           metadata_fit=fit_metadata_error(prior, photo_px, world,
+                                                           MATCH_TOLERANCE_PX * base["resolution_m"]), **base)
 
 
 def _pixel_metres(raster: ReferenceRaster, mapping: PixelMapping) -> float:

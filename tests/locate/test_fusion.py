@@ -46,8 +46,22 @@ def test_registration_answers_when_it_agrees_with_the_metadata():
 
 def test_a_weak_registration_that_contradicts_the_metadata_loses_and_says_by_how_much():
     r = reg(150, 100)
-    assert _fuse_point({"metadata": meta(100, 100), "registration": r}).name == "metadata"
+    answer = _fuse_point({"metadata": meta(100, 100), "registration": r})
+    assert answer.name == "metadata" and answer.point == at(100, 100)
     assert r.details["disagrees_with_metadata_m"] == pytest.approx(50.0)
+    # one of the two is off by about that much: the radius reaches the registration's circle
+    assert answer.uncertainty_m == pytest.approx(50.0 + r.uncertainty_m)
+
+
+def test_a_registration_whose_matches_the_metadata_budget_explains_answers_beyond_the_metadata_radius():
+    """The metadata is off at this click by more than its 90 % radius, but the error the photo's
+    matches imply (a pose fit over the whole photo) lies within the budget: one hypothesis for the
+    whole photo, so the registration answers here as at the clicks where the two agree."""
+    far = reg(130, 100)
+    far.details.update(mode="pose", metadata_explained=True, metadata_error_sigma=3.7)
+    assert _fuse_point({"metadata": meta(100, 100), "registration": far}).name == "registration"
+    far.details.update(metadata_explained=False, metadata_error_sigma=9.0)
+    assert _fuse_point({"metadata": meta(100, 100), "registration": far}).name == "metadata"
 
 
 def test_a_strongly_supported_registration_outvotes_the_metadata():

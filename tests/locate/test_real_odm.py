@@ -22,7 +22,7 @@ from smgeo_geo.pose import camera_from_metadata, locate_pixel
 from smgeo_geo.raster import open_reference
 from smgeo_geo.registration import MIN_INLIERS
 from smgeo_geo.terrain import DemTerrain, intersect_rays
-from smgeo_synth.realpairs import satellite_like
+from smgeo_synth.realpairs import MetadataErrors, satellite_like, with_metadata_errors
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real-odm"
 if not DATA.is_dir():
@@ -43,15 +43,19 @@ def reconstruction():
     return json.loads((DATA / "reconstruction.json").read_text())[0]
 
 
-@pytest.fixture(scope="module")
-def truth(reconstruction):
-    """(lon, lat) of every click: ray of the camera that made the orthophoto onto the DSM."""
+def truth_of(reconstruction, clicks) -> tuple[np.ndarray, np.ndarray]:
+    """(lon, lat) of each click: ray of the camera that made the orthophoto onto the DSM."""
     cam = camera_from_opensfm(reconstruction, "100_0005_0136", grid_crs="EPSG:32651")
     with DemTerrain(DSM) as dem:
-        pts, hit = intersect_rays(cam, CLICKS, dem)
+        pts, hit = intersect_rays(cam, clicks, dem)
     assert hit.all()
     lon, lat, _ = cam.frame.to_lonlat(pts[:, 0], pts[:, 1], pts[:, 2])
     return lon, lat
+
+
+@pytest.fixture(scope="module")
+def truth(reconstruction):
+    return truth_of(reconstruction, CLICKS)
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +159,35 @@ def test_a_dsm_in_another_vertical_datum_still_registers_and_the_offset_is_repor
             assert err < 1.0 and err <= det.extra["uncertainty_m"], (click, err, det.extra["uncertainty_m"])
             assert det.extra["registration_height_hypothesis_m"] != 0
             assert det.extra["registration_camera_height_change_m"] == pytest.approx(offset_m, abs=3.0)
+
+
+def test_consumer_grade_metadata_off_beyond_its_radius_does_not_veto_a_good_registration(locator, reconstruction,
+                                                                                         tmp_path):
+    """The photo's metadata off as a drone without RTK can be (GPS 5 m, gimbal yaw +5 and pitch
+    +2 deg, absolute altitude +15 m: 2-3 sigma of the error budget each). At some clicks the
+    metadata's point then lies farther from the truth than its own 90 % radius, and a point-by-
+    point comparison called the (right) registration a disagreement there. The registration is
+    one hypothesis for the whole photo: the error its matches imply lies within the budget, so it
+    answers at every click, to a metre."""
+    errors = MetadataErrors(gps_m=5.0, gps_azimuth_deg=45.0, yaw_deg=5.0, pitch_deg=2.0, altitude_m=15.0, rtk=False)
+    photo = with_metadata_errors(SOUTH, tmp_path / SOUTH.name, errors)
+    moved, real = read_photo_meta(photo), read_photo_meta(SOUTH)
+    assert moved.rtk_std_m is None and moved.gimbal_yaw == pytest.approx(real.gimbal_yaw + 5.0)
+    assert moved.absolute_altitude == pytest.approx(real.absolute_altitude + 15.0)
+    assert float(geodesic_distance(real.lon, real.lat, moved.lon, moved.lat)) == pytest.approx(5.0, abs=0.01)
+    with Image.open(photo) as a, Image.open(SOUTH) as b:
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    clicks = [(24.0, 812.7), (125.7, 828.0), (185.7, 867.3), (101.7, 889.3), (88.3, 759.3), (431.3, 835.0)]
+    beyond = 0
+    with open_reference(ORTHO) as raster:
+        for click, lon, lat in zip(clicks, *truth_of(reconstruction, clicks)):
+            e = locator.locate(raster, photo, click, dem=DSM).extra
+            beyond += float(geodesic_distance(lon, lat, e["metadata_lon"], e["metadata_lat"])) > e["metadata_uncertainty_m"]
+            err = float(geodesic_distance(lon, lat, e["located_lon"], e["located_lat"]))
+            assert e["answer"] == "registration" and e["registration_metadata_explained"], (click, e)
+            assert e["registration_metadata_error_sigma"] > 2.0  # the errors written are seen
+            assert err < 1.0 and err <= e["uncertainty_m"], (click, err, e["uncertainty_m"])
+    assert beyond >= 2  # the case this test is about: the metadata alone misses by more than it says
 
 
 def test_a_cached_registration_answers_through_a_new_handle_on_the_raster(truth):

@@ -1,0 +1,83 @@
+"""Benchmark: locating on real imagery when the photo's metadata is off as a drone without RTK's.
+
+Runs ``bench/real_imagery.py`` (its photo, clicks, orthophoto, DSM and truth) once per scenario
+of :data:`SCENARIOS`: a copy of the RTK photo with errors written into its EXIF / DJI XMP
+(:class:`smgeo_synth.realpairs.MetadataErrors`: GPS metres@azimuth, gimbal yaw / pitch degrees,
+absolute altitude metres, RTK tags removed). Rows: ``auto``, ``auto, no DEM`` and ``metadata
+only``. Writes one JSON (per scenario and row: median / p90 error, share within 5 m, share
+inside the stated 90 % radius) and a PNG of the shares within 5 m and inside the radius.
+
+    python bench/metadata_errors.py --json bench/results/real_imagery_metadata_errors.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import real_imagery  # noqa: E402
+
+from smgeo_geo.figures import _save  # noqa: E402
+
+# scenarios: none (the RTK photo as it is), then errors of 2-5 sigma of the locator's budget for a
+# drone without RTK (GPS 2 m, yaw 3 deg, pitch 1.5 deg, height 5 m) alone and together
+SCENARIOS = ["none", "gps=5@45,yaw=5,pitch=2,alt=15,rtk=off", "gps=10@200,rtk=off", "yaw=15,rtk=off",
+             "pitch=-5,rtk=off", "alt=40,rtk=off", "yaw=-8,gps=6@300,alt=-12,rtk=off"]
+RUNS = ("auto", "auto, no DEM", "metadata only")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "real_imagery_metadata_errors.json")
+    ap.add_argument("--data", type=Path, default=None)
+    args = ap.parse_args(argv)
+    report: dict = {"what": __doc__.split("\n\n")[0], "runs": list(RUNS), "scenarios": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for spec in SCENARIOS:
+            print(f"== {spec}")
+            argv_one = ["--runs", "/".join(RUNS), "--json", str(Path(tmp) / "one.json")]
+            argv_one += ["--metadata-error", spec] if spec != "none" else []
+            argv_one += ["--data", str(args.data)] if args.data else []
+            one = real_imagery.main(argv_one)
+            report["scenarios"][spec] = {run: one["runs"][run]["orthophoto_camera"] for run in RUNS}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=1))
+    _figure(report, args.json.with_suffix(".png"))
+    print(f"wrote {args.json} and {args.json.with_suffix('.png')}")
+    return report
+
+
+def _figure(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    specs = list(report["scenarios"])
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
+    width = 0.8 / len(RUNS)
+    for ax, key, title in ((axes[0], "within_5m", "share of clicks within 5 m"),
+                           (axes[1], "inside_uncertainty", "share of errors inside the stated 90 % radius")):
+        for i, run in enumerate(RUNS):
+            vals = [report["scenarios"][s][run].get(key, 0.0) for s in specs]
+            ax.barh(np.arange(len(specs)) + i * width, vals, width, label=run)
+        ax.set_yticks(np.arange(len(specs)) + width, [s.replace(",rtk=off", "\nno RTK") for s in specs], fontsize=8)
+        ax.axvline(0.9, color="grey", ls=":")
+        ax.set_xlim(0, 1.02)
+        ax.set_title(title)
+        ax.invert_yaxis()
+    axes[0].legend(fontsize=8, loc="lower left")
+    fig.suptitle("Real DJI photo, metadata with errors written in (27 clicks each)")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+if __name__ == "__main__":
+    main()
