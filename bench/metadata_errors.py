@@ -72,10 +72,10 @@ def _figure(report: dict, path: Path) -> None:
         ax.axvline(0.9, color="grey", ls=":")
         ax.set_xlim(0, 1.02)
         ax.set_title(title)
-        ax.invert_yaxis()
-    axes[0].legend(fontsize=8, loc="lower left")
+    axes[0].invert_yaxis()  # shared: the first scenario on top
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=len(RUNS), fontsize=9)
     fig.suptitle("Real DJI photo, metadata with errors written in (27 clicks each)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     _save(fig, path)
 
 
