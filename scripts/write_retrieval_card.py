@@ -1,13 +1,14 @@
 """Bundle a retrieval run and write retrieval/weights/MODEL_CARD.md from what it measured.
 
-    .venv/bin/python scripts/write_retrieval_card.py RUN CORPUS HELD [--previous REPORT] [--parent RUN0]
+    .venv/bin/python scripts/write_retrieval_card.py RUN CORPUS HELD [--previous REPORT] [--parents RUN0 ...]
 
 RUN: the `smgeo train-retrieval` run folder (best.*, last.json, metrics.jsonl). CORPUS: the corpus
 it trained on (its corpus.json gives the generator command). HELD: the `smgeo evaluate-retrieval`
 report folder of RUN's best checkpoint on the held-out corpus (report.json, report.md). PREVIOUS,
 optional: report.json of the model bundled before, on the same held-out corpus (a comparison row).
-PARENT, for a fine-tuning run (``--init-checkpoint``): the run whose best checkpoint it started from
-(trained on the same corpus); the card then describes both runs and logs their epochs in order.
+PARENTS, for a fine-tuning run (``--init-checkpoint``): the runs it descends from, oldest first, each
+fine-tuned from the best checkpoint of the one before (all on the same corpus); the card then
+describes every run and logs their epochs in order.
 Copies RUN/best.{safetensors,json} to retrieval/weights/retrieval_demo.*, draws the validation
 curve (card_curve.png) and copies the report's bars (card_bars.png). The ablation section quotes
 bench/results/retrieval_ablations_6min.json as it was measured.
@@ -46,19 +47,21 @@ def _row(label: str, scores: dict) -> str:
     return f"| {label} | {_pct(o['R@1'])} | {_pct(o['R@5'])} | {_pct(o['R@10'])} | {_pct(o['mAP'])} |"
 
 
-def _curve(epochs: list[dict], path: Path, restart: int | None = None) -> None:
-    """Validation per epoch; ``restart``: the first epoch of the fine-tuning run (epochs counted on)."""
+def _curve(epochs: list[dict], path: Path, restarts: list[int]) -> None:
+    """Validation per epoch; ``restarts``: the first epoch of each fine-tuning run (epochs counted on)."""
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
     x = [e["epoch"] for e in epochs]
-    if restart is not None:
+    for restart in restarts:
         ax.axvline(restart - 0.5, color="grey", lw=0.8, ls=":")
-        ax.text(restart - 0.4, 8, "fine-tuning run", fontsize=8, color="grey")
+        ax.text(restart - 0.4, 8, "fine-tuning", fontsize=8, color="grey")
     for key, style in (("val_R@1", "-o"), ("val_R@10", "-s"), ("val_mAP", "-^")):
         ax.plot(x, [100 * e[key] for e in epochs], style, ms=3, label=key[4:])
-    stage2 = [e["epoch"] for e in epochs if e["stage"] == 2 and (restart is None or e["epoch"] < restart)]
-    if stage2:
-        ax.axvline(stage2[0] - 0.5, color="grey", lw=0.8, ls="--")
-        ax.text(stage2[0] - 0.4, 2, "hard negatives", fontsize=8, color="grey")
+    bounds = [0, *restarts, len(epochs) + 1]
+    for lo, hi in zip(bounds, bounds[1:]):  # where each run's hard-negative stage began
+        stage2 = [e["epoch"] for e in epochs if e["stage"] == 2 and lo <= e["epoch"] < hi]
+        if stage2:
+            ax.axvline(stage2[0] - 0.5, color="grey", lw=0.8, ls="--")
+            ax.text(stage2[0] - 0.4, 2, "hard negatives", fontsize=8, color="grey")
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation %")
     ax.set_ylim(0, 100)
@@ -73,20 +76,29 @@ def _epochs(run: Path) -> list[dict]:
     return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
 
 
-def _command(opts: dict, init: str = "") -> str:
+def _run_name(i: int) -> str:
+    return "runs/ret" + ("" if i == 0 else "_ft" if i == 1 else f"_ft{i}")
+
+
+def _command(opts: dict, i: int) -> str:
+    """The command of run ``i`` of the lineage (0: from scratch; i > 0: from run i-1's best)."""
     budget = f" --minutes {opts['minutes']:g}" if opts.get("minutes") else ""
-    return (f"`smgeo train-retrieval --corpus corpus --out runs/{'ret_ft' if init else 'ret'} --preset {opts['preset']} "
+    init = f" --init-checkpoint {_run_name(i - 1)}/best.safetensors" if i else ""
+    return (f"`smgeo train-retrieval --corpus corpus --out {_run_name(i)} --preset {opts['preset']} "
             f"--stage1-epochs {opts['stage1_epochs']} --stage2-epochs {opts['stage2_epochs']} --lr {opts['lr']:g}"
             f"{budget}{init}`")
 
 
-def main(run: Path, corpus: Path, held: Path, previous: Path | None = None, parent: Path | None = None) -> None:
+def main(run: Path, corpus: Path, held: Path, previous: Path | None = None, parents: list[Path] | None = None) -> None:
     report = json.loads((held / "report.json").read_text())
-    epochs = _epochs(run)
-    first: list[dict] = []
-    if parent is not None:  # the parent's epochs, then the fine-tuning run's counted on
-        first = _epochs(parent)
-        epochs = first + [{**e, "epoch": e["epoch"] + len(first)} for e in epochs]
+    lineage = [*(parents or []), run]
+    per_run = [_epochs(r) for r in lineage]
+    epochs, restarts = [], []  # every run's epochs, counted on
+    for i, run_epochs in enumerate(per_run):
+        if i:
+            restarts.append(len(epochs) + 1)
+        epochs += [{**e, "epoch": e["epoch"] + len(epochs)} for e in run_epochs]
+    first = epochs[:len(epochs) - len(per_run[-1])]
     best = json.loads((run / "best.json").read_text())
     meta, config = best["metadata"], best["config"]
     opts = json.loads((run / "last.json").read_text())["metadata"]["options"]
@@ -95,7 +107,7 @@ def main(run: Path, corpus: Path, held: Path, previous: Path | None = None, pare
     WEIGHTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(run / "best.safetensors", WEIGHTS / "retrieval_demo.safetensors")
     shutil.copy(run / "best.json", WEIGHTS / "retrieval_demo.json")
-    _curve(epochs, WEIGHTS / "card_curve.png", len(first) + 1 if parent is not None else None)
+    _curve(epochs, WEIGHTS / "card_curve.png", restarts)
     if (held / "report.png").is_file():
         shutil.copy(held / "report.png", WEIGHTS / "card_bars.png")
 
@@ -119,18 +131,20 @@ def main(run: Path, corpus: Path, held: Path, previous: Path | None = None, pare
     planned = opts["stage1_epochs"] + opts["stage2_epochs"]
     own = len(epochs) - len(first)
     stopped = "" if own >= planned else f"; the time budget ended it after {own} of {planned} epochs"
-    if parent is not None:
-        popts = json.loads((parent / "last.json").read_text())["metadata"]["options"]
-        pbest = json.loads((parent / "best.json").read_text())["metadata"]
-        pminutes = sum(e["seconds"] for e in first) / 60
-        command = (f"two runs, seeded ({minutes:.0f} min of training on 2 CPU cores in all): {_command(popts)} "
-                   f"({len(first)} epochs, {pminutes:.0f} min; its best, epoch {pbest['epoch']}, was the model "
-                   f"bundled before), then fine-tuned from that checkpoint: "
-                   f"{_command(opts, ' --init-checkpoint runs/ret/best.safetensors')} ({own} epochs, "
-                   f"{minutes - pminutes:.0f} min{stopped}; a new cosine schedule from the lower peak)")
-        best_epoch = f"epoch {meta['epoch']} of the fine-tuning run (epoch {meta['epoch'] + len(first)} below)"
+    if parents:
+        parts = []
+        for i, (r, run_epochs) in enumerate(zip(lineage, per_run)):
+            ropts = json.loads((r / "last.json").read_text())["metadata"]["options"]
+            rbest = json.loads((r / "best.json").read_text())["metadata"]
+            rmin = sum(e["seconds"] for e in run_epochs) / 60
+            how = "" if i == 0 else "fine-tuned from the best checkpoint of the run before (a new cosine schedule): "
+            tail = f"; its best, epoch {rbest['epoch']}, was bundled before" if i < len(lineage) - 1 else stopped
+            parts.append(f"{i + 1}. {how}{_command(ropts, i)} ({len(run_epochs)} epochs, {rmin:.0f} min{tail})")
+        command = (f"{len(lineage)} runs, seeded ({minutes:.0f} min of training on 2 CPU cores in all):\n\n"
+                   + "\n".join(parts) + "\n\nEach run")
+        best_epoch = f"epoch {meta['epoch']} of the last run (epoch {meta['epoch'] + len(first)} below)"
     else:
-        command = f"seeded; {minutes:.0f} min of training on 2 CPU cores{stopped}): {_command(opts)}"
+        command = f"seeded; {minutes:.0f} min of training on 2 CPU cores{stopped}): {_command(opts, 0)}"
         command = "(" + command
         best_epoch = f"epoch {meta['epoch']}"
     log = "\n".join(
@@ -220,6 +234,6 @@ if __name__ == "__main__":
     ap.add_argument("corpus", type=Path)
     ap.add_argument("held", type=Path)
     ap.add_argument("--previous", type=Path, default=None)
-    ap.add_argument("--parent", type=Path, default=None)
+    ap.add_argument("--parents", type=Path, nargs="+", default=None)
     a = ap.parse_args()
-    main(a.run, a.corpus, a.held, a.previous, a.parent)
+    main(a.run, a.corpus, a.held, a.previous, a.parents)
