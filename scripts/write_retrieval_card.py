@@ -185,7 +185,9 @@ validation R@1 {_pct(meta['metrics']['val_R@1'])} %, R@10 {_pct(meta['metrics'][
 `smgeo synth-retrieval --out held400 --places {report['places']} --seed {report['corpus_seed']} --splits 0,0,1`
 ({report['items']:,} items), then `smgeo evaluate-retrieval --corpus held400 --checkpoint
 retrieval/weights/retrieval_demo.safetensors --out eval` (one query per item, its platform-specific
-`query`; relevant = the items of the same place and platform), measured in one run:
+`query`; relevant = the items of the same place and platform), measured in one run. (Cards
+before 2026-12-02 scored a corpus made by this command with the generator's earlier caption
+wording, since lost; every model in this table was measured on the corpus the command makes now.)
 
 | system | R@1 | R@5 | R@10 | mAP |
 |---|---:|---:|---:|---:|
@@ -202,7 +204,7 @@ Per query platform (R@1 / R@10 / mAP, %): {per_text}. The gate names the query's
 
 `smgeo evaluate-retrieval --corpus held400 --train-corpus train1000 --out eval --ablations
 --minutes 6 --threads 1` trained each variant for 6 minutes on the 800 train places of
-`--places 1000 --seed 0` and scored it on the held-out corpus above
+`--places 1000 --seed 0` and scored it on the first held-out corpus (the earlier caption wording)
 (`bench/results/retrieval_ablations_6min.*`):
 
 | system | R@1 | R@5 | R@10 | mAP |
