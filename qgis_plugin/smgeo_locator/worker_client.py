@@ -105,8 +105,10 @@ class WorkerClient:
                 stderr=subprocess.PIPE, env=env, text=True, encoding="utf-8", bufsize=1,
                 start_new_session=True, cwd=tempfile.gettempdir())  # QGIS's cwd must not shadow modules
             proc = self._process
-            threading.Thread(target=self._read_stdout, args=(proc,), daemon=True, name="smgeo-client-out").start()
-            threading.Thread(target=self._read_stderr, args=(proc,), daemon=True, name="smgeo-client-err").start()
+            errors = threading.Thread(target=self._read_stderr, args=(proc,), daemon=True, name="smgeo-client-err")
+            errors.start()
+            threading.Thread(target=self._read_stdout, args=(proc, errors), daemon=True,
+                             name="smgeo-client-out").start()
             if crashed:
                 self.restarts += 1
                 self.log(f"SMGeo worker restarted (pid {proc.pid}) after: {self.last_crash}")
@@ -132,7 +134,9 @@ class WorkerClient:
                 proc.wait()
 
     # -- reading -------------------------------------------------------------------------
-    def _read_stdout(self, proc: subprocess.Popen) -> None:
+    def _read_stdout(self, proc: subprocess.Popen, errors: threading.Thread) -> None:
+        """Route the worker's replies; when it exits, report why (with its last stderr lines,
+        read to the end first: ``errors`` is the thread reading them)."""
         for line in proc.stdout:
             try:
                 message = json.loads(line)
@@ -147,6 +151,7 @@ class WorkerClient:
                 self.log(f"SMGeo worker: {message.get('error')}")
         proc.stdout.close()
         code = proc.wait()
+        errors.join(timeout=5.0)  # its stderr ends with it: the last lines say why it exited
         tail = " | ".join(list(self._stderr_tail)[-5:])
         with self._lock:
             if proc is not self._process and self._process is not None:
