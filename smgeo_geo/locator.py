@@ -10,7 +10,9 @@ Three stages, each usable alone (``method``) and combined by ``auto`` (the defau
    refined pose (with a DEM) or local maps; an uncertainty from the local residuals. With a
    DEM, when registration at the metadata camera's height fails, it is tried again with the
    camera ``HEIGHT_SWEEP_M`` higher or lower (a DEM in another vertical datum than the photo's
-   altitude, e.g. geoid vs ellipsoid heights, puts the camera tens of metres off against it).
+   altitude, e.g. geoid vs ellipsoid heights, puts the camera tens of metres off against it), and
+   when no height holds, on flat ground as without a DEM (a poor metadata pose can bend the
+   DEM-rectified photo past the strict global map on a coarse reference).
 3. ``smgeo``: the learned model in a window centred on the best estimate so far (or the
    user's window); its candidates re-ranked by agreement with the earlier stages; it supplies
    the object's box. The photo's encoding, and with the user's own window (bounds or centre)
@@ -224,6 +226,14 @@ class Locator:
             raise found
         return found
 
+    def _flat_prior(self, photo: str) -> CameraPrior | None:
+        """The photo's metadata camera over flat ground at the take-off height (``None`` when its
+        metadata has no relative altitude)."""
+        try:
+            return self.prior(photo, None)
+        except MetadataError:
+            return None
+
     # -- stages -------------------------------------------------------------------------
     def _metadata_stage(self, prior: CameraPrior | None, why: str, raster: ReferenceRaster, click) -> Stage:
         if prior is None:
@@ -270,6 +280,15 @@ class Locator:
                     if tried is not None and tried.ok:
                         reg, height_shift = tried, shift
                         break
+            if sweep and (reg is None or not reg.ok):
+                # a poor metadata pose (a compass or GPS error) bends the DEM-rectified photo past the
+                # strict global map on a coarse reference; flat ground's locally consistent matching
+                # may still hold (local maps, as without a DEM)
+                flat = self._flat_prior(photo)
+                other = self._registration_window(raster, flat, margin, user)[0] if flat is not None else None
+                tried = register(image, raster, other, flat) if other is not None else None
+                if tried is not None and tried.ok:
+                    reg = tried
             self._registrations[key] = (reg, height_shift)
             while len(self._registrations) > self.cache_size:
                 self._registrations.popitem(last=False)

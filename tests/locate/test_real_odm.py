@@ -36,6 +36,8 @@ ORTHO = DATA / "reference_0018.tif"
 DSM = DATA / "dsm.tif"
 # clicks on distinct objects in the overlap (a subset of bench/data/real_odm_clicks.csv)
 CLICKS = [(88.3, 759.3), (301.7, 807.3), (431.3, 835.0), (570.7, 819.3), (101.7, 889.3), (537.3, 884.0)]
+# metadata off as a drone's without RTK can be (2-3 sigma of the error budget each)
+CONSUMER = MetadataErrors(gps_m=5.0, gps_azimuth_deg=45.0, yaw_deg=5.0, pitch_deg=2.0, altitude_m=15.0, rtk=False)
 
 
 @pytest.fixture(scope="module")
@@ -169,8 +171,7 @@ def test_consumer_grade_metadata_off_beyond_its_radius_does_not_veto_a_good_regi
     point comparison called the (right) registration a disagreement there. The registration is
     one hypothesis for the whole photo: the error its matches imply lies within the budget, so it
     answers at every click, to a metre."""
-    errors = MetadataErrors(gps_m=5.0, gps_azimuth_deg=45.0, yaw_deg=5.0, pitch_deg=2.0, altitude_m=15.0, rtk=False)
-    photo = with_metadata_errors(SOUTH, tmp_path / SOUTH.name, errors)
+    photo = with_metadata_errors(SOUTH, tmp_path / SOUTH.name, CONSUMER)
     moved, real = read_photo_meta(photo), read_photo_meta(SOUTH)
     assert moved.rtk_std_m is None and moved.gimbal_yaw == pytest.approx(real.gimbal_yaw + 5.0)
     assert moved.absolute_altitude == pytest.approx(real.absolute_altitude + 15.0)
@@ -188,6 +189,27 @@ def test_consumer_grade_metadata_off_beyond_its_radius_does_not_veto_a_good_regi
             assert e["registration_metadata_error_sigma"] > 2.0  # the errors written are seen
             assert err < 1.0 and err <= e["uncertainty_m"], (click, err, e["uncertainty_m"])
     assert beyond >= 2  # the case this test is about: the metadata alone misses by more than it says
+
+
+def test_a_poor_pose_on_a_coarse_reference_falls_back_to_flat_ground_registration(locator, truth, tmp_path):
+    """The same consumer-grade metadata errors on a satellite-like 0.5 m copy of the orthophoto:
+    the DSM-rectified photo, bent by the wrong pose, keeps too few matches for the strict global
+    map at every camera height tried; registering on flat ground (locally consistent matches,
+    local maps, as without a DSM) still holds and answers most clicks, at less than half the
+    metadata's error."""
+    photo = with_metadata_errors(SOUTH, tmp_path / SOUTH.name, CONSUMER)
+    coarse = satellite_like(ORTHO, tmp_path / "satellite_like.tif", 0.5)
+    errs, meta_errs, answered = [], [], 0
+    with open_reference(coarse) as raster:
+        for click, lon, lat in zip(CLICKS, *truth):
+            e = locator.locate(raster, photo, click, dem=DSM).extra
+            assert e["registration_status"] == "ok" and e["registration_mode"] == "local", (click, e)
+            errs.append(float(geodesic_distance(lon, lat, e["located_lon"], e["located_lat"])))
+            meta_errs.append(float(geodesic_distance(lon, lat, e["metadata_lon"], e["metadata_lat"])))
+            if e["answer"] == "registration":  # else a looser registration agreed with the surer metadata
+                answered += 1
+                assert errs[-1] <= e["uncertainty_m"], (click, errs[-1], e["uncertainty_m"])
+    assert answered >= 4 and np.median(errs) < np.median(meta_errs) / 2, (errs, meta_errs)
 
 
 def test_a_cached_registration_answers_through_a_new_handle_on_the_raster(truth):
