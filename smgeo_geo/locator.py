@@ -274,9 +274,7 @@ class Locator:
             height_shift = 0.0
             if sweep and (reg is None or not reg.ok):  # the DEM may be in another vertical datum
                 for shift in HEIGHT_SWEEP_M:
-                    moved = shifted_height(prior, shift)
-                    other, _ = self._registration_window(raster, moved, margin, user)
-                    tried = register(image, raster, other, moved) if other is not None else None
+                    tried = self._register_in_footprint(image, raster, shifted_height(prior, shift), margin, user)
                     if tried is not None and tried.ok:
                         reg, height_shift = tried, shift
                         break
@@ -285,8 +283,7 @@ class Locator:
                 # strict global map on a coarse reference; flat ground's locally consistent matching
                 # may still hold (local maps, as without a DEM)
                 flat = self._flat_prior(photo)
-                other = self._registration_window(raster, flat, margin, user)[0] if flat is not None else None
-                tried = register(image, raster, other, flat) if other is not None else None
+                tried = self._register_in_footprint(image, raster, flat, margin, user) if flat is not None else None
                 if tried is not None and tried.ok:
                     reg = tried
             self._registrations[key] = (reg, height_shift)
@@ -310,6 +307,12 @@ class Locator:
         return Stage("registration", True, "", result.point, result.uncertainty_m, result.click_region,
                      {**details, "patch_inliers": result.details.get("patch_inliers", 0),
                       "residual_m": round(result.residual_m, 3)})
+
+    def _register_in_footprint(self, image, raster: ReferenceRaster, prior: CameraPrior, margin_m: float,
+                               user: ResolvedWindow | None) -> RegisteredPhoto | None:
+        """``prior``'s photo registered in its footprint window (``None`` when that misses the raster)."""
+        window, _ = self._registration_window(raster, prior, margin_m, user)
+        return register(image, raster, window, prior) if window is not None else None
 
     @staticmethod
     def _registration_window(raster: ReferenceRaster, prior: CameraPrior | None, margin_m: float,
