@@ -38,6 +38,7 @@ bench: setup  ## speed benchmarks (ratios measured in one run)
 	$(PY) bench/bench_locate.py --json bench/results/locate_cpu.json
 	$(PY) bench/real_imagery.py --json bench/results/real_imagery.json
 	$(PY) bench/metadata_errors.py --json bench/results/real_imagery_metadata_errors.json
+	$(PY) bench/metadata_errors.py --set gaps --json bench/results/real_imagery_metadata_gaps.json
 	$(PY) bench/bench_retrieval.py --json bench/results/retrieval_cpu.json
 
 clean:

@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> dict:
                          "altitude, e.g. geoid vs ellipsoid); the truth stays on the real DSM")
     ap.add_argument("--metadata-error", default=None, metavar="SPEC",
                     help="locate a copy of the photo with its metadata moved, e.g. 'gps=5@30,yaw=8,pitch=-3,alt=20,"
-                         "rtk=off' (GPS metres@azimuth, gimbal degrees, absolute altitude metres, RTK tags removed)")
+                         "rtk=off' (GPS metres@azimuth, gimbal degrees, absolute altitude metres, RTK tags removed), "
+                         "'drop=GimbalPitchDegree+GimbalYawDegree' (DJI tags removed) or 'xmp=off' (EXIF alone)")
     ap.add_argument("--runs", default=None, metavar="LABELS",
                     help="labels of the runs to do, separated by '/' (default all): " + " / ".join(r[0] for r in RUNS))
     args = ap.parse_args(argv)
@@ -236,8 +237,9 @@ def _figure(report: dict, raster, truth, points: dict, path: Path) -> None:
     b.imshow(img, extent=(c0, c1, r1, r0))
     b.plot(tx, ty, "o", mfc="none", mec="yellow", ms=9, label="truth")
     for label, marker in (("auto", "+"), ("metadata only", "x"), ("smgeo only", "1")):
-        if label in points:
-            px, py = lonlat_to_pixel(raster.transform, raster.crs, points[label][:, 0], points[label][:, 1])
+        found = points[label][np.all(np.isfinite(points[label]), axis=1)] if label in points else []
+        if len(found):  # (a run whose every click failed has no points)
+            px, py = lonlat_to_pixel(raster.transform, raster.crs, found[:, 0], found[:, 1])
             b.plot(px, py, marker, ms=8, label=label)
     b.set_xlim(c0, c1)
     b.set_ylim(r1, r0)

@@ -13,6 +13,12 @@ Three stages, each usable alone (``method``) and combined by ``auto`` (the defau
    altitude, e.g. geoid vs ellipsoid heights, puts the camera tens of metres off against it), and
    when no height holds, on flat ground as without a DEM (a poor metadata pose can bend the
    DEM-rectified photo past the strict global map on a coarse reference).
+   A photo whose metadata lacks the camera's pitch, heading or height (another drone, a tool
+   that dropped the XMP) has no metadata camera: the metadata stage says what is missing, and
+   registration tries cameras assumed over a grid of what is missing
+   (:func:`~smgeo_geo.pose.camera_hypotheses`, nadir first), with a DEM then on level ground at
+   its height below the drone; one that registers is checked by registering the photo again
+   with the camera its matches imply (a false match implies a camera that does not register).
 3. ``smgeo``: the learned model in a window centred on the best estimate so far (or the
    user's window); its candidates re-ranked by agreement with the earlier stages; it supplies
    the object's box. The photo's encoding, and with the user's own window (bounds or centre)
@@ -47,7 +53,9 @@ register), ``registration_camera_height_change_m`` (pose mode: the refined camer
 the metadata's; tens of metres mean the DEM and the photo's altitude are in different
 vertical datums), ``registration_metadata_error_sigma`` / ``registration_metadata_explained``
 (pose mode: the size, in budget sigmas, of the metadata error the matches imply, and whether it
-lies within the budget's 99.9 % ellipsoid) and ``smgeo_score``.
+lies within the budget's 99.9 % ellipsoid), ``registration_assumed`` / ``registration_hypotheses_tried``
+(what the camera that registered a photo lacking metadata assumed, e.g. ``pitch -60, flight
+heading``, and how many were tried) and ``smgeo_score``.
 """
 
 from __future__ import annotations
@@ -62,15 +70,17 @@ from pathlib import Path
 import numpy as np
 from rasterio.windows import Window
 
+from smgeo_geo.camera import angles_from_rotation
 from smgeo_geo.coords import crs_to_lonlat, geodesic_distance, pixel_to_crs
 from smgeo_geo.errors import MetadataError, OptionError, SMGeoError
 from smgeo_geo.photo import check_click, read_photo
 from smgeo_geo.photo_meta import read_photo_meta
-from smgeo_geo.pose import CameraPrior, camera_from_metadata, locate_pixel, shifted_height
+from smgeo_geo.pose import (CameraPrior, camera_from_metadata, camera_hypotheses, flattened, locate_pixel,
+                            shifted_height)
 from smgeo_geo.raster import ReferenceRaster
-from smgeo_geo.registration import RegisteredPhoto, click_region, footprint_window, register
+from smgeo_geo.registration import MIN_INLIERS, MIN_PHOTO_INLIERS, RegisteredPhoto, click_region, footprint_window, register
 from smgeo_geo.result import Detection
-from smgeo_geo.terrain import DemTerrain
+from smgeo_geo.terrain import DemTerrain, cast_rays
 from smgeo_geo.windows import ResolvedWindow, WindowSpec, resolve
 
 METHODS = ("auto", "metadata", "registration", "smgeo")
@@ -82,6 +92,10 @@ REGISTRATION_MAX_SIDE = 4096  # raster pixels a side registered whole (read at <
 # DEM's heights may be in another vertical datum than the photo's altitude (geoid vs ellipsoid:
 # -107 to +85 m on Earth); registration holds within about +-15 m of the true height
 HEIGHT_SWEEP_M = (-25.0, 25.0, -50.0, 50.0, -75.0, 75.0, -100.0, 100.0)
+VERIFIED_HYPOTHESES = 3  # registrations under assumed cameras checked again with the camera their matches imply
+# farthest (m) the matches may put the camera of a photo lacking metadata from its GPS position: a
+# consumer GPS is metres off (the budget's 1-sigma is 2 m), a false pose tens of metres
+MAX_ASSUMED_CAMERA_SHIFT_M = 25.0
 
 
 def check_method(method: str) -> str:
@@ -130,6 +144,7 @@ class Locator:
         # -> (registration or None when no window held, metres the camera height was shifted by)
         self._registrations: OrderedDict[tuple, tuple[RegisteredPhoto | None, float]] = OrderedDict()
         self._priors: dict[tuple, CameraPrior | MetadataError] = {}
+        self._hypotheses: dict[tuple, list[CameraPrior]] = {}
         self._dems: dict[str, DemTerrain] = {}
         self._photos: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self.cache_size = cache_size
@@ -226,6 +241,17 @@ class Locator:
             raise found
         return found
 
+    def hypotheses(self, photo: str, dem: DemTerrain | None) -> list[CameraPrior]:
+        """Cameras to try for a photo whose metadata lacks its pitch, heading or height
+        (:func:`~smgeo_geo.pose.camera_hypotheses`; cached; empty without GPS)."""
+        key = (os.path.abspath(photo), _mtime(photo), dem.path if dem else None)
+        if key not in self._hypotheses:
+            try:
+                self._hypotheses[key] = camera_hypotheses(read_photo_meta(photo), dem)
+            except MetadataError:  # e.g. a GPS position out of range: the metadata stage says so
+                self._hypotheses[key] = []
+        return self._hypotheses[key]
+
     def _flat_prior(self, photo: str) -> CameraPrior | None:
         """The photo's metadata camera over flat ground at the take-off height (``None`` when its
         metadata has no relative altitude)."""
@@ -253,8 +279,11 @@ class Locator:
         return REGION * min(width, height)
 
     def _registration_stage(self, photo: str, raster: ReferenceRaster, prior: CameraPrior | None,
-                            meta_stage: Stage, user: ResolvedWindow | None, click) -> Stage:
+                            meta_stage: Stage, user: ResolvedWindow | None, click,
+                            hypotheses: list[CameraPrior] = (), tick=None) -> Stage:
         image = self._photo(photo)
+        if prior is None and hypotheses:
+            return self._hypothesis_stage(photo, image, raster, hypotheses, user, click, tick)
         margin = min(200.0, max(30.0, 2.0 * meta_stage.uncertainty_m if meta_stage.ok else 60.0))
         window, why = self._registration_window(raster, prior, margin, user)
         sweep = prior is not None and isinstance(prior.terrain, DemTerrain)
@@ -291,16 +320,104 @@ class Locator:
                 self._registrations.popitem(last=False)
         if reg is None:  # no footprint on the raster at any height tried
             return Stage("registration", False, why)
+        details = {"height_hypothesis_m": height_shift} if height_shift else {}
+        return self._located(reg, image, click, prior, details)
+
+    def _hypothesis_stage(self, photo: str, image: np.ndarray, raster: ReferenceRaster,
+                          hypotheses: list[CameraPrior], user: ResolvedWindow | None, click, tick=None) -> Stage:
+        """Registration for a photo whose metadata lacks its pitch, heading or height, under the
+        hypothesis cameras (:meth:`_register_hypotheses`; cached like a registration)."""
+        key = ("hypotheses", os.path.abspath(photo), _mtime(photo), str(raster.path), raster.bands,
+               None if user is None or user.window is None else tuple(user.window.flatten()),
+               id(hypotheses[0].terrain))
+        found = self._registrations.get(key)
+        self.last_registration_cached = found is not None
+        if found is not None:
+            reg, tried, assumed = found
+            if reg is not None:
+                reg.raster = raster
+        else:
+            reg, tried, assumed = self._register_hypotheses(image, raster, hypotheses, user, tick)
+            self._registrations[key] = (reg, tried, assumed)
+            while len(self._registrations) > self.cache_size:
+                self._registrations.popitem(last=False)
+        if reg is None:
+            return Stage("registration", False, f"the photo registered under none of the {tried} cameras tried for "
+                                                f"what its metadata lacks (pitch, heading or height)",
+                         details={"hypotheses_tried": tried})
+        return self._located(reg, image, click, reg.prior, {"assumed": assumed, "hypotheses_tried": tried})
+
+    def _register_hypotheses(self, image: np.ndarray, raster: ReferenceRaster, hypotheses: list[CameraPrior],
+                             user: ResolvedWindow | None, tick=None) -> tuple[RegisteredPhoto | None, int, str]:
+        """The registration under the first hypothesis camera that registers the photo with
+        ``MIN_PHOTO_INLIERS`` inliers (else those that held, most inliers first), checked and
+        sharpened by registering the photo again with the camera its matches imply (a false
+        match implies a camera that does not register); on a DEM, when none holds, the same on
+        level ground at the DEM's height below the drone (a pose on the DEM needs a lens model the
+        photo may lack). Returns it (or ``None``), the number of cameras tried and what the one
+        that registered assumed."""
+        passes = [hypotheses]
+        if isinstance(hypotheses[0].terrain, DemTerrain):
+            passes.append([f for f in map(flattened, hypotheses) if f is not None])
+        tried, total = 0, sum(map(len, passes))
+        for candidates in passes:
+            held = []
+            for prior in candidates:
+                tried += 1
+                if tick is not None:
+                    tick(0.2 + 0.35 * tried / total, f"registering: assumed {prior.assumed} ({tried}/{total})")
+                # the footprint of an assumed camera is off by up to half a grid step: grow it
+                cam = prior.camera
+                below, hit = cast_rays(cam.frame, cam.centre[None], np.array([[0.0, 0.0, -1.0]]), prior.terrain)
+                margin = max(60.0, 0.5 * (cam.centre[2] - below[0, 2])) if hit[0] else 60.0
+                attempt = self._register_in_footprint(image, raster, prior, margin, user)
+                if attempt is not None and attempt.ok:
+                    held.append(attempt)
+                    if attempt.inliers >= MIN_PHOTO_INLIERS:
+                        break
+            for reg in sorted(held, key=lambda r: -r.inliers)[:VERIFIED_HYPOTHESES]:
+                found = self._verified(image, raster, reg, user, hypotheses[0].terrain)
+                if found is not None:
+                    return found, tried, reg.prior.assumed
+        return None, tried, ""
+
+    def _verified(self, image: np.ndarray, raster: ReferenceRaster, reg: RegisteredPhoto,
+                  user: ResolvedWindow | None, terrain) -> RegisteredPhoto | None:
+        """``reg`` (made under an assumed camera) registered again with the camera its matches
+        imply, on ``terrain`` (the DEM, when there is one: a camera close to the truth may refine
+        there where the assumed one did not), else on ``reg``'s own; ``reg`` itself when both
+        fail but it has ``MIN_PHOTO_INLIERS``; else ``None``. A pose on the DEM more than
+        ``MAX_ASSUMED_CAMERA_SHIFT_M`` from the photo's GPS position is a false one (a camera
+        estimated on level ground is only a start: relief moves it)."""
+        gps = reg.prior.camera.centre[:2]
+
+        def at_gps(camera) -> bool:
+            return camera is not None and float(np.hypot(*(camera.centre[:2] - gps))) <= MAX_ASSUMED_CAMERA_SHIFT_M
+
+        camera = reg.camera_estimate(terrain)
+        if camera is not None:
+            yaw, pitch, roll = angles_from_rotation(camera.rotation)
+            found = replace(reg.prior, camera=camera, yaw=yaw, pitch=pitch, roll=roll, assumed="",
+                            notes=[*reg.prior.notes, f"camera from the matches (yaw {yaw:.1f}, pitch {pitch:.1f})"])
+            for ground in [terrain] if terrain is reg.prior.terrain else [terrain, reg.prior.terrain]:
+                again = self._register_in_footprint(image, raster, replace(found, terrain=ground), 60.0, user)
+                if again is not None and again.ok and again.inliers >= MIN_INLIERS and (
+                        again.mode != "pose" or at_gps(again.camera)):
+                    return again
+        ok = reg.inliers >= MIN_PHOTO_INLIERS and (reg.mode != "pose" or at_gps(reg.camera))
+        return reg if ok else None
+
+    def _located(self, reg: RegisteredPhoto, image: np.ndarray, click, prior: CameraPrior | None,
+                 details: dict) -> Stage:
+        """The registration stage's answer for ``click`` from a registered photo."""
         result = reg.locate(click, self._region_px(image.shape[1], image.shape[0]))
-        details = {"inliers": result.inliers, "matches": result.matches, "mode": reg.mode or "none"}
-        if height_shift:
-            details["height_hypothesis_m"] = height_shift
+        details = {"inliers": result.inliers, "matches": result.matches, "mode": reg.mode or "none", **details}
         if result.ok and reg.mode == "pose":
             # the refined camera against the metadata's: tens of metres up or down say that the
             # DEM's heights and the photo's altitude are in different vertical datums
             details["camera_height_change_m"] = round(float(reg.camera.centre[2] - prior.camera.centre[2]), 2)
         fit = reg.metadata_fit
-        if fit is not None:
+        if fit is not None and "assumed" not in details:  # (against a camera the matches made: no test)
             details.update(metadata_error_sigma=round(fit.mahalanobis, 2), metadata_explained=fit.explained)
         if not result.ok:
             return Stage("registration", False, result.reason, details=details)
@@ -377,7 +494,7 @@ class Locator:
                     self._pending.append(self._beside().submit(self._encode_query, image, query_key))
             except SMGeoError:
                 pass  # the SMGeo stage says why below
-        prior, why = None, ""
+        prior, why, hypotheses = None, "", []
         if method in ("auto", "metadata", "registration"):
             try:
                 prior = self.prior(photo, terrain)
@@ -385,6 +502,7 @@ class Locator:
                 if method == "metadata":
                     raise
                 why = str(exc)
+                hypotheses = self.hypotheses(photo, terrain)
         user = None  # the user's window, as registration may use it (up to REGISTRATION_MAX_SIDE whole)
         if method in ("auto", "registration") and ((window is not None and window.mode != "auto") or prior is None):
             user = resolve(window or WindowSpec(), raster, max_side=REGISTRATION_MAX_SIDE, photo=photo)
@@ -402,7 +520,8 @@ class Locator:
                     raise MetadataError(meta.reason)
             if method in ("auto", "registration"):
                 tick(0.2, "registering the photo on the reference")
-                stages["registration"] = self._registration_stage(photo, raster, prior, meta, user, click)
+                stages["registration"] = self._registration_stage(photo, raster, prior, meta, user, click,
+                                                                  hypotheses, tick)
                 if method == "registration" and not stages["registration"].ok:
                     raise SMGeoError(f"registration failed: {stages['registration'].reason}")
             estimate = _fuse_point(stages)

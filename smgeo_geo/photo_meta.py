@@ -54,6 +54,9 @@ XMP_NAMESPACES = {  # vendor -> XMP namespace URI (see the module docstring)
 XMP_PREFIXES = {"DJI": "drone-dji", "Parrot": "drone-parrot", "Skydio": "drone-skydio", "Pix4D": "Camera"}
 DEFAULT_HFOV_DEG = 73.7  # 24 mm full-frame-equivalent lens (most DJI cameras): 2*atan(18/24)
 MAX_OFF_NADIR_DEG = 75.0  # beyond this the footprint reaches the horizon; clamp
+# a photo without a camera pitch may look up to this far off nadir (drone photos for mapping and
+# inspection: nadir to 45 deg oblique); its footprint and the pitches tried (smgeo_geo.pose) cover that
+UNKNOWN_PITCH_MAX_OFF_NADIR_DEG = 45.0
 
 
 @dataclass(frozen=True)
@@ -270,7 +273,8 @@ def approximate_footprint(meta: PhotoMeta, photo_size: tuple[int, int] | None = 
     """Circle on the ground (WGS84 centre, metres radius) that probably contains the photo.
 
     Maths (flat ground, pinhole camera, ``h`` = height above ground): off-nadir angle
-    ``t = 90 + pitch`` (pitch -90 -> t = 0; missing pitch -> nadir; clamped to 75 deg).
+    ``t = 90 + pitch`` (pitch -90 -> t = 0; clamped to 75 deg; a missing pitch is unknown:
+    ``t`` = :data:`UNKNOWN_PITCH_MAX_OFF_NADIR_DEG` with the heading unknown).
     The optical axis hits the ground ``d = h*tan(t)`` from the point below the drone,
     along the yaw, so the centre is the drone position moved ``d`` metres (geodesic)
     on azimuth yaw. With ``hfov``, ``vfov = 2*atan(tan(hfov/2) * H/W)``, an image edge
@@ -300,7 +304,8 @@ def approximate_footprint(meta: PhotoMeta, photo_size: tuple[int, int] | None = 
         hfov_deg = math.degrees(2 * math.atan(18.0 / f35)) if f35 else DEFAULT_HFOV_DEG
     half_h = math.radians(hfov_deg) / 2
     half_v = math.atan(math.tan(half_h) * hh / w)
-    pitch = meta.gimbal_pitch if meta.gimbal_pitch is not None else -90.0
+    pitch = meta.gimbal_pitch if meta.gimbal_pitch is not None else UNKNOWN_PITCH_MAX_OFF_NADIR_DEG - 90.0
+    yaw = meta.yaw if meta.gimbal_pitch is not None else None  # unknown pitch: any direction
     t = math.radians(min(max(90.0 + pitch, 0.0), MAX_OFF_NADIR_DEG))
     d = h * math.tan(t)
     radius = 0.0
@@ -308,8 +313,8 @@ def approximate_footprint(meta: PhotoMeta, photo_size: tuple[int, int] | None = 
         across = h * math.tan(half_h) * math.cos(half_v) / math.cos(edge)
         radius = max(radius, math.hypot(h * math.tan(edge) - d, across))
     lon, lat = meta.lon, meta.lat
-    if d > 0 and meta.yaw is not None:
-        lon, lat, _ = pyproj.Geod(ellps="WGS84").fwd(lon, lat, meta.yaw, d)
+    if d > 0 and yaw is not None:
+        lon, lat, _ = pyproj.Geod(ellps="WGS84").fwd(lon, lat, yaw, d)
     elif d > 0:
         radius += d
     return Footprint(float(lon), float(lat), float(radius * margin))

@@ -13,13 +13,18 @@
   DEM height below the drone + ``RelativeAltitude``, a sign of another vertical datum: then
   that sum), else ``RelativeAltitude`` above flat ground at the take-off height (``z = 0``);
 * attitude: DJI ``GimbalYawDegree`` / ``GimbalPitchDegree`` / ``GimbalRollDegree`` (absolute
-  angles; ``FlightYawDegree`` when the gimbal yaw is missing; pitch -90 = nadir when missing),
+  angles; ``FlightYawDegree`` when the gimbal yaw is missing; no camera without a pitch),
   or the other vendors' tags in DJI's conventions (:mod:`smgeo_geo.photo_meta`); the heights
   likewise (Skydio's, or Pix4D's ``AboveGroundAltitude`` as the relative altitude).
 
 :class:`ErrorBudget` states the 1-sigma errors assumed for each of those; :func:`locate_pixel`
 casts a pixel's ray onto the terrain and propagates the budget (finite differences) into a
 horizontal 90 % radius in metres.
+
+A photo whose metadata lacks the camera's pitch, heading or height above the ground has no such
+camera; :func:`camera_hypotheses` lists the cameras to try instead (a grid over what is missing,
+fine enough that registration, which holds within about +-12 deg of pitch and +-30 deg of heading,
+finds the photo from one of them), each saying what it assumed.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import numpy as np
 
 from smgeo_geo.camera import FrameCamera, LocalFrame, rotation_from_angles
 from smgeo_geo.errors import MetadataError
-from smgeo_geo.photo_meta import PhotoMeta
+from smgeo_geo.photo_meta import UNKNOWN_PITCH_MAX_OFF_NADIR_DEG, PhotoMeta
 from smgeo_geo.terrain import DemTerrain, FlatTerrain, cast_rays, intersect_rays
 
 DIAG_35MM = 43.2666  # mm, diagonal of a 36 x 24 mm frame
@@ -44,6 +49,13 @@ FIT_POINTS = 200  # correspondences (evenly subsampled) a metadata-error fit use
 # a non-RTK absolute altitude further than this from DEM-below-the-drone + relative altitude is
 # taken to be in another vertical datum (or barometric drift) and not used
 ALTITUDE_TOLERANCE_M = 15.0
+# what camera_hypotheses tries for what the metadata lacks: gimbal pitch every 15 deg from nadir
+# to UNKNOWN_PITCH_MAX_OFF_NADIR_DEG off nadir; heading every 45 deg (one for nadir: a turn about
+# the vertical only turns the rectified photo, which the features match anyway); height above the
+# take-off point (drones fly tens of metres up; 120 m is the legal ceiling in most countries)
+PITCH_HYPOTHESES_DEG = tuple(-90.0 + off for off in range(0, int(UNKNOWN_PITCH_MAX_OFF_NADIR_DEG) + 1, 15))
+YAW_HYPOTHESES_DEG = tuple(float(y) for y in range(0, 360, 45))
+HEIGHT_HYPOTHESES_M = (100.0, 50.0)
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,7 @@ class CameraPrior:
     pitch: float
     roll: float
     notes: list[str] = field(default_factory=list)
+    assumed: str = ""  # what the metadata lacked and this camera assumes (camera_hypotheses), e.g. "pitch -60"
 
 
 @dataclass(frozen=True)
@@ -158,10 +171,11 @@ def camera_from_metadata(meta: PhotoMeta, terrain=None, budget: ErrorBudget | No
     if yaw is None:
         raise MetadataError(f"{meta.path}: no heading in the photo's XMP (DJI GimbalYawDegree / FlightYawDegree, "
                             f"Parrot CameraYawDegree, Skydio CameraOrientationNED, Pix4D Camera:Yaw)")
-    notes.append(f"attitude from {meta.attitude_source} XMP")
-    pitch = meta.gimbal_pitch if meta.gimbal_pitch is not None else -90.0
     if meta.gimbal_pitch is None:
-        notes.append("pitch assumed -90 (nadir)")
+        raise MetadataError(f"{meta.path}: no camera pitch in the photo's XMP (DJI GimbalPitchDegree, Parrot "
+                            f"CameraPitchDegree, Skydio CameraOrientationNED, Pix4D Camera:Pitch)")
+    notes.append(f"attitude from {meta.attitude_source} XMP")
+    pitch = meta.gimbal_pitch
     roll = meta.gimbal_roll or 0.0
     f, source = focal_pixels(meta, width, height)
     notes.append(f"focal {f:.1f} px from {source}")
@@ -171,6 +185,66 @@ def camera_from_metadata(meta: PhotoMeta, terrain=None, budget: ErrorBudget | No
     camera = FrameCamera(width, height, f, f, width / 2, height / 2, dist,
                          rotation_from_angles(yaw, pitch, roll), np.array([0.0, 0.0, cam_h]), frame)
     return CameraPrior(camera, terrain, base, yaw, pitch, roll, notes)
+
+
+def _height_known(meta: PhotoMeta, terrain) -> bool:
+    """Whether the metadata places the camera's height against ``terrain`` (see the module docstring)."""
+    if isinstance(terrain, DemTerrain):
+        return meta.absolute_altitude is not None or meta.gps_altitude is not None or meta.relative_altitude is not None
+    return meta.relative_altitude is not None and meta.relative_altitude > 0
+
+
+def camera_hypotheses(meta: PhotoMeta, terrain=None, budget: ErrorBudget | None = None) -> list[CameraPrior]:
+    """Cameras to try when the metadata lacks the pitch, the heading or the height above ground
+    (empty when it has them all, or has no GPS position): every combination of
+    :data:`PITCH_HYPOTHESES_DEG`, :data:`YAW_HYPOTHESES_DEG` (the flight heading first when only
+    the gimbal's is missing; one heading for nadir) and :data:`HEIGHT_HYPOTHESES_M` (relative
+    altitude) for what is missing, most likely first (nadir, then ever more oblique). Each
+    camera's ``assumed`` says what it assumed; its budget is the metadata's (only registration
+    uses these cameras, and it rests on its own matches)."""
+    if meta.lon is None or meta.lat is None or not (meta.size[0] > 0 and meta.size[1] > 0):
+        return []
+    pitch_known, yaw_known, height_known = meta.gimbal_pitch is not None, meta.gimbal_yaw is not None, \
+        _height_known(meta, terrain)
+    if pitch_known and yaw_known and height_known:
+        return []
+    first = (meta.gimbal_yaw,) if yaw_known else ((meta.flight_yaw,) if meta.flight_yaw is not None else ())
+    trials = []  # (height, pitch, yaw): the known or flight heading at every pitch first, then the others
+    for height in (None,) if height_known else HEIGHT_HYPOTHESES_M:
+        pitches = (meta.gimbal_pitch,) if pitch_known else PITCH_HYPOTHESES_DEG
+        trials += [(height, p, y) for p in pitches for y in (first or (0.0,) if p <= -90.0 else first)]
+        if not yaw_known:
+            trials += [(height, p, y) for p in pitches if p > -90.0 for y in YAW_HYPOTHESES_DEG
+                       if not first or abs((y - first[0] + 180.0) % 360.0 - 180.0) >= 22.5]
+    out = []
+    for height, pitch, yaw in trials:
+        said = [f"pitch {pitch:g}" if not pitch_known else "",
+                ("flight heading" if first and yaw == first[0] else f"heading {yaw:g}") if not yaw_known else "",
+                f"height {height:g} m above take-off" if height is not None else ""]
+        filled = replace(meta, gimbal_pitch=pitch, gimbal_yaw=yaw,
+                         relative_altitude=meta.relative_altitude if height is None else height,
+                         absolute_altitude=meta.absolute_altitude if height is None else None,
+                         gps_altitude=meta.gps_altitude if height is None else None)
+        try:
+            prior = camera_from_metadata(filled, terrain, budget)
+        except MetadataError:
+            continue
+        assumed = ", ".join(s for s in said if s)
+        out.append(replace(prior, assumed=assumed, notes=[*prior.notes, f"assumed {assumed} (not in the photo's metadata)"]))
+    return out
+
+
+def flattened(prior: CameraPrior) -> CameraPrior | None:
+    """``prior`` over level ground at its terrain's height below the camera (``None`` where the
+    terrain has no height there)."""
+    cam = prior.camera
+    below, hit = cast_rays(cam.frame, cam.centre[None], np.array([[0.0, 0.0, -1.0]]), prior.terrain)
+    if not hit[0]:
+        return None
+    terrain = FlatTerrain(float(below[0, 2]), sigma_m=prior.budget.ground_m,
+                          name=f"level ground at the height of {getattr(prior.terrain, 'name', 'the terrain')} "
+                               f"below the drone")
+    return replace(prior, terrain=terrain, notes=[*prior.notes, terrain.name])
 
 
 def shifted_height(prior: CameraPrior, metres: float) -> CameraPrior:

@@ -309,6 +309,23 @@ class RegisteredPhoto:
     def inliers(self) -> int:
         return 0 if self.work_px is None else len(self.work_px)
 
+    def camera_estimate(self, terrain=None) -> FrameCamera | None:
+        """The photo's camera as the matches place it: the refined camera (``pose`` mode), else
+        PnP on the matched reference points put on ``terrain`` (default the prior's: flat ground
+        in ``local`` mode, which relief leaves a little off; a DEM's heights do better); ``None``
+        in ``photo`` mode or when PnP fails."""
+        if not self.ok or self.mode == "photo":
+            return None
+        if self.mode == "pose":
+            return self.camera
+        prior = self.prior if terrain is None else replace(self.prior, terrain=terrain)
+        world, _ = _ground_points(prior, self.raster, self.mapping, self.work_px)
+        good = np.all(np.isfinite(world), axis=1) & np.all(np.isfinite(self.photo_px), axis=1)
+        if good.sum() < MIN_INLIERS:
+            return None
+        camera, _ = refine_pose(self.prior.camera, world[good], self.photo_px[good], threshold_px=LOOSE_THRESHOLD)
+        return camera
+
     def failed(self, reason: str | None = None) -> Registration:
         return Registration(False, reason or self.reason, inliers=self.inliers, matches=self.matches)
 
@@ -426,7 +443,9 @@ class RegisteredPhoto:
         src = self._to_source(np.vstack([[cx, cy], corners]))
         if src is None:
             return self.failed("the click's ray does not meet the ground")
-        if self.mode == "local":
+        if self.mode == "local" and not self.prior.assumed:
+            # (an assumed camera may be turned or scaled against the truth, so the click's patch is
+            # not where it puts it: the global local maps answer)
             near = self._near_click(src)
             if near is not None:
                 return near

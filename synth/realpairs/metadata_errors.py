@@ -25,7 +25,9 @@ class MetadataErrors:
     """Errors to write into a photo's metadata: GPS moved ``gps_m`` metres towards azimuth
     ``gps_azimuth_deg`` (degrees clockwise from north), ``yaw_deg`` / ``pitch_deg`` added to the
     gimbal angles, ``altitude_m`` added to the absolute altitudes (EXIF GPSAltitude, DJI
-    AbsoluteAltitude), ``rtk`` False drops the DJI Rtk* tags (the drone then claims no RTK)."""
+    AbsoluteAltitude), ``rtk`` False drops the DJI Rtk* tags (the drone then claims no RTK),
+    ``drop`` DJI XMP tags removed (as from a drone or tool that does not write them), ``xmp``
+    False removes the XMP packet (EXIF alone is left)."""
 
     gps_m: float = 0.0
     gps_azimuth_deg: float = 0.0
@@ -33,10 +35,13 @@ class MetadataErrors:
     pitch_deg: float = 0.0
     altitude_m: float = 0.0
     rtk: bool = True
+    drop: tuple[str, ...] = ()
+    xmp: bool = True
 
     @classmethod
     def parse(cls, spec: str) -> "MetadataErrors":
-        """``"gps=5@30,yaw=8,pitch=-3,alt=20,rtk=off"`` (any subset, any order)."""
+        """``"gps=5@30,yaw=8,pitch=-3,alt=20,rtk=off,drop=GimbalPitchDegree+GimbalYawDegree,xmp=off"``
+        (any subset, any order)."""
         fields: dict = {}
         for part in filter(None, (p.strip() for p in spec.split(","))):
             key, _, value = part.partition("=")
@@ -46,13 +51,15 @@ class MetadataErrors:
                     fields.update(gps_m=float(dist), gps_azimuth_deg=float(azimuth or 0.0))
                 elif key in ("yaw", "pitch", "alt"):
                     fields[{"yaw": "yaw_deg", "pitch": "pitch_deg", "alt": "altitude_m"}[key]] = float(value)
-                elif key == "rtk" and value in ("on", "off"):
-                    fields["rtk"] = value == "on"
+                elif key in ("rtk", "xmp") and value in ("on", "off"):
+                    fields[key] = value == "on"
+                elif key == "drop" and re.fullmatch(r"\w+(\+\w+)*", value):
+                    fields["drop"] = tuple(value.split("+"))
                 else:
                     raise ValueError
             except ValueError:
                 raise OptionError(f"metadata errors: cannot read {part!r}; expected gps=METRES@AZIMUTH, yaw=DEG, "
-                                  f"pitch=DEG, alt=METRES, rtk=on|off") from None
+                                  f"pitch=DEG, alt=METRES, rtk=on|off, drop=TAG+TAG, xmp=on|off") from None
         return cls(**fields)
 
 
@@ -84,13 +91,17 @@ def with_metadata_errors(photo: str | os.PathLike, out: str | os.PathLike, error
     xmp = _retag(xmp, "GpsLatitude", lambda v: f"{lat:.8f}")
     if not errors.rtk:
         xmp = re.sub(r"\s*<drone-dji:Rtk\w+>[^<]*</drone-dji:Rtk\w+>|\s*drone-dji:Rtk\w+=\"[^\"]*\"", "", xmp)
+    for tag in errors.drop:
+        xmp = re.sub(rf"\s*<drone-dji:{tag}>[^<]*</drone-dji:{tag}>|\s*drone-dji:{tag}=\"[^\"]*\"", "", xmp)
     segments, i = [], 2  # header segments up to the image data, without the old APP1 (EXIF, XMP)
     while i + 4 <= len(raw) and raw[i] == 0xFF and raw[i + 1] not in (0xDA, 0xD9):
         size = int.from_bytes(raw[i + 2:i + 4], "big")
         if raw[i + 1] != 0xE1:
             segments.append(raw[i:i + 2 + size])
         i += 2 + size
-    app1 = [b"Exif\x00\x00" + exif.tobytes(), b"http://ns.adobe.com/xap/1.0/\x00" + xmp.encode("utf-8")]
+    app1 = [b"Exif\x00\x00" + exif.tobytes()]
+    if errors.xmp:
+        app1.append(b"http://ns.adobe.com/xap/1.0/\x00" + xmp.encode("utf-8"))
     app1 = [b"\xff\xe1" + (len(p) + 2).to_bytes(2, "big") + p for p in app1]
     with atomic_path(out, OutputError) as tmp:
         tmp.write_bytes(raw[:2] + b"".join(app1 + segments) + raw[i:])

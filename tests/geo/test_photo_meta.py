@@ -127,7 +127,8 @@ def test_missing_gps_raises_naming_photo(tmp_path):
 
 
 def test_missing_height_raises_unless_given(tmp_path):
-    m = read_photo_meta(make_jpeg(tmp_path / "noalt.jpg", lat=47, lon=8, alt=500))
+    m = read_photo_meta(make_jpeg(tmp_path / "noalt.jpg", lat=47, lon=8, alt=500,
+                                  xmp=xmp_packet({"GimbalPitchDegree": "-90.0"})))  # nadir, no height
     with pytest.raises(MetadataError, match="noalt.jpg"):
         approximate_footprint(m, (400, 300))
     assert approximate_footprint(m, (400, 300), altitude_m=100, hfov_deg=90, margin=1).radius_m == \

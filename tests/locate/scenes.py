@@ -99,13 +99,16 @@ def _dms(value: float) -> tuple[float, float, float]:
 
 def write_dji_photo(path: Path, image: np.ndarray, *, lon: float | None, lat: float | None,
                     xmp: dict[str, str] | None = None, f35: float | None = 24.0, exif_bytes: bytes | None = None,
-                    raw_xmp: bytes | None = None) -> Path:
-    """A JPEG with EXIF GPS / 35 mm focal length and a DJI ``drone-dji`` XMP packet."""
+                    raw_xmp: bytes | None = None, alt: float | None = None) -> Path:
+    """A JPEG with EXIF GPS (``alt``: GPSAltitude, metres above sea level) / 35 mm focal length
+    and a DJI ``drone-dji`` XMP packet."""
     exif = Image.Exif()
     exif[ExifTags.Base.Make] = "DJI"
     if lat is not None and lon is not None:
         exif[ExifTags.Base.GPSInfo] = {1: "N" if lat >= 0 else "S", 2: _dms(abs(lat)),
                                        3: "E" if lon >= 0 else "W", 4: _dms(abs(lon))}
+        if alt is not None:
+            exif[ExifTags.Base.GPSInfo] = {**exif[ExifTags.Base.GPSInfo], 5: 0, 6: float(alt)}
     if f35:
         exif[ExifTags.Base.ExifOffset] = {ExifTags.Base.FocalLengthIn35mmFilm: int(f35)}
     attrs = " ".join(f'drone-dji:{k}="{v}"' for k, v in (xmp or {}).items())

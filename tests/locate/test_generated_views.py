@@ -3,6 +3,8 @@ metadata with errors, with and without a DEM, without metadata, and broken metad
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from smgeo_geo.coords import geodesic_distance
@@ -119,6 +121,34 @@ def test_a_high_oblique_photo_without_metadata_registers_with_the_horizon_in_vie
     assert det.extra["answer"] == "registration" and det.extra["registration_mode"] == "photo", det.extra
     err = float(geodesic_distance(lon[0], lat[0], det.extra["located_lon"], det.extra["located_lat"]))
     assert err < 2.0 and err <= det.extra["uncertainty_m"], (err, det.extra["uncertainty_m"])
+
+
+# what a photo's metadata may lack (other drones, photos re-saved by tools that drop XMP): the
+# XMP left, the EXIF GPS altitude, and why the metadata stage cannot answer
+PARTIAL_METADATA = {
+    "no gimbal pitch": ({"GimbalYawDegree": "38.0", "RelativeAltitude": f"{HEIGHT:+.2f}",
+                         "AbsoluteAltitude": f"{GROUND + HEIGHT:+.2f}"}, None, "no camera pitch"),
+    "no XMP at all": ({}, GROUND + HEIGHT, "no height above ground|no heading"),
+}
+
+
+@pytest.mark.parametrize("with_dem", [False, True])
+@pytest.mark.parametrize("case", list(PARTIAL_METADATA))
+def test_a_photo_lacking_part_of_its_metadata_registers_under_assumed_cameras(locator, data, tmp_path, case,
+                                                                               with_dem):
+    """The metadata cannot place a camera without its pitch (it was taken as nadir, and the
+    answer, metres off, claimed a 90 % radius it missed by far) or with GPS alone; cameras assumed
+    over a grid of pitches, headings and heights are registered in turn, and the one that holds
+    (checked by registering again with the camera its matches imply) answers, to a metre."""
+    xmp, alt, reason = PARTIAL_METADATA[case]
+    lon, lat = data["drone"]
+    path = write_dji_photo(tmp_path / "partial.jpg", data["image"], lon=lon, lat=lat, xmp=xmp, alt=alt)
+    results = errors(locator, data, path, method="auto", dem=data["dem"] if with_dem else None)
+    for err, det in results:
+        assert re.search(reason, det.extra["metadata_status"]), det.extra["metadata_status"]
+        assert det.extra["answer"] == "registration", det.extra
+        assert det.extra["registration_assumed"] and det.extra["registration_hypotheses_tried"] >= 1
+        assert err < 1.0 and err <= det.extra["uncertainty_m"], (err, det.extra["uncertainty_m"])
 
 
 def test_broken_metadata_skips_the_stage_with_its_reason_never_a_traceback(locator, data, tmp_path):

@@ -191,6 +191,22 @@ def test_consumer_grade_metadata_off_beyond_its_radius_does_not_veto_a_good_regi
     assert beyond >= 2  # the case this test is about: the metadata alone misses by more than it says
 
 
+def test_a_real_photo_without_gimbal_angles_registers_under_assumed_cameras(locator, reconstruction, tmp_path):
+    """The real photo with its DJI gimbal tags removed (the flight heading stays; the body
+    points within a few degrees of the camera here): the metadata has no camera pitch. It was
+    taken as nadir: the answer fell 50 m off, inside a radius of a few metres. Now the metadata
+    says what it lacks and registration finds the photo under an assumed pitch, to decimetres."""
+    photo = with_metadata_errors(SOUTH, tmp_path / SOUTH.name, MetadataErrors(
+        drop=("GimbalPitchDegree", "GimbalYawDegree", "GimbalRollDegree")))
+    with open_reference(ORTHO) as raster:
+        for click, lon, lat in zip(CLICKS, *truth_of(reconstruction, CLICKS)):
+            e = locator.locate(raster, photo, click, dem=DSM).extra
+            err = float(geodesic_distance(lon, lat, e["located_lon"], e["located_lat"]))
+            assert "no camera pitch" in e["metadata_status"]
+            assert e["answer"] == "registration" and "flight heading" in e["registration_assumed"], e
+            assert err < 1.0 and err <= e["uncertainty_m"], (click, err, e["uncertainty_m"])
+
+
 def test_a_poor_pose_on_a_coarse_reference_falls_back_to_flat_ground_registration(locator, truth, tmp_path):
     """The same consumer-grade metadata errors on a satellite-like 0.5 m copy of the orthophoto:
     the DSM-rectified photo, bent by the wrong pose, keeps too few matches for the strict global

@@ -38,7 +38,18 @@ def test_no_errors_is_the_same_metadata(tmp_path):
     assert a.rtk_std_m == b.rtk_std_m
 
 
-@pytest.mark.parametrize("spec", ["gps=five", "roll=2", "rtk=maybe", "alt"])
+def test_tags_or_the_whole_xmp_can_be_dropped_keeping_the_exif(tmp_path):
+    src = make_jpeg(tmp_path / "DJI_0003.JPG", lat=47.1, lon=8.2, alt=600, xmp=xmp_packet(DJI), f35=24)
+    gimbal = read_photo_meta(with_metadata_errors(src, tmp_path / "g.jpg", MetadataErrors.parse(
+        "drop=GimbalPitchDegree+GimbalYawDegree")))
+    assert gimbal.gimbal_pitch is None and gimbal.gimbal_yaw is None
+    assert gimbal.flight_yaw == -12.5 and gimbal.relative_altitude == 50.2  # the other tags stay
+    bare = read_photo_meta(with_metadata_errors(src, tmp_path / "x.jpg", MetadataErrors.parse("xmp=off")))
+    assert bare.attitude_source == "" and bare.relative_altitude is None and bare.flight_yaw is None
+    assert (bare.lat, bare.lon, bare.gps_altitude, bare.focal_length_35mm) == pytest.approx((47.1, 8.2, 600, 24))
+
+
+@pytest.mark.parametrize("spec", ["gps=five", "roll=2", "rtk=maybe", "alt", "drop=Gimbal-Pitch", "xmp=no"])
 def test_an_unreadable_spec_names_the_part(spec):
     with pytest.raises(OptionError, match="cannot read"):
         MetadataErrors.parse(spec)
