@@ -18,7 +18,9 @@ Three stages, each usable alone (``method``) and combined by ``auto`` (the defau
    registration tries cameras assumed over a grid of what is missing
    (:func:`~smgeo_geo.pose.camera_hypotheses`, nadir first), with a DEM then on level ground at
    its height below the drone; one that registers is checked by registering the photo again
-   with the camera its matches imply (a false match implies a camera that does not register).
+   with the camera its matches imply (a false match implies a camera that does not register;
+   :mod:`smgeo_geo.assumed_cameras`), and its radius is at least the distance to where the
+   global matches alone put the click.
 3. ``smgeo``: the learned model in a window centred on the best estimate so far (or the
    user's window); its candidates re-ranked by agreement with the earlier stages; it supplies
    the object's box. The photo's encoding, and with the user's own window (bounds or centre)
@@ -55,7 +57,9 @@ vertical datums), ``registration_metadata_error_sigma`` / ``registration_metadat
 (pose mode: the size, in budget sigmas, of the metadata error the matches imply, and whether it
 lies within the budget's 99.9 % ellipsoid), ``registration_assumed`` / ``registration_hypotheses_tried``
 (what the camera that registered a photo lacking metadata assumed, e.g. ``pitch -60, flight
-heading``, and how many were tried) and ``smgeo_score``.
+heading``, and how many were tried) with ``registration_second_opinion_m`` (how far the click
+mapped from the global matches alone lies from the answer: the radius is at least that) and
+``smgeo_score``.
 """
 
 from __future__ import annotations
@@ -70,17 +74,16 @@ from pathlib import Path
 import numpy as np
 from rasterio.windows import Window
 
-from smgeo_geo.camera import angles_from_rotation
+from smgeo_geo.assumed_cameras import register_under_assumed_cameras
 from smgeo_geo.coords import crs_to_lonlat, geodesic_distance, pixel_to_crs
 from smgeo_geo.errors import MetadataError, OptionError, SMGeoError
 from smgeo_geo.photo import check_click, read_photo
 from smgeo_geo.photo_meta import read_photo_meta
-from smgeo_geo.pose import (CameraPrior, camera_from_metadata, camera_hypotheses, flattened, locate_pixel,
-                            shifted_height)
+from smgeo_geo.pose import CameraPrior, camera_from_metadata, camera_hypotheses, locate_pixel, shifted_height
 from smgeo_geo.raster import ReferenceRaster
-from smgeo_geo.registration import MIN_INLIERS, MIN_PHOTO_INLIERS, RegisteredPhoto, click_region, footprint_window, register
+from smgeo_geo.registration import RegisteredPhoto, click_region, footprint_window, register
 from smgeo_geo.result import Detection
-from smgeo_geo.terrain import DemTerrain, cast_rays
+from smgeo_geo.terrain import DemTerrain
 from smgeo_geo.windows import ResolvedWindow, WindowSpec, resolve
 
 METHODS = ("auto", "metadata", "registration", "smgeo")
@@ -92,10 +95,6 @@ REGISTRATION_MAX_SIDE = 4096  # raster pixels a side registered whole (read at <
 # DEM's heights may be in another vertical datum than the photo's altitude (geoid vs ellipsoid:
 # -107 to +85 m on Earth); registration holds within about +-15 m of the true height
 HEIGHT_SWEEP_M = (-25.0, 25.0, -50.0, 50.0, -75.0, 75.0, -100.0, 100.0)
-VERIFIED_HYPOTHESES = 3  # registrations under assumed cameras checked again with the camera their matches imply
-# farthest (m) the matches may put the camera of a photo lacking metadata from its GPS position: a
-# consumer GPS is metres off (the budget's 1-sigma is 2 m), a false pose tens of metres
-MAX_ASSUMED_CAMERA_SHIFT_M = 25.0
 
 
 def check_method(method: str) -> str:
@@ -326,7 +325,8 @@ class Locator:
     def _hypothesis_stage(self, photo: str, image: np.ndarray, raster: ReferenceRaster,
                           hypotheses: list[CameraPrior], user: ResolvedWindow | None, click, tick=None) -> Stage:
         """Registration for a photo whose metadata lacks its pitch, heading or height, under the
-        hypothesis cameras (:meth:`_register_hypotheses`; cached like a registration)."""
+        hypothesis cameras (:func:`~smgeo_geo.assumed_cameras.register_under_assumed_cameras`;
+        cached like a registration)."""
         key = ("hypotheses", os.path.abspath(photo), _mtime(photo), str(raster.path), raster.bands,
                None if user is None or user.window is None else tuple(user.window.flatten()),
                id(hypotheses[0].terrain))
@@ -337,7 +337,10 @@ class Locator:
             if reg is not None:
                 reg.raster = raster
         else:
-            reg, tried, assumed = self._register_hypotheses(image, raster, hypotheses, user, tick)
+            def in_footprint(prior: CameraPrior, margin_m: float) -> RegisteredPhoto | None:
+                return self._register_in_footprint(image, raster, prior, margin_m, user)
+
+            reg, tried, assumed = register_under_assumed_cameras(hypotheses, in_footprint, tick)
             self._registrations[key] = (reg, tried, assumed)
             while len(self._registrations) > self.cache_size:
                 self._registrations.popitem(last=False)
@@ -345,72 +348,24 @@ class Locator:
             return Stage("registration", False, f"the photo registered under none of the {tried} cameras tried for "
                                                 f"what its metadata lacks (pitch, heading or height)",
                          details={"hypotheses_tried": tried})
-        return self._located(reg, image, click, reg.prior, {"assumed": assumed, "hypotheses_tried": tried})
-
-    def _register_hypotheses(self, image: np.ndarray, raster: ReferenceRaster, hypotheses: list[CameraPrior],
-                             user: ResolvedWindow | None, tick=None) -> tuple[RegisteredPhoto | None, int, str]:
-        """The registration under the first hypothesis camera that registers the photo with
-        ``MIN_PHOTO_INLIERS`` inliers (else those that held, most inliers first), checked and
-        sharpened by registering the photo again with the camera its matches imply (a false
-        match implies a camera that does not register); on a DEM, when none holds, the same on
-        level ground at the DEM's height below the drone (a pose on the DEM needs a lens model the
-        photo may lack). Returns it (or ``None``), the number of cameras tried and what the one
-        that registered assumed."""
-        passes = [hypotheses]
-        if isinstance(hypotheses[0].terrain, DemTerrain):
-            passes.append([f for f in map(flattened, hypotheses) if f is not None])
-        tried, total = 0, sum(map(len, passes))
-        for candidates in passes:
-            held = []
-            for prior in candidates:
-                tried += 1
-                if tick is not None:
-                    tick(0.2 + 0.35 * tried / total, f"registering: assumed {prior.assumed} ({tried}/{total})")
-                # the footprint of an assumed camera is off by up to half a grid step: grow it
-                cam = prior.camera
-                below, hit = cast_rays(cam.frame, cam.centre[None], np.array([[0.0, 0.0, -1.0]]), prior.terrain)
-                margin = max(60.0, 0.5 * (cam.centre[2] - below[0, 2])) if hit[0] else 60.0
-                attempt = self._register_in_footprint(image, raster, prior, margin, user)
-                if attempt is not None and attempt.ok:
-                    held.append(attempt)
-                    if attempt.inliers >= MIN_PHOTO_INLIERS:
-                        break
-            for reg in sorted(held, key=lambda r: -r.inliers)[:VERIFIED_HYPOTHESES]:
-                found = self._verified(image, raster, reg, user, hypotheses[0].terrain)
-                if found is not None:
-                    return found, tried, reg.prior.assumed
-        return None, tried, ""
-
-    def _verified(self, image: np.ndarray, raster: ReferenceRaster, reg: RegisteredPhoto,
-                  user: ResolvedWindow | None, terrain) -> RegisteredPhoto | None:
-        """``reg`` (made under an assumed camera) registered again with the camera its matches
-        imply, on ``terrain`` (the DEM, when there is one: a camera close to the truth may refine
-        there where the assumed one did not), else on ``reg``'s own; ``reg`` itself when both
-        fail but it has ``MIN_PHOTO_INLIERS``; else ``None``. A pose on the DEM more than
-        ``MAX_ASSUMED_CAMERA_SHIFT_M`` from the photo's GPS position is a false one (a camera
-        estimated on level ground is only a start: relief moves it)."""
-        gps = reg.prior.camera.centre[:2]
-
-        def at_gps(camera) -> bool:
-            return camera is not None and float(np.hypot(*(camera.centre[:2] - gps))) <= MAX_ASSUMED_CAMERA_SHIFT_M
-
-        camera = reg.camera_estimate(terrain)
-        if camera is not None:
-            yaw, pitch, roll = angles_from_rotation(camera.rotation)
-            found = replace(reg.prior, camera=camera, yaw=yaw, pitch=pitch, roll=roll, assumed="",
-                            notes=[*reg.prior.notes, f"camera from the matches (yaw {yaw:.1f}, pitch {pitch:.1f})"])
-            for ground in [terrain] if terrain is reg.prior.terrain else [terrain, reg.prior.terrain]:
-                again = self._register_in_footprint(image, raster, replace(found, terrain=ground), 60.0, user)
-                if again is not None and again.ok and again.inliers >= MIN_INLIERS and (
-                        again.mode != "pose" or at_gps(again.camera)):
-                    return again
-        ok = reg.inliers >= MIN_PHOTO_INLIERS and (reg.mode != "pose" or at_gps(reg.camera))
-        return reg if ok else None
+        return self._located(reg, image, click, reg.prior, {"assumed": assumed, "hypotheses_tried": tried},
+                             second_opinion=True)
 
     def _located(self, reg: RegisteredPhoto, image: np.ndarray, click, prior: CameraPrior | None,
-                 details: dict) -> Stage:
-        """The registration stage's answer for ``click`` from a registered photo."""
-        result = reg.locate(click, self._region_px(image.shape[1], image.shape[0]))
+                 details: dict, second_opinion: bool = False) -> Stage:
+        """The registration stage's answer for ``click`` from a registered photo. With
+        ``second_opinion`` (a camera the matches made, no metadata to compare with), the click is
+        also mapped from the global matches alone: when that lands farther from the answer than
+        its radius, one of the two is off by about that much, and the radius becomes that distance."""
+        region_px = self._region_px(image.shape[1], image.shape[0])
+        result = reg.locate(click, region_px)
+        if second_opinion and result.ok:
+            coarse = reg.locate(click, region_px, near_click=False)
+            if coarse.ok:
+                apart = _ground_distance_m(reg.raster, result.point, coarse.point)
+                details["second_opinion_m"] = round(apart, 2)
+                if apart > result.uncertainty_m:
+                    result = replace(result, uncertainty_m=apart)
         details = {"inliers": result.inliers, "matches": result.matches, "mode": reg.mode or "none", **details}
         if result.ok and reg.mode == "pose":
             # the refined camera against the metadata's: tens of metres up or down say that the
@@ -524,7 +479,7 @@ class Locator:
                                                                   hypotheses, tick)
                 if method == "registration" and not stages["registration"].ok:
                     raise SMGeoError(f"registration failed: {stages['registration'].reason}")
-            estimate = _fuse_point(stages)
+            estimate = _fuse_point(stages, raster)
             smgeo_det = None
             if method in ("auto", "smgeo"):
                 tick(0.6, "running SMGeo")
@@ -556,8 +511,16 @@ def _fixed_window(user: ResolvedWindow | None) -> bool:
     return user is not None and user.window is not None and user.mode in ("bounds", "center")
 
 
-def _fuse_point(stages: dict[str, Stage]) -> Stage | None:
-    """The stage whose point answers (see the module docstring), or None."""
+def _ground_distance_m(raster: ReferenceRaster, a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Metres on the ground (geodesic) between two raster-CRS points ``(x, y)``, in any CRS
+    (a geographic raster's points are degrees)."""
+    lon, lat = crs_to_lonlat(raster.crs, [a[0], b[0]], [a[1], b[1]])
+    return float(geodesic_distance(lon[0], lat[0], lon[1], lat[1]))
+
+
+def _fuse_point(stages: dict[str, Stage], raster: ReferenceRaster) -> Stage | None:
+    """The stage whose point answers (see the module docstring), or None; ``raster``: the
+    reference the stages' points (raster CRS) lie on."""
     meta, reg = stages.get("metadata"), stages.get("registration")
     if reg is not None and reg.ok:
         if meta is None or not meta.ok:
@@ -566,7 +529,7 @@ def _fuse_point(stages: dict[str, Stage]) -> Stage | None:
             # registration held only with the camera tens of metres higher or lower than the
             # metadata puts it against the DEM: the metadata's point rests on that wrong height
             return reg
-        dist = math.dist(meta.point, reg.point)
+        dist = _ground_distance_m(raster, meta.point, reg.point)
         support = reg.details.get("inliers", 0) + reg.details.get("patch_inliers", 0)  # matched features
         consistent = dist <= meta.uncertainty_m + reg.uncertainty_m
         # the photo as a whole (pose mode): the metadata error its matches imply lies within the

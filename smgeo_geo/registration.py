@@ -329,13 +329,15 @@ class RegisteredPhoto:
     def failed(self, reason: str | None = None) -> Registration:
         return Registration(False, reason or self.reason, inliers=self.inliers, matches=self.matches)
 
-    def locate(self, click: tuple[float, float], region_px: float) -> Registration:
-        """The click's position on the reference (raster CRS), with its uncertainty."""
+    def locate(self, click: tuple[float, float], region_px: float, near_click: bool = True) -> Registration:
+        """The click's position on the reference (raster CRS), with its uncertainty;
+        ``near_click`` False: from the global registration's matches alone (no patch around the
+        click matched again), a second opinion where the camera is not the metadata's."""
         if not self.ok:
             return self.failed()
         if self.mode == "pose":
-            return self._locate_pose(click, region_px)
-        return self._locate_local(click, region_px)
+            return self._locate_pose(click, region_px, near_click)
+        return self._locate_local(click, region_px, near_click)
 
     def _result(self, col: float, row: float, unc: float, residual_m: np.ndarray, region, extra: dict) -> Registration:
         x, y = pixel_to_crs(self.raster.transform, [col], [row])
@@ -381,9 +383,9 @@ class RegisteredPhoto:
             return None
         return photo_px[good], world[good], _pixel_metres(raster, mapping)
 
-    def _locate_pose(self, click, region_px) -> Registration:
+    def _locate_pose(self, click, region_px, near_click: bool = True) -> Registration:
         camera, terrain = self.camera, self.prior.terrain
-        fine = self.fine_correspondences(click)
+        fine = self.fine_correspondences(click) if near_click else None
         photo_px, world, resolution_m = fine if fine is not None else (self.photo_px, self.world, self.resolution_m)
         proj, _ = camera.project(world)
         resid_px = photo_px - proj
@@ -434,7 +436,7 @@ class RegisteredPhoto:
         u, v = self.mapping.to_model(cols, rows)
         return np.column_stack([u, v])
 
-    def _locate_local(self, click, region_px) -> Registration:
+    def _locate_local(self, click, region_px, near_click: bool = True) -> Registration:
         cx, cy = click
         half = region_px / 2
         w, h = self.photo_size
@@ -443,7 +445,7 @@ class RegisteredPhoto:
         src = self._to_source(np.vstack([[cx, cy], corners]))
         if src is None:
             return self.failed("the click's ray does not meet the ground")
-        if self.mode == "local" and not self.prior.assumed:
+        if self.mode == "local" and near_click and not self.prior.assumed:
             # (an assumed camera may be turned or scaled against the truth, so the click's patch is
             # not where it puts it: the global local maps answer)
             near = self._near_click(src)

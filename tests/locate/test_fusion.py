@@ -40,40 +40,40 @@ def reg(col, row, u=1.0, inliers=20):
     return Stage("registration", True, "", at(col, row), u, None, {"inliers": inliers})
 
 
-def test_registration_answers_when_it_agrees_with_the_metadata():
-    assert _fuse_point({"metadata": meta(100, 100), "registration": reg(104, 100)}).name == "registration"
+def test_registration_answers_when_it_agrees_with_the_metadata(raster):
+    assert _fuse_point({"metadata": meta(100, 100), "registration": reg(104, 100)}, raster).name == "registration"
 
 
-def test_a_weak_registration_that_contradicts_the_metadata_loses_and_says_by_how_much():
+def test_a_weak_registration_that_contradicts_the_metadata_loses_and_says_by_how_much(raster):
     r = reg(150, 100)
-    answer = _fuse_point({"metadata": meta(100, 100), "registration": r})
+    answer = _fuse_point({"metadata": meta(100, 100), "registration": r}, raster)
     assert answer.name == "metadata" and answer.point == at(100, 100)
-    assert r.details["disagrees_with_metadata_m"] == pytest.approx(50.0)
+    assert r.details["disagrees_with_metadata_m"] == pytest.approx(50.0, rel=1e-3)  # (UTM scale 0.9996)
     # one of the two is off by about that much: the radius reaches the registration's circle
-    assert answer.uncertainty_m == pytest.approx(50.0 + r.uncertainty_m)
+    assert answer.uncertainty_m == pytest.approx(50.0 + r.uncertainty_m, rel=1e-3)
 
 
-def test_a_registration_whose_matches_the_metadata_budget_explains_answers_beyond_the_metadata_radius():
+def test_a_registration_whose_matches_the_metadata_budget_explains_answers_beyond_the_metadata_radius(raster):
     """The metadata is off at this click by more than its 90 % radius, but the error the photo's
     matches imply (a pose fit over the whole photo) lies within the budget: one hypothesis for the
     whole photo, so the registration answers here as at the clicks where the two agree."""
     far = reg(130, 100)
     far.details.update(mode="pose", metadata_explained=True, metadata_error_sigma=3.7)
-    assert _fuse_point({"metadata": meta(100, 100), "registration": far}).name == "registration"
+    assert _fuse_point({"metadata": meta(100, 100), "registration": far}, raster).name == "registration"
     far.details.update(metadata_explained=False, metadata_error_sigma=9.0)
-    assert _fuse_point({"metadata": meta(100, 100), "registration": far}).name == "metadata"
+    assert _fuse_point({"metadata": meta(100, 100), "registration": far}, raster).name == "metadata"
 
 
-def test_a_strongly_supported_registration_outvotes_the_metadata():
+def test_a_strongly_supported_registration_outvotes_the_metadata(raster):
     r = reg(150, 100, inliers=STRONG_INLIERS)
-    assert _fuse_point({"metadata": meta(100, 100), "registration": r}).name == "registration"
+    assert _fuse_point({"metadata": meta(100, 100), "registration": r}, raster).name == "registration"
 
 
-def test_failed_stages_leave_the_others_or_nothing():
+def test_failed_stages_leave_the_others_or_nothing(raster):
     failed = Stage("registration", False, "only 3 feature matches")
-    assert _fuse_point({"metadata": meta(1, 1), "registration": failed}).name == "metadata"
-    assert _fuse_point({"registration": failed}) is None
-    assert _fuse_point({}) is None
+    assert _fuse_point({"metadata": meta(1, 1), "registration": failed}, raster).name == "metadata"
+    assert _fuse_point({"registration": failed}, raster) is None
+    assert _fuse_point({}, raster) is None
 
 
 def smgeo_boxes(raster, boxes_scores):
@@ -140,20 +140,38 @@ def test_unknown_method_is_an_option_error():
         check_method("magic")
 
 
-def test_a_registration_without_dem_far_from_the_metadata_is_no_surer_than_that_distance():
+def test_a_registration_without_dem_far_from_the_metadata_is_no_surer_than_that_distance(raster):
     r = reg(106, 100, u=1.0)
     r.details["mode"] = "local"
-    fused = _fuse_point({"metadata": meta(100, 100), "registration": r})
-    assert fused.name == "registration" and fused.uncertainty_m == pytest.approx(6.0)
+    fused = _fuse_point({"metadata": meta(100, 100), "registration": r}, raster)
+    assert fused.name == "registration" and fused.uncertainty_m == pytest.approx(6.0, rel=1e-3)
     r.details["mode"] = "pose"  # refined on a DEM: its own radius stands
-    assert _fuse_point({"metadata": meta(100, 100), "registration": r}).uncertainty_m == 1.0
+    assert _fuse_point({"metadata": meta(100, 100), "registration": r}, raster).uncertainty_m == 1.0
 
 
-def test_of_two_agreeing_points_the_surer_one_answers():
+def test_points_of_a_geographic_raster_are_compared_in_metres():
+    """On a lon/lat reference the stages' points are degrees: a registration 50 m from the
+    metadata was 0.0005 "metres" away, always agreeing, and the disagreement rule never ran."""
+    profile = dict(driver="GTiff", width=200, height=200, count=3, dtype="uint8", crs="EPSG:4326",
+                   transform=from_origin(8.0, 47.0, 1e-5, 1e-5))
+    with MemoryFile() as mem:
+        with mem.open(**profile) as dst:
+            dst.write(np.full((3, 200, 200), 120, np.uint8))
+        with mem.open() as ds:
+            geographic = ReferenceRaster(ds, "lonlat.tif")
+            east_50m = 50.0 / (111_320.0 * np.cos(np.radians(47.0)))  # degrees of longitude
+            m = Stage("metadata", True, "", (8.001, 46.999), 8.0)
+            r = Stage("registration", True, "", (8.001 + east_50m, 46.999), 1.0, None, {"inliers": 20})
+            answer = _fuse_point({"metadata": m, "registration": r}, geographic)
+            assert answer.name == "metadata"
+            assert r.details["disagrees_with_metadata_m"] == pytest.approx(50.0, rel=0.01)
+
+
+def test_of_two_agreeing_points_the_surer_one_answers(raster):
     """A registration that held but maps the click loosely (its 90 % radius wider than the
     metadata's) agrees with the metadata: the tighter answer is the metadata's."""
     loose = reg(104, 100, u=20.0)
-    fused = _fuse_point({"metadata": meta(100, 100, u=8.0), "registration": loose})
+    fused = _fuse_point({"metadata": meta(100, 100, u=8.0), "registration": loose}, raster)
     assert fused.name == "metadata" and fused.uncertainty_m == 8.0
     tight = reg(104, 100, u=2.0)
-    assert _fuse_point({"metadata": meta(100, 100, u=8.0), "registration": tight}).name == "registration"
+    assert _fuse_point({"metadata": meta(100, 100, u=8.0), "registration": tight}, raster).name == "registration"

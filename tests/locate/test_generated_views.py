@@ -148,6 +148,8 @@ def test_a_photo_lacking_part_of_its_metadata_registers_under_assumed_cameras(lo
         assert re.search(reason, det.extra["metadata_status"]), det.extra["metadata_status"]
         assert det.extra["answer"] == "registration", det.extra
         assert det.extra["registration_assumed"] and det.extra["registration_hypotheses_tried"] >= 1
+        # no metadata point to compare with: the click mapped by the global matches alone is one
+        assert det.extra["uncertainty_m"] >= det.extra["registration_second_opinion_m"]
         assert err < 1.0 and err <= det.extra["uncertainty_m"], (err, det.extra["uncertainty_m"])
 
 

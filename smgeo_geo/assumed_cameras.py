@@ -1,0 +1,100 @@
+"""Register a photo whose metadata lacks the camera's pitch, heading or height.
+
+Such a photo has no metadata camera (:func:`smgeo_geo.pose.camera_from_metadata` says what is
+missing). :func:`smgeo_geo.pose.camera_hypotheses` lists cameras over a grid of what is missing;
+:func:`register_under_assumed_cameras` registers the photo under each in turn (most likely first),
+with a DEM then on level ground at its height below the drone, and verifies the one that holds
+by registering the photo again with the camera its matches imply: a false match implies a camera
+that does not register, or a pose far from the photo's GPS position.
+
+Frames as in :mod:`smgeo_geo.registration`; cameras in the local ENU frame of the photo's GPS
+position (metres).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable
+
+import numpy as np
+
+from smgeo_geo.camera import angles_from_rotation
+from smgeo_geo.pose import CameraPrior, flattened
+from smgeo_geo.registration import MIN_INLIERS, MIN_PHOTO_INLIERS, RegisteredPhoto
+from smgeo_geo.terrain import DemTerrain, cast_rays
+
+VERIFIED_HYPOTHESES = 3  # registrations under assumed cameras checked again with the camera their matches imply
+# farthest (m) the matches may put the camera of a photo lacking metadata from its GPS position: a
+# consumer GPS is metres off (the budget's 1-sigma is 2 m), a false pose tens of metres
+MAX_ASSUMED_CAMERA_SHIFT_M = 25.0
+MIN_MARGIN_M = 60.0  # metres the footprint window of an assumed camera grows by, at least
+
+# (prior, margin in metres) -> the photo registered in that prior's footprint window grown by the
+# margin, or None when the window misses the reference
+RegisterInFootprint = Callable[[CameraPrior, float], "RegisteredPhoto | None"]
+
+
+def register_under_assumed_cameras(hypotheses: list[CameraPrior], register_in_footprint: RegisterInFootprint,
+                                   tick=None) -> tuple[RegisteredPhoto | None, int, str]:
+    """The registration under the first hypothesis camera that registers the photo with
+    ``MIN_PHOTO_INLIERS`` inliers (else those that held, most inliers first, up to
+    ``VERIFIED_HYPOTHESES``), verified (:func:`_verified`); on a DEM, when none holds, the same on
+    level ground at the DEM's height below the drone (a pose on the DEM needs a lens model the
+    photo may lack). Returns it (or ``None``), the number of cameras tried and what the one that
+    registered assumed. ``tick(fraction, message)`` per camera tried."""
+    if not hypotheses:
+        return None, 0, ""
+    terrain = hypotheses[0].terrain
+    passes = [hypotheses]
+    if isinstance(terrain, DemTerrain):
+        passes.append([f for f in map(flattened, hypotheses) if f is not None])
+    tried, total = 0, sum(map(len, passes))
+    for candidates in passes:
+        held = []
+        for prior in candidates:
+            tried += 1
+            if tick is not None:
+                tick(0.2 + 0.35 * tried / total, f"registering: assumed {prior.assumed} ({tried}/{total})")
+            # the footprint of an assumed camera is off by up to half a grid step: grow it
+            cam = prior.camera
+            below, hit = cast_rays(cam.frame, cam.centre[None], np.array([[0.0, 0.0, -1.0]]), prior.terrain)
+            margin = max(MIN_MARGIN_M, 0.5 * (cam.centre[2] - below[0, 2])) if hit[0] else MIN_MARGIN_M
+            attempt = register_in_footprint(prior, margin)
+            if attempt is not None and attempt.ok:
+                held.append(attempt)
+                if attempt.inliers >= MIN_PHOTO_INLIERS:
+                    break
+        for reg in sorted(held, key=lambda r: -r.inliers)[:VERIFIED_HYPOTHESES]:
+            found = _verified(reg, register_in_footprint, terrain)
+            if found is not None:
+                return found, tried, reg.prior.assumed
+    return None, tried, ""
+
+
+def _verified(reg: RegisteredPhoto, register_in_footprint: RegisterInFootprint, terrain) -> RegisteredPhoto | None:
+    """``reg`` (made under an assumed camera) registered again with the camera its matches
+    imply, on ``terrain`` (the DEM, when there is one: a camera close to the truth may refine
+    there where the assumed one did not), else on ``reg``'s own; ``reg`` itself when both fail
+    but it has ``MIN_PHOTO_INLIERS``; else ``None``. A pose on the DEM more than
+    ``MAX_ASSUMED_CAMERA_SHIFT_M`` from the photo's GPS position is a false one (a camera
+    estimated on level ground is only a start: relief moves it)."""
+    gps = reg.prior.camera.centre[:2]
+
+    def at_gps(camera) -> bool:
+        return camera is not None and float(np.hypot(*(camera.centre[:2] - gps))) <= MAX_ASSUMED_CAMERA_SHIFT_M
+
+    camera = reg.camera_estimate(terrain)
+    if camera is not None:
+        yaw, pitch, roll = angles_from_rotation(camera.rotation)
+        found = replace(reg.prior, camera=camera, yaw=yaw, pitch=pitch, roll=roll, assumed="",
+                        notes=[*reg.prior.notes, f"camera from the matches (yaw {yaw:.1f}, pitch {pitch:.1f})"])
+        for ground in [terrain] if terrain is reg.prior.terrain else [terrain, reg.prior.terrain]:
+            again = register_in_footprint(replace(found, terrain=ground), MIN_MARGIN_M)
+            if again is not None and again.ok and again.inliers >= MIN_INLIERS and (
+                    again.mode != "pose" or at_gps(again.camera)):
+                return again
+    ok = reg.inliers >= MIN_PHOTO_INLIERS and (reg.mode != "pose" or at_gps(reg.camera))
+    return reg if ok else None
+
+
+__all__ = ["MAX_ASSUMED_CAMERA_SHIFT_M", "VERIFIED_HYPOTHESES", "register_under_assumed_cameras"]
