@@ -12,7 +12,9 @@ Three stages, each usable alone (``method``) and combined by ``auto`` (the defau
    camera ``HEIGHT_SWEEP_M`` higher or lower (a DEM in another vertical datum than the photo's
    altitude, e.g. geoid vs ellipsoid heights, puts the camera tens of metres off against it), and
    when no height holds, on flat ground as without a DEM (a poor metadata pose can bend the
-   DEM-rectified photo past the strict global map on a coarse reference).
+   DEM-rectified photo past the strict global map on a coarse reference); when that fails too,
+   under the other headings (:func:`~smgeo_geo.pose.heading_hypotheses`: a compass far off turns
+   the footprint away from what the photo shows), verified as below.
    A photo whose metadata lacks the camera's pitch, heading or height (another drone, a tool
    that dropped the XMP) has no metadata camera: the metadata stage says what is missing, and
    registration tries cameras assumed over a grid of what is missing
@@ -30,7 +32,7 @@ Fusion (``auto``): the point is the registration's when it held and agrees with 
 (their 90 % circles overlap; or, pose mode, the metadata error the whole photo's matches imply
 lies within the budget (:func:`~smgeo_geo.pose.fit_metadata_error`), since the metadata may be off
 by more than its 90 % radius at one click; or the registration has strong support; or it held only
-at another camera height than the metadata's, which discredits the metadata's point), else the metadata's,
+at another camera height or heading than the metadata's, which discredits the metadata's point), else the metadata's,
 else SMGeo's best box centre (its radius: the distance to the farthest corner of the window
 SMGeo searched, as the model's scores are not calibrated on real imagery); a metadata point that
 answers over a registration that held but disagrees gets a radius that reaches the registration's
@@ -51,7 +53,8 @@ position), ``confidence`` (``1 / (1 + uncertainty_m / 5)``), ``located_lon`` / `
 ``registration_mode`` / ``registration_patch_inliers`` (matches on the full-resolution patch
 around the click, pose mode; 0 when the global registration answered),
 ``registration_height_hypothesis_m`` (when another camera height than the metadata's made it
-register), ``registration_camera_height_change_m`` (pose mode: the refined camera's height minus
+register), ``registration_heading_hypothesis`` (when another heading did, e.g. ``heading 180 (the
+metadata's is 94.2)``), ``registration_camera_height_change_m`` (pose mode: the refined camera's height minus
 the metadata's; tens of metres mean the DEM and the photo's altitude are in different
 vertical datums), ``registration_metadata_error_sigma`` / ``registration_metadata_explained``
 (pose mode: the size, in budget sigmas, of the metadata error the matches imply, and whether it
@@ -79,7 +82,8 @@ from smgeo_geo.coords import crs_to_lonlat, geodesic_distance, pixel_to_crs
 from smgeo_geo.errors import MetadataError, OptionError, SMGeoError
 from smgeo_geo.photo import check_click, read_photo
 from smgeo_geo.photo_meta import read_photo_meta
-from smgeo_geo.pose import CameraPrior, camera_from_metadata, camera_hypotheses, locate_pixel, shifted_height
+from smgeo_geo.pose import (CameraPrior, camera_from_metadata, camera_hypotheses, heading_hypotheses, locate_pixel,
+                            shifted_height)
 from smgeo_geo.raster import ReferenceRaster
 from smgeo_geo.registration import RegisteredPhoto, click_region, footprint_window, register
 from smgeo_geo.result import Detection
@@ -286,7 +290,7 @@ class Locator:
         margin = min(200.0, max(30.0, 2.0 * meta_stage.uncertainty_m if meta_stage.ok else 60.0))
         window, why = self._registration_window(raster, prior, margin, user)
         sweep = prior is not None and isinstance(prior.terrain, DemTerrain)
-        if window is None and not sweep:
+        if prior is None and window is None:
             return Stage("registration", False, why)
         key = (os.path.abspath(photo), _mtime(photo), str(raster.path), raster.bands,
                None if window is None else tuple(window.flatten()),
@@ -294,7 +298,7 @@ class Locator:
         found = self._registrations.get(key)
         self.last_registration_cached = found is not None
         if found is not None:
-            reg, height_shift = found
+            reg, height_shift, heading = found
             if reg is not None:
                 reg.raster = raster  # same file, bands and window; the handle it was made with may be closed
         else:
@@ -314,13 +318,24 @@ class Locator:
                 tried = self._register_in_footprint(image, raster, flat, margin, user) if flat is not None else None
                 if tried is not None and tried.ok:
                     reg = tried
-            self._registrations[key] = (reg, height_shift)
+            heading = ""
+            if prior is not None and (reg is None or not reg.ok):
+                # a compass far off (magnetic interference) turns the footprint away from what
+                # the photo shows: other headings, verified as for a photo without one
+                def in_footprint(assumed: CameraPrior, margin_m: float) -> RegisteredPhoto | None:
+                    return self._register_in_footprint(image, raster, assumed, margin_m, user)
+
+                turned, _, heading = register_under_assumed_cameras(heading_hypotheses(prior), in_footprint, tick)
+                reg = turned if turned is not None else reg
+            self._registrations[key] = (reg, height_shift, heading)
             while len(self._registrations) > self.cache_size:
                 self._registrations.popitem(last=False)
-        if reg is None:  # no footprint on the raster at any height tried
-            return Stage("registration", False, why)
+        if reg is None:  # no footprint on the raster at any height or heading tried
+            return Stage("registration", False, why or "the photo's footprint misses the raster")
         details = {"height_hypothesis_m": height_shift} if height_shift else {}
-        return self._located(reg, image, click, prior, details)
+        if heading:
+            details["heading_hypothesis"] = heading
+        return self._located(reg, image, click, prior, details, second_opinion=bool(heading))
 
     def _hypothesis_stage(self, photo: str, image: np.ndarray, raster: ReferenceRaster,
                           hypotheses: list[CameraPrior], user: ResolvedWindow | None, click, tick=None) -> Stage:
@@ -372,7 +387,7 @@ class Locator:
             # DEM's heights and the photo's altitude are in different vertical datums
             details["camera_height_change_m"] = round(float(reg.camera.centre[2] - prior.camera.centre[2]), 2)
         fit = reg.metadata_fit
-        if fit is not None and "assumed" not in details:  # (against a camera the matches made: no test)
+        if fit is not None and not second_opinion:  # (against a camera the matches made: no test)
             details.update(metadata_error_sigma=round(fit.mahalanobis, 2), metadata_explained=fit.explained)
         if not result.ok:
             return Stage("registration", False, result.reason, details=details)
@@ -525,9 +540,10 @@ def _fuse_point(stages: dict[str, Stage], raster: ReferenceRaster) -> Stage | No
     if reg is not None and reg.ok:
         if meta is None or not meta.ok:
             return reg
-        if reg.details.get("height_hypothesis_m"):
+        if reg.details.get("height_hypothesis_m") or reg.details.get("heading_hypothesis"):
             # registration held only with the camera tens of metres higher or lower than the
-            # metadata puts it against the DEM: the metadata's point rests on that wrong height
+            # metadata puts it against the DEM, or turned to another heading: the metadata's point
+            # rests on that wrong height or heading
             return reg
         dist = _ground_distance_m(raster, meta.point, reg.point)
         support = reg.details.get("inliers", 0) + reg.details.get("patch_inliers", 0)  # matched features

@@ -234,6 +234,26 @@ def camera_hypotheses(meta: PhotoMeta, terrain=None, budget: ErrorBudget | None 
     return out
 
 
+def heading_hypotheses(prior: CameraPrior) -> list[CameraPrior]:
+    """``prior`` turned to each heading of :data:`YAW_HYPOTHESES_DEG` at least half a grid step from
+    its own, nearest first: for a compass far off (magnetic interference), beyond the +-30 deg
+    registration holds within. Empty for a camera within 10 deg of nadir (a turn about the
+    vertical only turns the rectified photo, which the features match anyway)."""
+    if prior.pitch <= -80.0:
+        return []
+    step = YAW_HYPOTHESES_DEG[1] - YAW_HYPOTHESES_DEG[0]
+
+    def apart(yaw: float) -> float:
+        return abs((yaw - prior.yaw + 180.0) % 360.0 - 180.0)
+
+    out = []
+    for yaw in sorted((y for y in YAW_HYPOTHESES_DEG if apart(y) >= step / 2), key=apart):
+        camera = prior.camera.with_pose(rotation_from_angles(yaw, prior.pitch, prior.roll), prior.camera.centre)
+        said = f"heading {yaw:g} (the metadata's is {prior.yaw:g})"
+        out.append(replace(prior, camera=camera, yaw=yaw, assumed=said, notes=[*prior.notes, f"assumed {said}"]))
+    return out
+
+
 def flattened(prior: CameraPrior) -> CameraPrior | None:
     """``prior`` over level ground at its terrain's height below the camera (``None`` where the
     terrain has no height there)."""

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from pyproj import Geod
 
 from smgeo_geo.errors import MetadataError
 from smgeo_geo.photo_meta import UNKNOWN_PITCH_MAX_OFF_NADIR_DEG, PhotoMeta, approximate_footprint
 from smgeo_geo.pose import (HEIGHT_HYPOTHESES_M, PITCH_HYPOTHESES_DEG, YAW_HYPOTHESES_DEG, camera_from_metadata,
-                            camera_hypotheses)
+                            camera_hypotheses, heading_hypotheses)
 
 FULL = PhotoMeta(path="DJI_0001.JPG", lon=8.54, lat=47.37, relative_altitude=80.0, gimbal_yaw=30.0,
                  gimbal_pitch=-60.0, gimbal_roll=0.0, flight_yaw=28.0, focal_length_35mm=24.0, size=(4000, 3000),
@@ -84,3 +85,16 @@ def test_a_photo_without_pitch_has_a_footprint_that_holds_any_pitch_and_heading(
             assert dist + known.radius_m <= fp.radius_m + 1e-6, (pitch, yaw)
     assert fp.radius_m > approximate_footprint(drop(gimbal_pitch=-90.0), hfov_deg=70.0, margin=1.0).radius_m * 2
     assert math.isfinite(fp.radius_m)
+
+
+def test_other_headings_for_a_compass_far_off_nearest_first_none_at_nadir():
+    prior = camera_from_metadata(FULL)  # heading 30
+    turned = heading_hypotheses(prior)
+    apart = [abs((h.yaw - 30.0 + 180.0) % 360.0 - 180.0) for h in turned]
+    assert apart == sorted(apart) and min(apart) >= 22.5 and len(turned) == len(YAW_HYPOTHESES_DEG) - 1
+    assert all(h.pitch == prior.pitch and np.array_equal(h.camera.centre, prior.camera.centre) for h in turned)
+    for h in turned:  # the camera itself is turned: its optical axis points along the new heading
+        axis = h.camera.rays([(h.camera.width / 2, h.camera.height / 2)])[0]
+        assert math.degrees(math.atan2(axis[0], axis[1])) % 360.0 == pytest.approx(h.yaw % 360.0, abs=1e-6)
+    assert "the metadata's is 30" in turned[0].assumed
+    assert heading_hypotheses(camera_from_metadata(drop(gimbal_pitch=-88.0))) == []

@@ -207,6 +207,22 @@ def test_a_real_photo_without_gimbal_angles_registers_under_assumed_cameras(loca
             assert err < 1.0 and err <= e["uncertainty_m"], (click, err, e["uncertainty_m"])
 
 
+def test_a_compass_far_off_is_found_by_registering_under_other_headings(locator, reconstruction, tmp_path):
+    """The gimbal yaw 90 deg off (a compass disturbed by metal): the footprint is turned away from
+    what the photo shows and registration failed at every height; the metadata answered 60 m off
+    with a radius of a few metres, no error inside it. Registration under the other headings
+    (verified with the camera its matches imply) finds the photo; it answers, to decimetres."""
+    photo = with_metadata_errors(SOUTH, tmp_path / SOUTH.name, MetadataErrors(yaw_deg=90.0, rtk=False))
+    with open_reference(ORTHO) as raster:
+        for click, lon, lat in zip(CLICKS, *truth_of(reconstruction, CLICKS)):
+            e = locator.locate(raster, photo, click, dem=DSM).extra
+            err = float(geodesic_distance(lon, lat, e["located_lon"], e["located_lat"]))
+            assert e["answer"] == "registration" and "heading" in e["registration_heading_hypothesis"], e
+            assert err < 1.0 and err <= e["uncertainty_m"], (click, err, e["uncertainty_m"])
+            meta_err = float(geodesic_distance(lon, lat, e["metadata_lon"], e["metadata_lat"]))
+            assert meta_err > 20.0  # the case: the metadata alone is far off
+
+
 def test_a_poor_pose_on_a_coarse_reference_falls_back_to_flat_ground_registration(locator, truth, tmp_path):
     """The same consumer-grade metadata errors on a satellite-like 0.5 m copy of the orthophoto:
     the DSM-rectified photo, bent by the wrong pose, keeps too few matches for the strict global
