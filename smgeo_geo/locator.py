@@ -31,7 +31,9 @@ Three stages, each usable alone (``method``) and combined by ``auto`` (the defau
 Fusion (``auto``): the point is the registration's when it held and agrees with the metadata
 (their 90 % circles overlap; or, pose mode, the metadata error the whole photo's matches imply
 lies within the budget (:func:`~smgeo_geo.pose.fit_metadata_error`), since the metadata may be off
-by more than its 90 % radius at one click; or the registration has strong support; or it held only
+by more than its 90 % radius at one click; or, flat ground (no DEM: relief dominates such a fit),
+the camera the matches imply registers the photo again and is implied again by that registration
+(``CONFIRM_ANGLE_DEG``); or the registration has strong support; or it held only
 at another camera height or heading than the metadata's, which discredits the metadata's point), else the metadata's,
 else SMGeo's best box centre (its radius: the distance to the farthest corner of the window
 SMGeo searched, as the model's scores are not calibrated on real imagery); a metadata point that
@@ -54,7 +56,8 @@ position), ``confidence`` (``1 / (1 + uncertainty_m / 5)``), ``located_lon`` / `
 around the click, pose mode; 0 when the global registration answered),
 ``registration_height_hypothesis_m`` (when another camera height than the metadata's made it
 register), ``registration_heading_hypothesis`` (when another heading did, e.g. ``heading 180 (the
-metadata's is 94.2)``), ``registration_camera_height_change_m`` (pose mode: the refined camera's height minus
+metadata's is 94.2)``), ``registration_confirmed_by_its_camera`` (flat ground: the camera the
+matches imply reproduced itself), ``registration_camera_height_change_m`` (pose mode: the refined camera's height minus
 the metadata's; tens of metres mean the DEM and the photo's altitude are in different
 vertical datums), ``registration_metadata_error_sigma`` / ``registration_metadata_explained``
 (pose mode: the size, in budget sigmas, of the metadata error the matches imply, and whether it
@@ -78,6 +81,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from smgeo_geo.assumed_cameras import register_under_assumed_cameras
+from smgeo_geo.camera import angles_from_rotation
 from smgeo_geo.coords import crs_to_lonlat, geodesic_distance, pixel_to_crs
 from smgeo_geo.errors import MetadataError, OptionError, SMGeoError
 from smgeo_geo.photo import check_click, read_photo
@@ -99,6 +103,9 @@ REGISTRATION_MAX_SIDE = 4096  # raster pixels a side registered whole (read at <
 # DEM's heights may be in another vertical datum than the photo's altitude (geoid vs ellipsoid:
 # -107 to +85 m on Earth); registration holds within about +-15 m of the true height
 HEIGHT_SWEEP_M = (-25.0, 25.0, -50.0, 50.0, -75.0, 75.0, -100.0, 100.0)
+# degrees within which the camera a flat-ground registration's matches imply must be implied again
+# by the registration it makes (registration itself holds within about +-12 deg pitch, +-30 heading)
+CONFIRM_ANGLE_DEG = 10.0
 
 
 def check_method(method: str) -> str:
@@ -298,7 +305,7 @@ class Locator:
         found = self._registrations.get(key)
         self.last_registration_cached = found is not None
         if found is not None:
-            reg, height_shift, heading = found
+            reg, height_shift, heading, confirmed = found
             if reg is not None:
                 reg.raster = raster  # same file, bands and window; the handle it was made with may be closed
         else:
@@ -327,7 +334,9 @@ class Locator:
 
                 turned, _, heading = register_under_assumed_cameras(heading_hypotheses(prior), in_footprint, tick)
                 reg = turned if turned is not None else reg
-            self._registrations[key] = (reg, height_shift, heading)
+            confirmed = reg is not None and reg.ok and reg.mode == "local" and not heading and \
+                self._confirmed(image, raster, reg, margin, user)
+            self._registrations[key] = (reg, height_shift, heading, confirmed)
             while len(self._registrations) > self.cache_size:
                 self._registrations.popitem(last=False)
         if reg is None:  # no footprint on the raster at any height or heading tried
@@ -335,7 +344,28 @@ class Locator:
         details = {"height_hypothesis_m": height_shift} if height_shift else {}
         if heading:
             details["heading_hypothesis"] = heading
+        if confirmed:
+            details["confirmed_by_its_camera"] = True
         return self._located(reg, image, click, prior, details, second_opinion=bool(heading))
+
+    def _confirmed(self, image: np.ndarray, raster: ReferenceRaster, reg: RegisteredPhoto, margin_m: float,
+                   user: ResolvedWindow | None) -> bool:
+        """Whether a flat-ground (``local``) registration holds up as a whole: the camera its
+        matches imply registers the photo again, and that registration's matches imply the same
+        camera (heading and pitch within ``CONFIRM_ANGLE_DEG``); a lock on a repeated pattern
+        implies a camera that does not reproduce itself. Without a DEM there is no metadata-error
+        fit (relief dominates it); this is the photo-level test there."""
+        camera = reg.camera_estimate()
+        if camera is None:
+            return False
+        yaw, pitch, roll = angles_from_rotation(camera.rotation)
+        again = self._register_in_footprint(image, raster, replace(reg.prior, camera=camera, yaw=yaw, pitch=pitch,
+                                                                   roll=roll), margin_m, user)
+        implied = again.camera_estimate() if again is not None and again.ok else None
+        if implied is None:
+            return False
+        yaw2, pitch2, _ = angles_from_rotation(implied.rotation)
+        return abs((yaw2 - yaw + 180.0) % 360.0 - 180.0) <= CONFIRM_ANGLE_DEG and abs(pitch2 - pitch) <= CONFIRM_ANGLE_DEG
 
     def _hypothesis_stage(self, photo: str, image: np.ndarray, raster: ReferenceRaster,
                           hypotheses: list[CameraPrior], user: ResolvedWindow | None, click, tick=None) -> Stage:
@@ -551,7 +581,10 @@ def _fuse_point(stages: dict[str, Stage], raster: ReferenceRaster) -> Stage | No
         # the photo as a whole (pose mode): the metadata error its matches imply lies within the
         # budget, though at this click the two may lie farther apart than the metadata's radius
         explained = reg.details.get("metadata_explained", False)
-        if consistent or explained or support >= STRONG_INLIERS:
+        # (without a DEM) the camera the matches imply registers the photo again: the match holds
+        # for the whole photo, though the metadata is off at this click by more than its radius
+        confirmed = reg.details.get("confirmed_by_its_camera", False)
+        if consistent or explained or confirmed or support >= STRONG_INLIERS:
             if consistent and meta.uncertainty_m < reg.uncertainty_m:
                 return meta  # both hold and agree; the metadata's point is the surer of the two
             if reg.details.get("mode") != "pose" and dist > reg.uncertainty_m:

@@ -65,6 +65,8 @@ LOOSE_THRESHOLD = 40.0  # work pixels: the global filter where relief bends the 
 LOCAL_RADIUS_M = 40.0  # metres around the click whose features map it, without a DEM
 LOCAL_MIN_HALF_PX = 128  # native pixels from the click to the edge of that patch, at least (features need pixels)
 RELIEF_SLOPE = 0.1  # metres of error per metre between the click and its matches, without a DEM
+CAMERA_ESTIMATE_PX = 8.0  # photo pixels: PnP threshold of the camera a flat-ground registration implies
+# (after a first fit at LOOSE_THRESHOLD from the prior's pose, which may be tens of degrees off)
 
 
 @dataclass
@@ -323,7 +325,12 @@ class RegisteredPhoto:
         good = np.all(np.isfinite(world), axis=1) & np.all(np.isfinite(self.photo_px), axis=1)
         if good.sum() < MIN_INLIERS:
             return None
-        camera, _ = refine_pose(self.prior.camera, world[good], self.photo_px[good], threshold_px=LOOSE_THRESHOLD)
+        camera = None
+        for threshold in (LOOSE_THRESHOLD, CAMERA_ESTIMATE_PX):  # from the prior's pose a loose fit, then a tight one
+            refined, _ = refine_pose(camera or self.prior.camera, world[good], self.photo_px[good], threshold_px=threshold)
+            if refined is None:
+                break
+            camera = refined
         return camera
 
     def failed(self, reason: str | None = None) -> Registration:

@@ -151,7 +151,9 @@ class WorkerClient:
                 self.log(f"SMGeo worker: {message.get('error')}")
         proc.stdout.close()
         code = proc.wait()
-        errors.join(timeout=5.0)  # its stderr ends with it: the last lines say why it exited
+        # its stderr ends with it (EOF at once): the last lines say why it exited; the generous
+        # timeout is for a machine so loaded that the reading thread waits its turn for seconds
+        errors.join(timeout=30.0)
         tail = " | ".join(list(self._stderr_tail)[-5:])
         with self._lock:
             if proc is not self._process and self._process is not None:

@@ -290,14 +290,16 @@ def test_without_a_worker_environment_the_plugin_loads_and_says_what_to_do(plugi
     from smgeo_locator import service
 
     service.stop_shared_client()
-    dock = open_dock_with_demo(plugin, demo_meta)
-    click_photo(dock, *demo_meta["click"])
-    task = dock.task
-    wait_for_task(dock, task)
-    assert task.result is None
-    text = " ".join(iface.messages())
-    assert "make setup" in text and "No module named 'smgeo_geo'" in text
-    service.stop_shared_client()
+    try:
+        dock = open_dock_with_demo(plugin, demo_meta)
+        click_photo(dock, *demo_meta["click"])
+        task = dock.task
+        wait_for_task(dock, task)
+        assert task.result is None
+        text = " ".join(iface.messages())
+        assert "make setup" in text and "No module named 'smgeo_geo'" in text
+    finally:  # the next tests get a worker of their own, whatever happened here
+        service.stop_shared_client()
 
 
 def test_no_interpreter_found_gives_set_up_instructions(plugin, iface, project, monkeypatch, tmp_path):
