@@ -1,11 +1,13 @@
-"""Register a photo whose metadata lacks the camera's pitch, heading or height.
+"""Cameras assumed for what a photo's metadata lacks, and cameras its matches imply.
 
-Such a photo has no metadata camera (:func:`smgeo_geo.pose.camera_from_metadata` says what is
+A photo whose metadata lacks the camera's pitch, heading or height has no metadata camera (:func:`smgeo_geo.pose.camera_from_metadata` says what is
 missing). :func:`smgeo_geo.pose.camera_hypotheses` lists cameras over a grid of what is missing;
 :func:`register_under_assumed_cameras` registers the photo under each in turn (most likely first),
 with a DEM then on level ground at its height below the drone, and verifies the one that holds
 by registering the photo again with the camera its matches imply: a false match implies a camera
-that does not register, or a pose far from the photo's GPS position.
+that does not register, or a pose far from the photo's GPS position. The same idea is the
+photo-level test of a flat-ground registration (:func:`reproduces_itself`): the camera its matches
+imply must register the photo again and be implied again by that registration.
 
 Frames as in :mod:`smgeo_geo.registration`; cameras in the local ENU frame of the photo's GPS
 position (metres).
@@ -28,6 +30,9 @@ VERIFIED_HYPOTHESES = 3  # registrations under assumed cameras checked again wit
 # consumer GPS is metres off (the budget's 1-sigma is 2 m), a false pose tens of metres
 MAX_ASSUMED_CAMERA_SHIFT_M = 25.0
 MIN_MARGIN_M = 60.0  # metres the footprint window of an assumed camera grows by, at least
+# degrees within which the camera a flat-ground registration's matches imply must be implied again
+# by the registration it makes (registration itself holds within about +-12 deg pitch, +-30 heading)
+CONFIRM_ANGLE_DEG = 10.0
 
 # (prior, margin in metres) -> the photo registered in that prior's footprint window grown by the
 # margin, or None when the window misses the reference
@@ -85,9 +90,7 @@ def _verified(reg: RegisteredPhoto, register_in_footprint: RegisterInFootprint, 
 
     camera = reg.camera_estimate(terrain)
     if camera is not None:
-        yaw, pitch, roll = angles_from_rotation(camera.rotation)
-        found = replace(reg.prior, camera=camera, yaw=yaw, pitch=pitch, roll=roll, assumed="",
-                        notes=[*reg.prior.notes, f"camera from the matches (yaw {yaw:.1f}, pitch {pitch:.1f})"])
+        found = _with_camera(reg.prior, camera)
         for ground in [terrain] if terrain is reg.prior.terrain else [terrain, reg.prior.terrain]:
             again = register_in_footprint(replace(found, terrain=ground), MIN_MARGIN_M)
             if again is not None and again.ok and again.inliers >= MIN_INLIERS and (
@@ -97,4 +100,32 @@ def _verified(reg: RegisteredPhoto, register_in_footprint: RegisterInFootprint, 
     return reg if ok else None
 
 
-__all__ = ["MAX_ASSUMED_CAMERA_SHIFT_M", "VERIFIED_HYPOTHESES", "register_under_assumed_cameras"]
+def reproduces_itself(reg: RegisteredPhoto, register_in_footprint: RegisterInFootprint, margin_m: float) -> bool:
+    """Whether a flat-ground (``local``) registration holds up as a whole: the camera its matches
+    imply registers the photo again (in its footprint grown by ``margin_m``), and that
+    registration's matches imply the same camera (heading and pitch within
+    ``CONFIRM_ANGLE_DEG``); a lock on a repeated pattern implies a camera that does not reproduce
+    itself. Without a DEM there is no metadata-error fit (relief dominates it): this is the
+    photo-level test there."""
+    camera = reg.camera_estimate()
+    if camera is None:
+        return False
+    found = _with_camera(reg.prior, camera)
+    again = register_in_footprint(found, margin_m)
+    implied = again.camera_estimate() if again is not None and again.ok else None
+    if implied is None:
+        return False
+    yaw, pitch, _ = angles_from_rotation(implied.rotation)
+    return abs((yaw - found.yaw + 180.0) % 360.0 - 180.0) <= CONFIRM_ANGLE_DEG and \
+        abs(pitch - found.pitch) <= CONFIRM_ANGLE_DEG
+
+
+def _with_camera(prior: CameraPrior, camera) -> CameraPrior:
+    """``prior`` with the camera its registration's matches imply (no longer assumed)."""
+    yaw, pitch, roll = angles_from_rotation(camera.rotation)
+    return replace(prior, camera=camera, yaw=yaw, pitch=pitch, roll=roll, assumed="",
+                   notes=[*prior.notes, f"camera from the matches (yaw {yaw:.1f}, pitch {pitch:.1f})"])
+
+
+__all__ = ["CONFIRM_ANGLE_DEG", "MAX_ASSUMED_CAMERA_SHIFT_M", "VERIFIED_HYPOTHESES", "register_under_assumed_cameras",
+           "reproduces_itself"]

@@ -33,7 +33,7 @@ Fusion (``auto``): the point is the registration's when it held and agrees with 
 lies within the budget (:func:`~smgeo_geo.pose.fit_metadata_error`), since the metadata may be off
 by more than its 90 % radius at one click; or, flat ground (no DEM: relief dominates such a fit),
 the camera the matches imply registers the photo again and is implied again by that registration
-(``CONFIRM_ANGLE_DEG``); or the registration has strong support; or it held only
+(:func:`~smgeo_geo.assumed_cameras.reproduces_itself`); or the registration has strong support; or it held only
 at another camera height or heading than the metadata's, which discredits the metadata's point), else the metadata's,
 else SMGeo's best box centre (its radius: the distance to the farthest corner of the window
 SMGeo searched, as the model's scores are not calibrated on real imagery); a metadata point that
@@ -80,8 +80,7 @@ from pathlib import Path
 import numpy as np
 from rasterio.windows import Window
 
-from smgeo_geo.assumed_cameras import register_under_assumed_cameras
-from smgeo_geo.camera import angles_from_rotation
+from smgeo_geo.assumed_cameras import register_under_assumed_cameras, reproduces_itself
 from smgeo_geo.coords import crs_to_lonlat, geodesic_distance, pixel_to_crs
 from smgeo_geo.errors import MetadataError, OptionError, SMGeoError
 from smgeo_geo.photo import check_click, read_photo
@@ -103,9 +102,6 @@ REGISTRATION_MAX_SIDE = 4096  # raster pixels a side registered whole (read at <
 # DEM's heights may be in another vertical datum than the photo's altitude (geoid vs ellipsoid:
 # -107 to +85 m on Earth); registration holds within about +-15 m of the true height
 HEIGHT_SWEEP_M = (-25.0, 25.0, -50.0, 50.0, -75.0, 75.0, -100.0, 100.0)
-# degrees within which the camera a flat-ground registration's matches imply must be implied again
-# by the registration it makes (registration itself holds within about +-12 deg pitch, +-30 heading)
-CONFIRM_ANGLE_DEG = 10.0
 
 
 def check_method(method: str) -> str:
@@ -329,13 +325,11 @@ class Locator:
             if prior is not None and (reg is None or not reg.ok):
                 # a compass far off (magnetic interference) turns the footprint away from what
                 # the photo shows: other headings, verified as for a photo without one
-                def in_footprint(assumed: CameraPrior, margin_m: float) -> RegisteredPhoto | None:
-                    return self._register_in_footprint(image, raster, assumed, margin_m, user)
-
-                turned, _, heading = register_under_assumed_cameras(heading_hypotheses(prior), in_footprint, tick)
+                turned, _, heading = register_under_assumed_cameras(
+                    heading_hypotheses(prior), self._registrar(image, raster, user), tick)
                 reg = turned if turned is not None else reg
             confirmed = reg is not None and reg.ok and reg.mode == "local" and not heading and \
-                self._confirmed(image, raster, reg, margin, user)
+                reproduces_itself(reg, self._registrar(image, raster, user), margin)
             self._registrations[key] = (reg, height_shift, heading, confirmed)
             while len(self._registrations) > self.cache_size:
                 self._registrations.popitem(last=False)
@@ -348,24 +342,13 @@ class Locator:
             details["confirmed_by_its_camera"] = True
         return self._located(reg, image, click, prior, details, second_opinion=bool(heading))
 
-    def _confirmed(self, image: np.ndarray, raster: ReferenceRaster, reg: RegisteredPhoto, margin_m: float,
-                   user: ResolvedWindow | None) -> bool:
-        """Whether a flat-ground (``local``) registration holds up as a whole: the camera its
-        matches imply registers the photo again, and that registration's matches imply the same
-        camera (heading and pitch within ``CONFIRM_ANGLE_DEG``); a lock on a repeated pattern
-        implies a camera that does not reproduce itself. Without a DEM there is no metadata-error
-        fit (relief dominates it); this is the photo-level test there."""
-        camera = reg.camera_estimate()
-        if camera is None:
-            return False
-        yaw, pitch, roll = angles_from_rotation(camera.rotation)
-        again = self._register_in_footprint(image, raster, replace(reg.prior, camera=camera, yaw=yaw, pitch=pitch,
-                                                                   roll=roll), margin_m, user)
-        implied = again.camera_estimate() if again is not None and again.ok else None
-        if implied is None:
-            return False
-        yaw2, pitch2, _ = angles_from_rotation(implied.rotation)
-        return abs((yaw2 - yaw + 180.0) % 360.0 - 180.0) <= CONFIRM_ANGLE_DEG and abs(pitch2 - pitch) <= CONFIRM_ANGLE_DEG
+    def _registrar(self, image: np.ndarray, raster: ReferenceRaster, user: ResolvedWindow | None):
+        """``(prior, margin_m) -> RegisteredPhoto | None``: the photo registered in a prior's
+        footprint window (what :mod:`smgeo_geo.assumed_cameras` calls)."""
+        def in_footprint(prior: CameraPrior, margin_m: float) -> RegisteredPhoto | None:
+            return self._register_in_footprint(image, raster, prior, margin_m, user)
+
+        return in_footprint
 
     def _hypothesis_stage(self, photo: str, image: np.ndarray, raster: ReferenceRaster,
                           hypotheses: list[CameraPrior], user: ResolvedWindow | None, click, tick=None) -> Stage:
@@ -382,10 +365,8 @@ class Locator:
             if reg is not None:
                 reg.raster = raster
         else:
-            def in_footprint(prior: CameraPrior, margin_m: float) -> RegisteredPhoto | None:
-                return self._register_in_footprint(image, raster, prior, margin_m, user)
-
-            reg, tried, assumed = register_under_assumed_cameras(hypotheses, in_footprint, tick)
+            reg, tried, assumed = register_under_assumed_cameras(hypotheses, self._registrar(image, raster, user),
+                                                                 tick)
             self._registrations[key] = (reg, tried, assumed)
             while len(self._registrations) > self.cache_size:
                 self._registrations.popitem(last=False)

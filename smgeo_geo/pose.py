@@ -56,6 +56,7 @@ ALTITUDE_TOLERANCE_M = 15.0
 PITCH_HYPOTHESES_DEG = tuple(-90.0 + off for off in range(0, int(UNKNOWN_PITCH_MAX_OFF_NADIR_DEG) + 1, 15))
 YAW_HYPOTHESES_DEG = tuple(float(y) for y in range(0, 360, 45))
 HEIGHT_HYPOTHESES_M = (100.0, 50.0)
+_HALF_YAW_STEP = (YAW_HYPOTHESES_DEG[1] - YAW_HYPOTHESES_DEG[0]) / 2  # a heading this near a tried one is not tried
 
 
 @dataclass(frozen=True)
@@ -215,7 +216,7 @@ def camera_hypotheses(meta: PhotoMeta, terrain=None, budget: ErrorBudget | None 
         trials += [(height, p, y) for p in pitches for y in (first or (0.0,) if p <= -90.0 else first)]
         if not yaw_known:
             trials += [(height, p, y) for p in pitches if p > -90.0 for y in YAW_HYPOTHESES_DEG
-                       if not first or abs((y - first[0] + 180.0) % 360.0 - 180.0) >= 22.5]
+                       if not first or abs((y - first[0] + 180.0) % 360.0 - 180.0) >= _HALF_YAW_STEP]
     out = []
     for height, pitch, yaw in trials:
         said = [f"pitch {pitch:g}" if not pitch_known else "",
@@ -241,13 +242,11 @@ def heading_hypotheses(prior: CameraPrior) -> list[CameraPrior]:
     vertical only turns the rectified photo, which the features match anyway)."""
     if prior.pitch <= -80.0:
         return []
-    step = YAW_HYPOTHESES_DEG[1] - YAW_HYPOTHESES_DEG[0]
-
     def apart(yaw: float) -> float:
         return abs((yaw - prior.yaw + 180.0) % 360.0 - 180.0)
 
     out = []
-    for yaw in sorted((y for y in YAW_HYPOTHESES_DEG if apart(y) >= step / 2), key=apart):
+    for yaw in sorted((y for y in YAW_HYPOTHESES_DEG if apart(y) >= _HALF_YAW_STEP), key=apart):
         camera = prior.camera.with_pose(rotation_from_angles(yaw, prior.pitch, prior.roll), prior.camera.centre)
         said = f"heading {yaw:g} (the metadata's is {prior.yaw:g})"
         out.append(replace(prior, camera=camera, yaw=yaw, assumed=said, notes=[*prior.notes, f"assumed {said}"]))
