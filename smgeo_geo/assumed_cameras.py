@@ -21,9 +21,9 @@ from typing import Callable
 import numpy as np
 
 from smgeo_geo.camera import angles_from_rotation
-from smgeo_geo.pose import CameraPrior, flattened
+from smgeo_geo.pose import CameraPrior, flattened, ground_below
 from smgeo_geo.registration import MIN_INLIERS, MIN_PHOTO_INLIERS, RegisteredPhoto
-from smgeo_geo.terrain import DemTerrain, cast_rays
+from smgeo_geo.terrain import DemTerrain
 
 VERIFIED_HYPOTHESES = 3  # registrations under assumed cameras checked again with the camera their matches imply
 # farthest (m) the matches may put the camera of a photo lacking metadata from its GPS position: a
@@ -61,9 +61,8 @@ def register_under_assumed_cameras(hypotheses: list[CameraPrior], register_in_fo
             if tick is not None:
                 tick(0.2 + 0.35 * tried / total, f"registering: assumed {prior.assumed} ({tried}/{total})")
             # the footprint of an assumed camera is off by up to half a grid step: grow it
-            cam = prior.camera
-            below, hit = cast_rays(cam.frame, cam.centre[None], np.array([[0.0, 0.0, -1.0]]), prior.terrain)
-            margin = max(MIN_MARGIN_M, 0.5 * (cam.centre[2] - below[0, 2])) if hit[0] else MIN_MARGIN_M
+            below = ground_below(prior)
+            margin = MIN_MARGIN_M if below is None else max(MIN_MARGIN_M, 0.5 * (prior.camera.centre[2] - below))
             attempt = register_in_footprint(prior, margin)
             if attempt is not None and attempt.ok:
                 held.append(attempt)

@@ -56,8 +56,8 @@ position), ``confidence`` (``1 / (1 + uncertainty_m / 5)``), ``located_lon`` / `
 around the click, pose mode; 0 when the global registration answered),
 ``registration_height_hypothesis_m`` (when another camera height than the metadata's made it
 register), ``registration_heading_hypothesis`` (when another heading did, e.g. ``heading 180 (the
-metadata's is 94.2)``), ``registration_confirmed_by_its_camera`` (flat ground: the camera the
-matches imply reproduced itself), ``registration_camera_height_change_m`` (pose mode: the refined camera's height minus
+metadata's is 94.2)``), ``registration_confirmed_by_its_camera`` (flat ground, where the registration and the
+metadata disagree: whether the camera the matches imply reproduced itself), ``registration_camera_height_change_m`` (pose mode: the refined camera's height minus
 the metadata's; tens of metres mean the DEM and the photo's altitude are in different
 vertical datums), ``registration_metadata_error_sigma`` / ``registration_metadata_explained``
 (pose mode: the size, in budget sigmas, of the metadata error the matches imply, and whether it
@@ -301,7 +301,7 @@ class Locator:
         found = self._registrations.get(key)
         self.last_registration_cached = found is not None
         if found is not None:
-            reg, height_shift, heading, confirmed = found
+            reg, height_shift, heading, confirmed = found  # confirmed: [None] until the fusion needs it
             if reg is not None:
                 reg.raster = raster  # same file, bands and window; the handle it was made with may be closed
         else:
@@ -328,8 +328,7 @@ class Locator:
                 turned, _, heading = register_under_assumed_cameras(
                     heading_hypotheses(prior), self._registrar(image, raster, user), tick)
                 reg = turned if turned is not None else reg
-            confirmed = reg is not None and reg.ok and reg.mode == "local" and not heading and \
-                reproduces_itself(reg, self._registrar(image, raster, user), margin)
+            confirmed = [None]  # whether a flat-ground registration reproduces its own camera (asked lazily)
             self._registrations[key] = (reg, height_shift, heading, confirmed)
             while len(self._registrations) > self.cache_size:
                 self._registrations.popitem(last=False)
@@ -338,9 +337,15 @@ class Locator:
         details = {"height_hypothesis_m": height_shift} if height_shift else {}
         if heading:
             details["heading_hypothesis"] = heading
-        if confirmed:
-            details["confirmed_by_its_camera"] = True
-        return self._located(reg, image, click, prior, details, second_opinion=bool(heading))
+        stage = self._located(reg, image, click, prior, details, second_opinion=bool(heading))
+        if stage.ok and reg.mode == "local" and not heading and meta_stage.ok and \
+                not _consistent(raster, meta_stage, stage):
+            # flat ground and the metadata disagree here: the photo-level test the fusion needs
+            # (an extra registration, so asked only now, once per registration)
+            if confirmed[0] is None:
+                confirmed[0] = reproduces_itself(reg, self._registrar(image, raster, user), margin)
+            stage.details["confirmed_by_its_camera"] = confirmed[0]
+        return stage
 
     def _registrar(self, image: np.ndarray, raster: ReferenceRaster, user: ResolvedWindow | None):
         """``(prior, margin_m) -> RegisteredPhoto | None``: the photo registered in a prior's
@@ -544,6 +549,11 @@ def _ground_distance_m(raster: ReferenceRaster, a: tuple[float, float], b: tuple
     return float(geodesic_distance(lon[0], lat[0], lon[1], lat[1]))
 
 
+def _consistent(raster: ReferenceRaster, meta: Stage, reg: Stage) -> bool:
+    """Whether two stages' 90 % circles overlap (their points no farther apart than the radii)."""
+    return _ground_distance_m(raster, meta.point, reg.point) <= meta.uncertainty_m + reg.uncertainty_m
+
+
 def _fuse_point(stages: dict[str, Stage], raster: ReferenceRaster) -> Stage | None:
     """The stage whose point answers (see the module docstring), or None; ``raster``: the
     reference the stages' points (raster CRS) lie on."""
@@ -558,7 +568,7 @@ def _fuse_point(stages: dict[str, Stage], raster: ReferenceRaster) -> Stage | No
             return reg
         dist = _ground_distance_m(raster, meta.point, reg.point)
         support = reg.details.get("inliers", 0) + reg.details.get("patch_inliers", 0)  # matched features
-        consistent = dist <= meta.uncertainty_m + reg.uncertainty_m
+        consistent = _consistent(raster, meta, reg)
         # the photo as a whole (pose mode): the metadata error its matches imply lies within the
         # budget, though at this click the two may lie farther apart than the metadata's radius
         explained = reg.details.get("metadata_explained", False)

@@ -253,14 +253,21 @@ def heading_hypotheses(prior: CameraPrior) -> list[CameraPrior]:
     return out
 
 
+def ground_below(prior: CameraPrior) -> float | None:
+    """Height (m, the camera frame's z) of ``prior``'s terrain straight below its camera, or
+    ``None`` where the terrain has none."""
+    cam = prior.camera
+    below, hit = cast_rays(cam.frame, cam.centre[None], np.array([[0.0, 0.0, -1.0]]), prior.terrain)
+    return float(below[0, 2]) if hit[0] else None
+
+
 def flattened(prior: CameraPrior) -> CameraPrior | None:
     """``prior`` over level ground at its terrain's height below the camera (``None`` where the
     terrain has no height there)."""
-    cam = prior.camera
-    below, hit = cast_rays(cam.frame, cam.centre[None], np.array([[0.0, 0.0, -1.0]]), prior.terrain)
-    if not hit[0]:
+    below = ground_below(prior)
+    if below is None:
         return None
-    terrain = FlatTerrain(float(below[0, 2]), sigma_m=prior.budget.ground_m,
+    terrain = FlatTerrain(below, sigma_m=prior.budget.ground_m,
                           name=f"level ground at the height of {getattr(prior.terrain, 'name', 'the terrain')} "
                                f"below the drone")
     return replace(prior, terrain=terrain, notes=[*prior.notes, terrain.name])

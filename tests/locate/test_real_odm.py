@@ -231,14 +231,19 @@ def test_without_a_dem_a_registration_whose_camera_reproduces_itself_outvotes_a_
     camera the registration's matches imply registers the photo again and implies itself again:
     the match holds for the whole photo, and it answers."""
     photo = with_metadata_errors(SOUTH, tmp_path / SOUTH.name, MetadataErrors(yaw_deg=25.0, rtk=False))
-    errors = []
+    errors, asked = [], 0
     with open_reference(ORTHO) as raster:
         for click, lon, lat in zip(CLICKS, *truth_of(reconstruction, CLICKS)):
             e = locator.locate(raster, photo, click).extra
             err = float(geodesic_distance(lon, lat, e["located_lon"], e["located_lat"]))
-            assert e["answer"] == "registration" and e["registration_confirmed_by_its_camera"], e
+            assert e["answer"] == "registration", e
+            # asked only where the two disagree (an extra registration): there it must hold
+            if "registration_confirmed_by_its_camera" in e:
+                asked += 1
+                assert e["registration_confirmed_by_its_camera"] is True, e
             assert err <= e["uncertainty_m"], (click, err, e["uncertainty_m"])
             errors.append(err)
+    assert asked >= len(CLICKS) // 2  # the case: the metadata is off by more than its radius at most clicks
     assert np.median(errors) < 2.0, errors
 
 
