@@ -402,6 +402,9 @@ class Locator:
             # the refined camera against the metadata's: tens of metres up or down say that the
             # DEM's heights and the photo's altitude are in different vertical datums
             details["camera_height_change_m"] = round(float(reg.camera.centre[2] - prior.camera.centre[2]), 2)
+        if reg.lens is not None:  # fitted to the matches: the metadata has no lens model
+            details.update(lens_k1=round(reg.lens.k1, 4), lens_k1_sigma=round(reg.lens.sigma, 4),
+                           lens_k2=round(reg.lens.k2, 4))
         fit = reg.metadata_fit
         if fit is not None and not second_opinion:  # (against a camera the matches made: no test)
             details.update(metadata_error_sigma=round(fit.mahalanobis, 2), metadata_explained=fit.explained)

@@ -107,6 +107,11 @@ class PhotoMeta:
         return tuple(values[4:9])  # type: ignore[return-value]
 
     @property
+    def dewarped(self) -> bool:
+        """Whether the camera removed its lens distortion itself (DJI ``DewarpFlag`` 1)."""
+        return self.xmp.get("DewarpFlag", "0").strip() not in ("0", "")
+
+    @property
     def yaw(self) -> float | None:
         """Camera heading, degrees clockwise from north: gimbal yaw, else flight yaw."""
         return self.gimbal_yaw if self.gimbal_yaw is not None else self.flight_yaw

@@ -7,7 +7,8 @@
   the image diagonal, ``f_px = f35 * diag_px / 43.27``), else DJI ``CalibratedFocalLength``
   (pixels of the full-resolution sensor, rescaled), else a 24 mm-equivalent lens; principal
   point at the image centre; Brown distortion from DJI ``DewarpData`` when the photo is not
-  dewarped, else none;
+  dewarped, else none (a pinhole: where the photo says neither, the error budget carries the
+  lens's ``k1``, and registration on a DEM fits the lens to its matches, :mod:`smgeo_geo.lens`);
 * position: GPS latitude / longitude; height from DJI ``AbsoluteAltitude`` (or EXIF
   ``GPSAltitude``) when a DEM is given (unless, without RTK, it is more than 15 m from the
   DEM height below the drone + ``RelativeAltitude``, a sign of another vertical datum: then
@@ -36,15 +37,17 @@ import numpy as np
 
 from smgeo_geo.camera import FrameCamera, LocalFrame, rotation_from_angles
 from smgeo_geo.errors import MetadataError
+from smgeo_geo.lens import UNKNOWN_K1_SIGMA
 from smgeo_geo.photo_meta import UNKNOWN_PITCH_MAX_OFF_NADIR_DEG, PhotoMeta
 from smgeo_geo.terrain import DemTerrain, FlatTerrain, cast_rays, intersect_rays
 
 DIAG_35MM = 43.2666  # mm, diagonal of a 36 x 24 mm frame
 DEFAULT_F35 = 24.0  # mm, the common drone lens when the photo says nothing
 CHI2_2D_90 = 4.605  # 90 % quantile of chi-square with 2 degrees of freedom
-# 99.9 % quantile of chi-square with 7 degrees of freedom (the budget's pose error sources):
-# a registration whose matches a metadata error this large or smaller explains agrees with it
-CHI2_7_999 = 24.32
+# 99.9 % quantiles of chi-square with 7 and 8 degrees of freedom (the budget's error sources,
+# with the lens when the metadata has no lens model): a registration whose matches a metadata
+# error this large or smaller explains agrees with it
+CHI2_999 = {7: 24.32, 8: 26.12}
 FIT_POINTS = 200  # correspondences (evenly subsampled) a metadata-error fit uses at most
 # a non-RTK absolute altitude further than this from DEM-below-the-drone + relative altitude is
 # taken to be in another vertical datum (or barometric drift) and not used
@@ -62,7 +65,8 @@ _HALF_YAW_STEP = (YAW_HYPOTHESES_DEG[1] - YAW_HYPOTHESES_DEG[0]) / 2  # a headin
 @dataclass(frozen=True)
 class ErrorBudget:
     """1-sigma errors of the metadata: GPS horizontal / vertical (m), yaw / pitch / roll (deg),
-    focal length (fraction), ground height (m; the DEM's or the flat-ground assumption's)."""
+    focal length (fraction), ground height (m; the DEM's or the flat-ground assumption's), the
+    lens's radial distortion ``k1`` (0 where the metadata gives the lens model or a dewarped photo)."""
 
     gps_horizontal_m: float = 2.0
     height_m: float = 2.0
@@ -71,6 +75,7 @@ class ErrorBudget:
     roll_deg: float = 1.5
     focal_fraction: float = 0.01
     ground_m: float = 3.0
+    lens_k1: float = 0.0
 
     def as_dict(self) -> dict:
         return {k: round(v, 4) for k, v in self.__dict__.items()}
@@ -183,6 +188,11 @@ def camera_from_metadata(meta: PhotoMeta, terrain=None, budget: ErrorBudget | No
     dist = meta.distortion or (0.0, 0.0, 0.0, 0.0, 0.0)
     if meta.distortion:
         notes.append("lens distortion from DJI DewarpData")
+    elif meta.dewarped:
+        notes.append("photo dewarped in the camera (DJI DewarpFlag)")
+    else:
+        notes.append(f"no lens model in the metadata: pinhole, radial distortion k1 0 +- {UNKNOWN_K1_SIGMA:g}")
+        base = replace(base, lens_k1=max(base.lens_k1, UNKNOWN_K1_SIGMA))
     camera = FrameCamera(width, height, f, f, width / 2, height / 2, dist,
                          rotation_from_angles(yaw, pitch, roll), np.array([0.0, 0.0, cam_h]), frame)
     return CameraPrior(camera, terrain, base, yaw, pitch, roll, notes)
@@ -289,8 +299,8 @@ class MetadataFit:
 
     ``sigmas``: the fitted error of each source in units of its budget 1-sigma (GPS east,
     GPS north, height above the terrain (the camera's and the ground's errors together), yaw,
-    pitch, roll, focal length); ``mahalanobis``: their root sum of
-    squares; ``points``: correspondences used.
+    pitch, roll, focal length, and the lens's ``k1`` where the metadata has no lens model);
+    ``mahalanobis``: their root sum of squares; ``points``: correspondences used.
     """
 
     sigmas: np.ndarray
@@ -300,8 +310,8 @@ class MetadataFit:
     @property
     def explained(self) -> bool:
         """Whether the registration agrees with the metadata as a whole: the error it implies
-        lies within the budget's 99.9 % ellipsoid (chi-square, 7 degrees of freedom)."""
-        return self.mahalanobis ** 2 <= CHI2_7_999
+        lies within the budget's 99.9 % ellipsoid (chi-square, one degree of freedom per source)."""
+        return self.mahalanobis ** 2 <= CHI2_999[len(self.sigmas)]
 
 
 def fit_metadata_error(prior: CameraPrior, photo_px: np.ndarray, ground: np.ndarray,
@@ -329,7 +339,7 @@ def fit_metadata_error(prior: CameraPrior, photo_px: np.ndarray, ground: np.ndar
     hit &= np.all(np.isfinite(ground), axis=1)
     if hit.sum() < 6:
         return None
-    jac = np.stack(columns, axis=-1)[hit].reshape(-1, len(columns))  # (2N, 7): metres per sigma
+    jac = np.stack(columns, axis=-1)[hit].reshape(-1, len(columns))  # (2N, 7 or 8): metres per sigma
     shift = (ground[hit] - base[hit, :2]).reshape(-1)
     w = 1.0 / max(noise_m, 1e-3) ** 2
     sigmas = np.linalg.solve(w * jac.T @ jac + np.eye(jac.shape[1]), w * jac.T @ shift)
@@ -344,7 +354,7 @@ def _vertical_m(budget: ErrorBudget) -> float:
 def _perturbed(prior: CameraPrior, vertical_m: float | None = None) -> list[FrameCamera]:
     """The prior camera with each error source of its budget moved by one sigma (GPS east,
     GPS north, height (``vertical_m`` when given, else the budget's), yaw, pitch, roll, focal
-    length)."""
+    length, and the lens's ``k1`` where the budget has one)."""
     cam, b = prior.camera, prior.budget
     out = []
     for axis in (0, 1):
@@ -358,6 +368,9 @@ def _perturbed(prior: CameraPrior, vertical_m: float | None = None) -> list[Fram
         rot = rotation_from_angles(prior.yaw + dy, prior.pitch + dp, prior.roll + dr)
         out.append(cam.with_pose(rot, cam.centre))
     out.append(replace(cam, fx=cam.fx * (1 + b.focal_fraction), fy=cam.fy * (1 + b.focal_fraction)))
+    if b.lens_k1 > 0:
+        k1, *rest = cam.distortion
+        out.append(replace(cam, distortion=(k1 + b.lens_k1, *rest)))
     return out
 
 

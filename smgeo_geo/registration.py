@@ -6,9 +6,10 @@ flat ground) and projected into the photo, so the photo is resampled into the re
 own grid as a near-nadir view. SIFT features of both, Lowe's ratio test and a MAGSAC++
 homography between them then leave correspondences photo pixel <-> reference point; with the
 reference point's terrain height they refine the camera pose (PnP, RANSAC) and the click's
-ray is cast with the refined camera. Tall objects and relief stay exact where the DEM holds;
-what the global pose does not explain (lens model, DEM errors, flat ground in hilly land) is
-corrected by the residuals of the inliers nearest the click. With a DEM this runs coarse to
+ray is cast with the refined camera (with the lens fitted to the matches where the metadata
+gives no lens model: :mod:`smgeo_geo.lens`). Tall objects and relief stay exact where the DEM
+holds; what the global pose does not explain (lens model, DEM errors, flat ground in hilly land)
+is corrected by the residuals of the inliers nearest the click (an offset and its gradient). With a DEM this runs coarse to
 fine: the pose from a window read at ``COARSE_SIDE`` pixels with ``COARSE_FEATURES`` per image
 (``MAX_WORK_SIDE`` and ``MAX_FEATURES`` when too few matches hold there), then per click a patch of the
 reference around it at native resolution, rectified again with the refined camera and matched,
@@ -40,6 +41,7 @@ from rasterio.windows import Window
 from smgeo_geo.camera import FrameCamera
 from smgeo_geo.classical import horizon_crosses, ratio_test_matches
 from smgeo_geo.coords import pixel_to_crs, transform_xy
+from smgeo_geo.lens import LensFit, fit_radial_distortion, refit_pose
 from smgeo_geo.pose import CHI2_2D_90, CameraPrior, MetadataFit, fit_metadata_error
 from smgeo_geo.raster import PixelMapping, ReferenceRaster
 from smgeo_geo.terrain import DemTerrain, cast_rays, intersect_rays
@@ -65,6 +67,7 @@ LOOSE_THRESHOLD = 40.0  # work pixels: the global filter where relief bends the 
 LOCAL_RADIUS_M = 40.0  # metres around the click whose features map it, without a DEM
 LOCAL_MIN_HALF_PX = 128  # native pixels from the click to the edge of that patch, at least (features need pixels)
 RELIEF_SLOPE = 0.1  # metres of error per metre between the click and its matches, without a DEM
+GRADIENT_RIDGE = 0.5  # damping of the residual's gradient near a click (x the neighbours' total weight)
 CAMERA_ESTIMATE_PX = 8.0  # photo pixels: PnP threshold of the camera a flat-ground registration implies
 # (after a first fit at LOOSE_THRESHOLD from the prior's pose, which may be tens of degrees off)
 
@@ -159,6 +162,25 @@ def _weights(dist: np.ndarray) -> np.ndarray:
     """Gaussian weights of neighbours by distance, scaled to the neighbourhood's size."""
     scale = max(float(np.median(dist)), 1e-6)
     return np.exp(-0.5 * (dist / scale) ** 2)
+
+
+def _residual_at(at: np.ndarray, px: np.ndarray, resid: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """The pose's residual (photo pixels) at ``at`` from its neighbours' (``px``, ``resid``, ``dist``
+    from ``at``): a distance-weighted linear field (offset + gradient, the gradient damped by
+    ``GRADIENT_RIDGE``), as what the pose leaves (a lens model's error above all) varies across
+    the neighbourhood; their weighted mean with fewer than 8. Returns it, the neighbours'
+    residuals left by the fit and the parameters it fitted (6 or 2)."""
+    w = _weights(dist)
+    mean = (resid * w[:, None]).sum(0) / w.sum()
+    if len(px) < 8:
+        return mean, resid - mean, 2
+    scale = max(float(np.median(dist)), 1e-6)
+    a = np.column_stack([np.ones(len(px)), (px - at) / scale])
+    sw = np.sqrt(w)[:, None]
+    ridge = GRADIENT_RIDGE * w.sum()  # a gradient only where the neighbours pin it down
+    ata = (a * sw).T @ (a * sw) + np.diag([0.0, ridge, ridge])
+    coef = np.linalg.solve(ata, (a * sw).T @ (resid * sw))
+    return coef[0], resid - a @ coef, 6
 
 
 def _local_affine(src: np.ndarray, dst: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -306,6 +328,7 @@ class RegisteredPhoto:
     prior_uncertainty_m: float = 30.0  # how far the metadata may be off (search radius of local matching)
     photo: np.ndarray | None = None  # the upright photo (rectified again around each click)
     metadata_fit: MetadataFit | None = None  # the metadata error its matches imply (pose mode)
+    lens: LensFit | None = None  # the lens fitted to the matches (pose mode, no lens model in the metadata)
 
     @property
     def inliers(self) -> int:
@@ -398,14 +421,16 @@ class RegisteredPhoto:
         resid_px = photo_px - proj
         d = np.linalg.norm(photo_px - np.asarray(click), axis=1)
         near = np.argsort(d)[:LOCAL_NEIGHBOURS]
-        w = _weights(d[near])
-        correction = (resid_px[near] * w[:, None]).sum(0) / w.sum()
+        correction, left_px, fitted = _residual_at(np.asarray(click, float), photo_px[near], resid_px[near], d[near])
         pts, hit = intersect_rays(camera, [np.asarray(click, float) - correction], terrain)
         if not hit[0]:
             return self.failed("the refined camera's ray through the click misses the terrain")
         gsd = float(np.linalg.norm(camera.centre - pts[0])) * camera.ground_sample_scale
-        local_res_m = (resid_px[near] - correction) * gsd
-        unc = _uncertainty(local_res_m, resolution_m, float(np.median(d[near])) * gsd, fitted=2)
+        local_res_m = left_px * gsd
+        unc = _uncertainty(local_res_m, resolution_m, float(np.median(d[near])) * gsd, fitted=fitted)
+        if fine is None and self.lens is not None:
+            # matches far from the click: the fitted lens's own error moves it
+            unc = math.hypot(unc, math.sqrt(CHI2_2D_90) * self._lens_spread_m(click, pts[0]))
         x, y = camera.frame.to_crs(self.raster.crs, pts[:, 0], pts[:, 1], pts[:, 2])
         col, row = ~self.raster.transform @ (float(x[0]), float(y[0]))
         region = click_region(camera, terrain, self.raster, click, region_px)
@@ -414,6 +439,17 @@ class RegisteredPhoto:
         if fine is not None:
             extra["patch_inliers"] = len(fine[0])
         return self._result(col, row, unc, local_res_m, region, extra)
+
+    def _lens_spread_m(self, click, point: np.ndarray) -> float:
+        """Metres the click's ground point moves when the fitted lens is one sigma off (along
+        ``k1``; the pose refitted to the matches each time): the larger of the two sides."""
+        moved = [0.0]
+        for lens in self.lens.one_sigma_off():
+            camera = refit_pose(lens.applied(self.camera), self.world, self.photo_px)
+            pts, hit = intersect_rays(camera, [click], self.prior.terrain)
+            if hit[0]:
+                moved.append(float(np.linalg.norm(pts[0, :2] - point[:2])))
+        return max(moved)
 
     def _local_map(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Source-frame points -> work-window pixels by the affine map local to ``pts[0]``
@@ -543,7 +579,44 @@ def register(photo: np.ndarray, raster: ReferenceRaster, window: Window, prior: 
     camera pose is then refined (``pose`` mode), on flat ground the click is mapped by local
     affine maps (``local`` mode). Without a prior the photo, downscaled to ``photo_side``,
     is matched directly (``photo`` mode). A failure is a result with ``ok`` False and a reason.
+    In ``pose`` mode a photo whose metadata has no lens model gets one fitted to its matches
+    (:func:`_with_fitted_lens`).
     """
+    found = _register_scales(photo, raster, window, prior, photo_side)
+    if found.ok and found.mode == "pose" and found.prior.budget.lens_k1 > 0:
+        return _with_fitted_lens(found, photo, raster, window, photo_side)
+    return found
+
+
+def _with_fitted_lens(found: RegisteredPhoto, photo: np.ndarray, raster: ReferenceRaster, window: Window,
+                      photo_side: int) -> RegisteredPhoto:
+    """A ``pose`` registration whose metadata has no lens model (``budget.lens_k1`` > 0) with
+    the lens fitted to its matches (:mod:`smgeo_geo.lens`): the photo is
+    registered again with that lens (rectified without the pinhole's bend, matches towards the
+    photo's edges hold), the lens fitted again to the matches of the better of the two, and
+    the pose refitted with it."""
+    fit = fit_radial_distortion(found.camera, found.world, found.photo_px)
+    if fit is None:
+        return found
+    again = _register_scales(photo, raster, window, _with_lens(found.prior, fit), photo_side)
+    if again.ok and again.mode == "pose" and again.inliers >= found.inliers:
+        found = again
+        fit = fit_radial_distortion(found.camera, found.world, found.photo_px) or fit
+    found.camera = refit_pose(fit.applied(found.camera), found.world, found.photo_px)
+    found.lens = fit
+    return found
+
+
+def _with_lens(prior: CameraPrior, fit: LensFit) -> CameraPrior:
+    """``prior`` with the fitted lens (the budget's lens 1-sigma the fit's)."""
+    return replace(prior, camera=fit.applied(prior.camera), budget=replace(prior.budget, lens_k1=fit.sigma),
+                   notes=[*prior.notes, f"lens fitted to the matches: k1 {fit.k1:+.3f} +- {fit.sigma:.3f}, "
+                                        f"k2 {fit.k2:+.3f}"])
+
+
+def _register_scales(photo: np.ndarray, raster: ReferenceRaster, window: Window, prior: CameraPrior | None,
+                     photo_side: int) -> RegisteredPhoto:
+    """:func:`register` without the lens fit: coarse scale first, full work scale where that fails."""
     dem = prior is not None and isinstance(prior.terrain, DemTerrain)
     if prior is not None and max(window.width, window.height) > COARSE_SIDE:
         # cheap first: the coarse scale (with a DEM a pose needs only COARSE_FEATURES); where too
@@ -647,13 +720,10 @@ def refine_pose(camera: FrameCamera, world: np.ndarray, photo_px: np.ndarray,
         return None, None
     keep = np.zeros(len(world), bool)
     keep[inl.ravel()] = True
-    rvec1, tvec1 = cv2.solvePnPRefineLM(obj[keep].astype(np.float64), (photo_px[keep] - 0.5).astype(np.float64),
-                                        camera.matrix, camera.dist, rvec1, tvec1)
     rot, _ = cv2.Rodrigues(rvec1)
-    centre = camera.centre - rot.T @ tvec1.ravel()
-    refined = camera.with_pose(rot, centre)
+    refined = refit_pose(camera.with_pose(rot, camera.centre - rot.T @ tvec1.ravel()), world[keep], photo_px[keep])
     # the refined pose must stay a plausible correction of the metadata pose
-    if np.linalg.norm(centre - camera.centre) > 100.0:
+    if np.linalg.norm(refined.centre - camera.centre) > 100.0:
         return None, None
     return refined, keep
 

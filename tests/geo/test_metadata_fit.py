@@ -66,3 +66,40 @@ def test_a_registration_the_budget_cannot_explain_is_not_explained(case):
 def test_too_few_correspondences_give_no_fit():
     px, ground = correspondences(camera(), n=5)
     assert fit_metadata_error(PRIOR, px, ground, noise_m=0.3) is None
+
+
+def test_a_lens_the_metadata_does_not_describe_is_one_more_source_of_its_error():
+    """Matches of a barrel lens (k1 -0.2) against a pinhole metadata camera: with the lens term of
+    a photo whose metadata gives no lens model (8 sources, chi-square with 8 degrees of freedom)
+    they are explained, the lens taking the barrel (the fit is linearised at one sigma of k1, so it
+    finds its sign and size, not its value), not a height or pitch error."""
+    from dataclasses import replace
+
+    from smgeo_geo.lens import UNKNOWN_K1_SIGMA
+
+    px, ground = correspondences(replace(camera(), distortion=(-0.2, 0.0, 0.0, 0.0, 0.0)))
+    unknown_lens = replace(PRIOR, budget=replace(BUDGET, lens_k1=UNKNOWN_K1_SIGMA))
+    fit = fit_metadata_error(unknown_lens, px, ground, noise_m=0.3)
+    assert len(fit.sigmas) == 8 and fit.explained
+    assert -0.4 < fit.sigmas[7] * UNKNOWN_K1_SIGMA < -0.1
+    assert abs(fit.sigmas[2]) < 0.2 and abs(fit.sigmas[4]) < 0.2  # height, pitch
+    # without the lens term the pinhole budget takes it for a height, pitch and focal length error
+    pinhole = fit_metadata_error(PRIOR, px, ground, noise_m=0.3)
+    assert abs(pinhole.sigmas[2]) > 1.0 and abs(pinhole.sigmas[4]) > 1.0
+
+
+def test_the_metadata_radius_counts_an_undescribed_lens_most_at_the_photos_edge():
+    """An RTK drone (GPS and height to 5 cm) whose metadata gives no lens model: at the photo's
+    centre the lens moves nothing, at its edge it adds metres (in quadrature) to the radius."""
+    from dataclasses import replace
+
+    from smgeo_geo.lens import UNKNOWN_K1_SIGMA
+    from smgeo_geo.pose import locate_pixel
+
+    rtk = replace(PRIOR, budget=replace(BUDGET, gps_horizontal_m=0.05, height_m=0.05))
+    unknown_lens = replace(rtk, budget=replace(rtk.budget, lens_k1=UNKNOWN_K1_SIGMA))
+    centre, edge = (W / 2, H / 2), (20.0, H - 20.0)
+    assert locate_pixel(unknown_lens, centre).uncertainty_m == pytest.approx(locate_pixel(rtk, centre).uncertainty_m,
+                                                                             rel=0.01)
+    with_lens, without = locate_pixel(unknown_lens, edge).uncertainty_m, locate_pixel(rtk, edge).uncertainty_m
+    assert (with_lens ** 2 - without ** 2) ** 0.5 > 3.0

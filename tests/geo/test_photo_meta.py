@@ -219,3 +219,23 @@ def test_a_vendor_packet_without_a_heading_says_which_tags_it_looked_for(tmp_pat
     assert m.relative_altitude == 70.0 and m.gimbal_yaw is None
     with pytest.raises(MetadataError, match=r"p\.jpg: no heading .*Parrot CameraYawDegree.*Pix4D Camera:Yaw"):
         camera_from_metadata(m)
+
+
+@pytest.mark.parametrize("lens_tags, lens_k1, note", [
+    ('drone-dji:DewarpData="2018-09-07;3657.02,3650.62,-4.03,23.1,-0.267098,0.111977,0.000924881,0.0000882056,'
+     '-0.0331614" drone-dji:DewarpFlag="0" ', 0.0, "lens distortion from DJI DewarpData"),
+    ('drone-dji:DewarpFlag="1" ', 0.0, "photo dewarped in the camera"),
+    ("", None, "no lens model in the metadata"),
+])
+def test_the_metadata_camera_says_whether_it_knows_the_lens(tmp_path, lens_tags, lens_k1, note):
+    """A lens model (DJI DewarpData), a photo the camera dewarped itself, or neither: then the
+    camera is a pinhole and its error budget carries the lens nobody described."""
+    from smgeo_geo.lens import UNKNOWN_K1_SIGMA
+    from smgeo_geo.pose import camera_from_metadata
+
+    xmp = vendor_packet(lens_tags + 'drone-dji:GimbalYawDegree="+120.0" drone-dji:GimbalPitchDegree="-60.0" '
+                        'drone-dji:RelativeAltitude="+80.0">')
+    prior = camera_from_metadata(read_photo_meta(make_jpeg(tmp_path / "l.jpg", lat=47.1, lon=8.2, xmp=xmp, f35=24)))
+    assert any(n.startswith(note) for n in prior.notes), prior.notes
+    assert prior.budget.lens_k1 == (UNKNOWN_K1_SIGMA if lens_k1 is None else lens_k1)
+    assert prior.camera.distortion[0] == (-0.267098 if "DewarpData" in lens_tags else 0.0)

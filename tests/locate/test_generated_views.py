@@ -4,6 +4,7 @@ metadata with errors, with and without a DEM, without metadata, and broken metad
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -151,6 +152,30 @@ def test_a_photo_lacking_part_of_its_metadata_registers_under_assumed_cameras(lo
         # no metadata point to compare with: the click mapped by the global matches alone is one
         assert det.extra["uncertainty_m"] >= det.extra["registration_second_opinion_m"]
         assert err < 1.0 and err <= det.extra["uncertainty_m"], (err, det.extra["uncertainty_m"])
+
+
+@pytest.mark.parametrize("lens", [(-0.22, 0.06), (0.0, 0.0)])
+def test_a_photo_without_a_lens_model_gets_one_fitted_to_its_matches(locator, data, tmp_path, lens):
+    """A barrel lens (and none: a photo dewarped in the camera that does not say so) the metadata
+    does not describe: on the DEM the lens is fitted with the pose to the photo's matches, and the
+    clicks, out to the photo's corners, land to decimetres."""
+    cam = replace(true_camera(yaw=35.0, pitch=-70.0, height=GROUND + HEIGHT, offset_m=(4.0, -6.0)),
+                  distortion=(*lens, 0.0, 0.0, 0.0))
+    lon, lat = data["drone"]
+    xmp = {"GimbalYawDegree": "38.0", "GimbalPitchDegree": "-71.5", "GimbalRollDegree": "0.0",
+           "RelativeAltitude": f"{HEIGHT:+.2f}", "AbsoluteAltitude": f"{GROUND + HEIGHT:+.2f}"}
+    path = write_dji_photo(tmp_path / "lens.jpg", render(data["ortho"], cam, ground_height=GROUND), lon=lon, lat=lat,
+                           xmp=xmp)
+    clicks = [(3.0, 357.0), (477.0, 357.0), (3.0, 180.0), (477.0, 180.0), (240.0, 60.0)]
+    pts, _ = intersect_rays(cam, clicks, FlatTerrain(GROUND))
+    truth = cam.frame.to_lonlat(pts[:, 0], pts[:, 1], pts[:, 2])[:2]
+    with open_reference(data["ortho"]) as raster:
+        for click, tlon, tlat in zip(clicks, *truth):
+            e = locator.locate(raster, path, click, dem=data["dem"]).extra
+            err = float(geodesic_distance(tlon, tlat, e["located_lon"], e["located_lat"]))
+            assert e["answer"] == "registration" and e["registration_mode"] == "pose", e
+            assert err < 0.3 and err <= e["uncertainty_m"], (click, err, e["uncertainty_m"])
+            assert e["registration_lens_k1"] == pytest.approx(lens[0], abs=0.05)
 
 
 def test_broken_metadata_skips_the_stage_with_its_reason_never_a_traceback(locator, data, tmp_path):
