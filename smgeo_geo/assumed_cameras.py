@@ -100,12 +100,13 @@ def _verified(reg: RegisteredPhoto, register_in_footprint: RegisterInFootprint, 
 
 
 def reproduces_itself(reg: RegisteredPhoto, register_in_footprint: RegisterInFootprint, margin_m: float) -> bool:
-    """Whether a flat-ground (``local``) registration holds up as a whole: the camera its matches
-    imply registers the photo again (in its footprint grown by ``margin_m``), and that
-    registration's matches imply the same camera (heading and pitch within
-    ``CONFIRM_ANGLE_DEG``); a lock on a repeated pattern implies a camera that does not reproduce
-    itself. Without a DEM there is no metadata-error fit (relief dominates it): this is the
-    photo-level test there."""
+    """Whether a registration holds up as a whole: the camera its matches imply registers the
+    photo again (in its footprint grown by ``margin_m``), and that registration's matches imply
+    the same camera (heading and pitch within ``CONFIRM_ANGLE_DEG``; on a DEM, ``pose`` mode, also
+    within ``MAX_ASSUMED_CAMERA_SHIFT_M`` of the photo's GPS position); a lock on a repeated
+    pattern implies a camera that does not reproduce itself. Without a DEM there is no
+    metadata-error fit (relief dominates it), and a metadata error beyond its budget (a compass
+    tens of degrees off) fails that fit on a DEM: this is the photo-level test there."""
     camera = reg.camera_estimate()
     if camera is None:
         return False
@@ -113,6 +114,9 @@ def reproduces_itself(reg: RegisteredPhoto, register_in_footprint: RegisterInFoo
     again = register_in_footprint(found, margin_m)
     implied = again.camera_estimate() if again is not None and again.ok else None
     if implied is None:
+        return False
+    gps = reg.prior.camera.centre[:2]
+    if again.mode == "pose" and float(np.hypot(*(implied.centre[:2] - gps))) > MAX_ASSUMED_CAMERA_SHIFT_M:
         return False
     yaw, pitch, _ = angles_from_rotation(implied.rotation)
     return abs((yaw - found.yaw + 180.0) % 360.0 - 180.0) <= CONFIRM_ANGLE_DEG and \

@@ -31,7 +31,8 @@ Three stages, each usable alone (``method``) and combined by ``auto`` (the defau
 Fusion (``auto``): the point is the registration's when it held and agrees with the metadata
 (their 90 % circles overlap; or, pose mode, the metadata error the whole photo's matches imply
 lies within the budget (:func:`~smgeo_geo.pose.fit_metadata_error`), since the metadata may be off
-by more than its 90 % radius at one click; or, flat ground (no DEM: relief dominates such a fit),
+by more than its 90 % radius at one click; or, where no such fit speaks for it (flat ground: relief
+dominates the fit; a DEM: the metadata off beyond its budget, as a compass tens of degrees off),
 the camera the matches imply registers the photo again and is implied again by that registration
 (:func:`~smgeo_geo.assumed_cameras.reproduces_itself`); or the registration has strong support; or it held only
 at another camera height or heading than the metadata's, which discredits the metadata's point), else the metadata's,
@@ -40,8 +41,9 @@ SMGeo searched, as the model's scores are not calibrated on real imagery); a met
 answers over a registration that held but disagrees gets a radius that reaches the registration's
 circle (their distance plus its radius);
 of two points that agree, the one with the smaller radius
-answers (a registration that mapped the click from distant features only can be the looser). A registration without a DEM (local maps) that lands farther
-from the metadata's point than its own radius reports that distance as its uncertainty. The box is the best SMGeo candidate that contains the point
+answers (a registration that mapped the click from distant features only can be the looser). A registration without a DEM (local maps), or one
+that answers on the camera test alone, that lands farther from the metadata's point than its own
+radius reports that distance as its uncertainty. The box is the best SMGeo candidate that contains the point
 (within its uncertainty), else the click region (a square of ``region`` times the photo's
 shorter side around the click) cast onto the ground. A stage that cannot run says why in
 the result and the next one answers.
@@ -56,8 +58,8 @@ position), ``confidence`` (``1 / (1 + uncertainty_m / 5)``), ``located_lon`` / `
 around the click, pose mode; 0 when the global registration answered),
 ``registration_height_hypothesis_m`` (when another camera height than the metadata's made it
 register), ``registration_heading_hypothesis`` (when another heading did, e.g. ``heading 180 (the
-metadata's is 94.2)``), ``registration_confirmed_by_its_camera`` (flat ground, where the registration and the
-metadata disagree: whether the camera the matches imply reproduced itself), ``registration_camera_height_change_m`` (pose mode: the refined camera's height minus
+metadata's is 94.2)``), ``registration_confirmed_by_its_camera`` (where the registration and the metadata disagree and
+no metadata-error fit explains it: whether the camera the matches imply reproduced itself), ``registration_camera_height_change_m`` (pose mode: the refined camera's height minus
 the metadata's; tens of metres mean the DEM and the photo's altitude are in different
 vertical datums), ``registration_metadata_error_sigma`` / ``registration_metadata_explained``
 (pose mode: the size, in budget sigmas, of the metadata error the matches imply, and whether it
@@ -338,10 +340,11 @@ class Locator:
         if heading:
             details["heading_hypothesis"] = heading
         stage = self._located(reg, image, click, prior, details, second_opinion=bool(heading))
-        if stage.ok and reg.mode == "local" and not heading and meta_stage.ok and \
-                not _consistent(raster, meta_stage, stage):
-            # flat ground and the metadata disagree here: the photo-level test the fusion needs
-            # (an extra registration, so asked only now, once per registration)
+        if stage.ok and reg.mode in ("local", "pose") and not heading and meta_stage.ok and \
+                not stage.details.get("metadata_explained") and not _consistent(raster, meta_stage, stage):
+            # registration and the metadata disagree here, and no metadata-error fit (flat ground)
+            # or a failed one (a DEM) speaks for the registration: the photo-level test the fusion
+            # needs (an extra registration, so asked only now, once per registration)
             if confirmed[0] is None:
                 confirmed[0] = reproduces_itself(reg, self._registrar(image, raster, user), margin)
             stage.details["confirmed_by_its_camera"] = confirmed[0]
@@ -575,16 +578,19 @@ def _fuse_point(stages: dict[str, Stage], raster: ReferenceRaster) -> Stage | No
         # the photo as a whole (pose mode): the metadata error its matches imply lies within the
         # budget, though at this click the two may lie farther apart than the metadata's radius
         explained = reg.details.get("metadata_explained", False)
-        # (without a DEM) the camera the matches imply registers the photo again: the match holds
-        # for the whole photo, though the metadata is off at this click by more than its radius
+        # the camera the matches imply registers the photo again: the match holds for the whole
+        # photo, though the metadata is off at this click by more than its radius (beyond its
+        # budget, with a DEM)
         confirmed = reg.details.get("confirmed_by_its_camera", False)
         if consistent or explained or confirmed or support >= STRONG_INLIERS:
             if consistent and meta.uncertainty_m < reg.uncertainty_m:
                 return meta  # both hold and agree; the metadata's point is the surer of the two
-            if reg.details.get("mode") != "pose" and dist > reg.uncertainty_m:
-                # local maps without a DEM can lock onto a repeated pattern (lane dashes): when the
-                # metadata's point is farther than the registration's own radius, one of them is
-                # wrong by about that much, so the answer is no surer than that distance
+            alone = not (consistent or explained or support >= STRONG_INLIERS)  # the camera test alone
+            if (reg.details.get("mode") != "pose" or alone) and dist > reg.uncertainty_m:
+                # local maps without a DEM can lock onto a repeated pattern (lane dashes), and a
+                # pose that only reproduces itself might too: when the metadata's point is farther
+                # than the registration's own radius, one of them is wrong by about that much, so
+                # the answer is no surer than that distance
                 return replace(reg, uncertainty_m=dist)
             return reg
         reg.details["disagrees_with_metadata_m"] = round(dist, 2)
