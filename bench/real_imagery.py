@@ -93,6 +93,24 @@ def offset_dem(dem: Path, metres: float, target: Path) -> Path:
     return target
 
 
+def coarse_dem(dem: Path, metres: float, target: Path) -> Path:
+    """``dem`` box-averaged to ``metres`` cells (a terrain model such as SRTM or Copernicus 30 m:
+    buildings and trees smoothed away), nodata kept."""
+    import rasterio
+    from rasterio.enums import Resampling
+
+    with rasterio.open(dem) as src:
+        factor = metres / abs(src.transform.a)
+        shape = (max(2, round(src.height / factor)), max(2, round(src.width / factor)))
+        heights = src.read(1, out_shape=shape, resampling=Resampling.average, masked=True)
+        profile = {**src.profile, "width": shape[1], "height": shape[0],
+                   "transform": src.transform * src.transform.scale(src.width / shape[1], src.height / shape[0])}
+    profile.pop("blockxsize", None), profile.pop("blockysize", None), profile.pop("tiled", None)
+    with rasterio.open(target, "w", **profile) as dst:
+        dst.write(heights.filled(profile.get("nodata", np.nan)).astype(profile["dtype"]), 1)
+    return target
+
+
 def summarise(errors: np.ndarray, uncertainties: np.ndarray, seconds: list[float]) -> dict:
     ok = np.isfinite(errors)
     e = errors[ok]
@@ -120,6 +138,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--dem-offset", type=float, default=0.0, metavar="M",
                     help="add M metres to the DSM's heights (a DSM in another vertical datum than the photo's "
                          "altitude, e.g. geoid vs ellipsoid); the truth stays on the real DSM")
+    ap.add_argument("--dem-coarsen", type=float, default=None, metavar="M",
+                    help="locate on the DSM box-averaged to M-metre cells (a 30 m terrain model as users often have "
+                         "instead of a DSM); the truth stays on the real DSM")
     ap.add_argument("--metadata-error", default=None, metavar="SPEC",
                     help="locate a copy of the photo with its metadata moved, e.g. 'gps=5@30,yaw=8,pitch=-3,alt=20,"
                          "rtk=off' (GPS metres@azimuth, gimbal degrees, absolute altitude metres, RTK tags removed), "
@@ -151,6 +172,8 @@ def main(argv: list[str] | None = None) -> dict:
         if args.coarsen:
             reference = satellite_like(reference, Path(tmp) / "satellite_like.tif", args.coarsen, args.tint)
         args.dem = args.data / "dsm.tif"
+        if args.dem_coarsen:
+            args.dem = coarse_dem(args.dem, args.dem_coarsen, Path(tmp) / "dem_coarse.tif")
         if args.dem_offset:
             args.dem = offset_dem(args.dem, args.dem_offset, Path(tmp) / "dsm_offset.tif")
         if errors:
@@ -171,7 +194,7 @@ def _locate_all(args, reference: Path, rows, clicks, truth, photo: Path, tmp: Pa
     report: dict = {"data": str(args.data), "photo": rows[0]["photo"], "reference": reference.name,
                     "checkpoint": args.checkpoint or "bundled",
                     "coarsen_m": args.coarsen, "tint": args.tint if args.coarsen else None,
-                    "dem_offset_m": args.dem_offset, "metadata_error": args.metadata_error, "clicks": len(rows), "truth": "orthophoto_camera (also reported: topocentric_pose)", "runs": {}}
+                    "dem_offset_m": args.dem_offset, "dem_coarsen_m": args.dem_coarsen, "metadata_error": args.metadata_error, "clicks": len(rows), "truth": "orthophoto_camera (also reported: topocentric_pose)", "runs": {}}
     with open_reference(reference) as raster:
         stripped = stripped_copy(photo, tmp)
         for label, method, use_dem, strip in (r for r in RUNS if r[0] in args.runs):
