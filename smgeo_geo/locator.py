@@ -43,9 +43,9 @@ circle (their distance plus its radius);
 of two points that agree, the one with the smaller radius
 answers (a registration that mapped the click from distant features only can be the looser). A registration without a DEM (local maps), or one
 that answers on the camera test alone, that lands farther from the metadata's point than its own
-radius reports that distance as its uncertainty; so does a pose the metadata-error fit does not
-explain that maps the click from matches away from it (the patch around the click did not
-register), before the two radii are compared. The box is the best SMGeo candidate that contains the point
+radius reports that distance as its uncertainty. Where a pose the metadata-error fit does not
+explain maps the click from matches away from it (the patch around the click did not register),
+the metadata's point answers, its radius reaching the registration's circle. The box is the best SMGeo candidate that contains the point
 (within its uncertainty), else the click region (a square of ``region`` times the photo's
 shorter side around the click) cast onto the ground. A stage that cannot run says why in
 the result and the next one answers.
@@ -587,10 +587,12 @@ def _fuse_point(stages: dict[str, Stage], raster: ReferenceRaster) -> Stage | No
         if reg.details.get("mode") == "pose" and not reg.details.get("patch_inliers") and not explained \
                 and dist > reg.uncertainty_m:
             # a pose the metadata-error fit does not explain (dragged by a coarse DEM's smoothed
-            # heights, say) mapping the click from matches away from it (the patch around the click
-            # did not register): where the metadata's point lies farther, one of the two is wrong by
-            # about that much
-            reg = replace(reg, uncertainty_m=dist)
+            # heights; or the metadata is off beyond its budget) mapping the click from matches away
+            # from it (the patch around the click did not register): one of the two is wrong by
+            # about their distance, and nothing here tells which; the metadata's point, which does
+            # not rest on that pose, answers with a radius that reaches the registration's circle
+            reg.details["disagrees_with_metadata_m"] = round(dist, 2)
+            return replace(meta, uncertainty_m=max(meta.uncertainty_m, dist + reg.uncertainty_m))
         if consistent or explained or confirmed or support >= STRONG_INLIERS:
             if consistent and meta.uncertainty_m < reg.uncertainty_m:
                 return meta  # both hold and agree; the metadata's point is the surer of the two

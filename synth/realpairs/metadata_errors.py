@@ -25,7 +25,9 @@ class MetadataErrors:
     """Errors to write into a photo's metadata: GPS moved ``gps_m`` metres towards azimuth
     ``gps_azimuth_deg`` (degrees clockwise from north), ``yaw_deg`` / ``pitch_deg`` added to the
     gimbal angles, ``altitude_m`` added to the absolute altitudes (EXIF GPSAltitude, DJI
-    AbsoluteAltitude), ``rtk`` False drops the DJI Rtk* tags (the drone then claims no RTK),
+    AbsoluteAltitude), ``relative_altitude_m`` added to DJI ``RelativeAltitude`` (the height above
+    the take-off point: a drone that took off on a hill above the ground it photographs says it is
+    that much lower over it than it is), ``rtk`` False drops the DJI Rtk* tags (the drone then claims no RTK),
     ``drop`` DJI XMP tags removed (as from a drone or tool that does not write them), ``xmp``
     False removes the XMP packet (EXIF alone is left)."""
 
@@ -34,13 +36,14 @@ class MetadataErrors:
     yaw_deg: float = 0.0
     pitch_deg: float = 0.0
     altitude_m: float = 0.0
+    relative_altitude_m: float = 0.0
     rtk: bool = True
     drop: tuple[str, ...] = ()
     xmp: bool = True
 
     @classmethod
     def parse(cls, spec: str) -> "MetadataErrors":
-        """``"gps=5@30,yaw=8,pitch=-3,alt=20,rtk=off,drop=GimbalPitchDegree+GimbalYawDegree,xmp=off"``
+        """``"gps=5@30,yaw=8,pitch=-3,alt=20,relalt=-30,rtk=off,drop=GimbalPitchDegree+GimbalYawDegree,xmp=off"``
         (any subset, any order)."""
         fields: dict = {}
         for part in filter(None, (p.strip() for p in spec.split(","))):
@@ -49,8 +52,9 @@ class MetadataErrors:
                 if key == "gps":
                     dist, _, azimuth = value.partition("@")
                     fields.update(gps_m=float(dist), gps_azimuth_deg=float(azimuth or 0.0))
-                elif key in ("yaw", "pitch", "alt"):
-                    fields[{"yaw": "yaw_deg", "pitch": "pitch_deg", "alt": "altitude_m"}[key]] = float(value)
+                elif key in ("yaw", "pitch", "alt", "relalt"):
+                    fields[{"yaw": "yaw_deg", "pitch": "pitch_deg", "alt": "altitude_m",
+                            "relalt": "relative_altitude_m"}[key]] = float(value)
                 elif key in ("rtk", "xmp") and value in ("on", "off"):
                     fields[key] = value == "on"
                 elif key == "drop" and re.fullmatch(r"\w+(\+\w+)*", value):
@@ -59,7 +63,7 @@ class MetadataErrors:
                     raise ValueError
             except ValueError:
                 raise OptionError(f"metadata errors: cannot read {part!r}; expected gps=METRES@AZIMUTH, yaw=DEG, "
-                                  f"pitch=DEG, alt=METRES, rtk=on|off, drop=TAG+TAG, xmp=on|off") from None
+                                  f"pitch=DEG, alt=METRES, relalt=METRES, rtk=on|off, drop=TAG+TAG, xmp=on|off") from None
         return cls(**fields)
 
 
@@ -85,7 +89,7 @@ def with_metadata_errors(photo: str | os.PathLike, out: str | os.PathLike, error
         gps[T.GPSAltitude] = Fraction(float(gps[T.GPSAltitude]) + errors.altitude_m).limit_denominator(1000)
     xmp = raw[start:end + len(b"</x:xmpmeta>")].decode("utf-8")
     for tag, by in (("GimbalYawDegree", errors.yaw_deg), ("GimbalPitchDegree", errors.pitch_deg),
-                    ("AbsoluteAltitude", errors.altitude_m)):
+                    ("AbsoluteAltitude", errors.altitude_m), ("RelativeAltitude", errors.relative_altitude_m)):
         xmp = _retag(xmp, tag, lambda v, by=by: f"{float(v) + by:+.2f}")
     xmp = _retag(xmp, "GpsLongtitude", lambda v: f"{lon:.8f}")
     xmp = _retag(xmp, "GpsLatitude", lambda v: f"{lat:.8f}")

@@ -145,8 +145,25 @@ def test_a_registration_without_dem_far_from_the_metadata_is_no_surer_than_that_
     r.details["mode"] = "local"
     fused = _fuse_point({"metadata": meta(100, 100), "registration": r}, raster)
     assert fused.name == "registration" and fused.uncertainty_m == pytest.approx(6.0, rel=1e-3)
-    r.details["mode"] = "pose"  # refined on a DEM: its own radius stands
+    r.details.update(mode="pose", patch_inliers=30)  # refined on a DEM and the patch around the click: its own radius stands
     assert _fuse_point({"metadata": meta(100, 100), "registration": r}, raster).uncertainty_m == 1.0
+
+
+def test_a_pose_the_metadata_fit_does_not_explain_mapping_the_click_from_afar_is_no_surer_than_its_distance(raster):
+    """Pose mode, the patch around the click not registered (the global matches mapped it) and the
+    metadata error the matches imply beyond the budget (a coarse DEM dragged the pose, or the
+    metadata is off beyond its budget): 6 m from the metadata's point with a 1 m radius, one of the
+    two is 6 m off and nothing tells which: the metadata's point answers (it does not rest on the
+    pose), its radius reaching the registration's circle."""
+    r = reg(106, 100, u=1.0, inliers=80)  # even with many matches far from the click
+    r.details.update(mode="pose", patch_inliers=0, metadata_explained=False)
+    for u in (5.5, 8.0):
+        fused = _fuse_point({"metadata": meta(100, 100, u=u), "registration": r}, raster)
+        assert fused.name == "metadata" and fused.uncertainty_m == pytest.approx(max(u, 7.0), rel=1e-3)
+    r.details["metadata_explained"] = True  # the whole photo's matches agree with the metadata: its own radius
+    assert _fuse_point({"metadata": meta(100, 100), "registration": r}, raster).uncertainty_m == 1.0
+    r.details.update(metadata_explained=False, patch_inliers=30)  # matched around the click
+    assert _fuse_point({"metadata": meta(100, 100), "registration": r}, raster).name == "registration"
 
 
 def test_points_of_a_geographic_raster_are_compared_in_metres():

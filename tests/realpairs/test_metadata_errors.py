@@ -24,6 +24,10 @@ def test_the_copy_carries_the_errors_and_the_same_pixels(tmp_path):
     assert b.absolute_altitude == pytest.approx(a.absolute_altitude - 20)
     assert b.gps_altitude == pytest.approx(a.gps_altitude - 20, abs=1e-3)
     assert b.relative_altitude == a.relative_altitude and b.flight_yaw == a.flight_yaw
+    # the take-off point 30 m above the ground photographed: the relative altitude says 30 m less
+    lower = read_photo_meta(with_metadata_errors(src, tmp_path / "hill.jpg", MetadataErrors.parse("relalt=-30")))
+    assert lower.relative_altitude == pytest.approx(a.relative_altitude - 30)
+    assert lower.absolute_altitude == a.absolute_altitude
     assert float(geodesic_distance(a.lon, a.lat, b.lon, b.lat)) == pytest.approx(7.0, abs=0.01)
     assert b.lat < a.lat and b.lon > a.lon  # azimuth 120: south-east
     with Image.open(src) as x, Image.open(out) as y:
@@ -49,7 +53,7 @@ def test_tags_or_the_whole_xmp_can_be_dropped_keeping_the_exif(tmp_path):
     assert (bare.lat, bare.lon, bare.gps_altitude, bare.focal_length_35mm) == pytest.approx((47.1, 8.2, 600, 24))
 
 
-@pytest.mark.parametrize("spec", ["gps=five", "roll=2", "rtk=maybe", "alt", "drop=Gimbal-Pitch", "xmp=no"])
+@pytest.mark.parametrize("spec", ["gps=five", "roll=2", "rtk=maybe", "alt", "relalt=up", "drop=Gimbal-Pitch", "xmp=no"])
 def test_an_unreadable_spec_names_the_part(spec):
     with pytest.raises(OptionError, match="cannot read"):
         MetadataErrors.parse(spec)
