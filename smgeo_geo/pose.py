@@ -12,7 +12,8 @@
 * position: GPS latitude / longitude; height from DJI ``AbsoluteAltitude`` (or EXIF
   ``GPSAltitude``) when a DEM is given (unless, without RTK, it is more than 15 m from the
   DEM height below the drone + ``RelativeAltitude``, a sign of another vertical datum: then
-  that sum), else ``RelativeAltitude`` above flat ground at the take-off height (``z = 0``);
+  that sum, with a height 1-sigma of half the gap, as the take-off point need not lie at the
+  height of the ground below the drone), else ``RelativeAltitude`` above flat ground at the take-off height (``z = 0``);
 * attitude: DJI ``GimbalYawDegree`` / ``GimbalPitchDegree`` / ``GimbalRollDegree`` (absolute
   angles; ``FlightYawDegree`` when the gimbal yaw is missing; no camera without a pitch),
   or the other vendors' tags in DJI's conventions (:mod:`smgeo_geo.photo_meta`); the heights
@@ -154,12 +155,15 @@ def camera_from_metadata(meta: PhotoMeta, terrain=None, budget: ErrorBudget | No
             if rtk is None:
                 base = replace(base, height_m=max(base.height_m, 5.0))
         elif math.isfinite(from_dem):
+            spread = 0.0
             if abs_alt is not None:
                 notes.append(f"absolute altitude {abs_alt:.1f} m disagrees with DEM + relative altitude "
-                             f"{from_dem:.1f} m (another vertical datum?); using the latter")
+                             f"{from_dem:.1f} m (another vertical datum? or the take-off point not at the "
+                             f"height of the ground below the drone); using the latter, its 1-sigma half the gap")
+                spread = abs(abs_alt - from_dem) / 2  # either may be the wrong one
             cam_h = from_dem
             notes.append("height: DEM below the drone + relative altitude (take-off assumed at that height)")
-            base = replace(base, height_m=max(base.height_m, 5.0))
+            base = replace(base, height_m=max(base.height_m, 5.0, spread))
         elif abs_alt is None and meta.relative_altitude is not None:
             raise MetadataError(f"{meta.path}: no absolute altitude and the DEM has no height below the drone")
         else:

@@ -193,6 +193,25 @@ def test_on_a_coarse_terrain_model_the_answer_stays_inside_its_radius(locator, r
     assert max(errors) < 3.0, errors
 
 
+def test_a_take_off_point_below_the_ground_photographed_widens_the_metadata_radius(locator, reconstruction, tmp_path):
+    """No RTK, and the relative altitude 30 m more than the drone's height over the ground below
+    it (it took off 30 m lower): the absolute altitude and DSM + relative altitude disagree by 30 m
+    and the metadata takes the latter. Its radius assumed a 5 m height error and missed its 20 m
+    error at 89 % of the bench's clicks; now the height's 1-sigma is half the gap (either may be
+    wrong), and registration, trying other camera heights on the DSM, answers to decimetres."""
+    photo = with_metadata_errors(SOUTH, tmp_path / SOUTH.name, MetadataErrors(relative_altitude_m=30.0, rtk=False))
+    inside = 0
+    with open_reference(ORTHO) as raster:
+        for click, lon, lat in zip(CLICKS, *truth_of(reconstruction, CLICKS)):
+            e = locator.locate(raster, photo, click, dem=DSM).extra
+            assert "disagrees with DEM + relative altitude" in e["metadata_notes"]
+            meta = float(geodesic_distance(lon, lat, e["metadata_lon"], e["metadata_lat"]))
+            inside += meta <= e["metadata_uncertainty_m"]
+            err = float(geodesic_distance(lon, lat, e["located_lon"], e["located_lat"]))
+            assert e["answer"] == "registration" and err < 1.0 and err <= e["uncertainty_m"], (click, err, e)
+    assert inside >= len(CLICKS) - 1
+
+
 def test_consumer_grade_metadata_off_beyond_its_radius_does_not_veto_a_good_registration(locator, reconstruction,
                                                                                          tmp_path):
     """The photo's metadata off as a drone without RTK can be (GPS 5 m, gimbal yaw +5 and pitch
