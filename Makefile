@@ -39,6 +39,7 @@ bench: setup  ## speed benchmarks (ratios measured in one run)
 	$(PY) bench/real_imagery.py --json bench/results/real_imagery.json
 	$(PY) bench/metadata_errors.py --json bench/results/real_imagery_metadata_errors.json
 	$(PY) bench/metadata_errors.py --set gaps --json bench/results/real_imagery_metadata_gaps.json
+	$(PY) bench/real_imagery.py --dem-coarsen 30 --runs "auto/metadata only" --json bench/results/real_imagery_dem_30m.json
 	$(PY) bench/bench_retrieval.py --json bench/results/retrieval_cpu.json
 
 clean:

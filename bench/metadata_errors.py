@@ -33,7 +33,9 @@ from smgeo_geo.figures import _save  # noqa: E402
 # drone without RTK (GPS 2 m, yaw 3 deg, pitch 1.5 deg, height 5 m) alone and together
 SCENARIOS = ["none", "gps=5@45,yaw=5,pitch=2,alt=15,rtk=off", "gps=10@200,rtk=off", "yaw=15,rtk=off",
              "pitch=-5,rtk=off", "alt=40,rtk=off", "yaw=-8,gps=6@300,alt=-12,rtk=off",
-             "yaw=90,rtk=off"]  # (added later: a compass far off, as beside metal)
+             "yaw=90,rtk=off",  # (added later: a compass far off, as beside metal)
+             "yaw=-40,rtk=off", "relalt=30,rtk=off"]  # (later still: a compass 40 deg off; the take-off
+# point 30 m below the ground photographed, so that DSM + relative altitude and the absolute altitude disagree)
 # scenarios of missing metadata: no gimbal angles (the flight heading stays), no camera pitch, no
 # relative altitude, no altitude in the XMP, no XMP at all (EXIF GPS, altitude and focal length
 # left), and no XMP with a consumer drone's GPS and altitude errors; (added later) no lens model, as

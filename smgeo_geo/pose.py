@@ -45,10 +45,10 @@ from smgeo_geo.terrain import DemTerrain, FlatTerrain, cast_rays, intersect_rays
 DIAG_35MM = 43.2666  # mm, diagonal of a 36 x 24 mm frame
 DEFAULT_F35 = 24.0  # mm, the common drone lens when the photo says nothing
 CHI2_2D_90 = 4.605  # 90 % quantile of chi-square with 2 degrees of freedom
-# 99.9 % quantiles of chi-square with 7 and 8 degrees of freedom (the budget's error sources,
-# with the lens when the metadata has no lens model): a registration whose matches a metadata
-# error this large or smaller explains agrees with it
-CHI2_999 = {7: 24.32, 8: 26.12}
+# 99.9 % quantiles of chi-square with 3, 7 and 8 degrees of freedom (a camera position; the
+# budget's error sources, with the lens when the metadata has no lens model): a registration
+# whose matches a metadata error this large or smaller explains agrees with it
+CHI2_999 = {3: 16.27, 7: 24.32, 8: 26.12}
 FIT_POINTS = 200  # correspondences (evenly subsampled) a metadata-error fit uses at most
 # a non-RTK absolute altitude further than this from DEM-below-the-drone + relative altitude is
 # taken to be in another vertical datum (or barometric drift) and not used
@@ -348,6 +348,17 @@ def fit_metadata_error(prior: CameraPrior, photo_px: np.ndarray, ground: np.ndar
     w = 1.0 / max(noise_m, 1e-3) ** 2
     sigmas = np.linalg.solve(w * jac.T @ jac + np.eye(jac.shape[1]), w * jac.T @ shift)
     return MetadataFit(sigmas, float(np.linalg.norm(sigmas)), int(hit.sum()))
+
+
+def camera_shift_sigma(prior: CameraPrior, camera: FrameCamera) -> float:
+    """How far ``camera`` (a pose refined on a DEM) lies from the metadata camera's position, in
+    units of the budget: east / north over the GPS 1-sigma, up over the height's, each with the
+    DEM's own 1-sigma added (its heights place the matches a pose is fitted to). A pose dragged
+    by a DEM's errors (a coarse terrain model smooths valleys and roofs away) moves tens of
+    sigmas; one that corrects a metadata error within the budget, a few."""
+    b = prior.budget
+    sigma = np.array([math.hypot(b.gps_horizontal_m, b.ground_m)] * 2 + [math.hypot(b.height_m, b.ground_m)])
+    return float(np.linalg.norm((np.asarray(camera.centre) - prior.camera.centre) / sigma))
 
 
 def _vertical_m(budget: ErrorBudget) -> float:

@@ -41,7 +41,7 @@ from rasterio.windows import Window
 from smgeo_geo.camera import FrameCamera
 from smgeo_geo.classical import horizon_crosses, ratio_test_matches
 from smgeo_geo.coords import pixel_to_crs, transform_xy
-from smgeo_geo.lens import LensFit, fit_radial_distortion, refit_pose
+from smgeo_geo.lens import UNKNOWN_K1_SIGMA, LensFit, fit_radial_distortion, refit_pose
 from smgeo_geo.pose import CHI2_2D_90, CameraPrior, MetadataFit, fit_metadata_error
 from smgeo_geo.raster import PixelMapping, ReferenceRaster
 from smgeo_geo.terrain import DemTerrain, cast_rays, intersect_rays
@@ -67,6 +67,8 @@ LOOSE_THRESHOLD = 40.0  # work pixels: the global filter where relief bends the 
 LOCAL_RADIUS_M = 40.0  # metres around the click whose features map it, without a DEM
 LOCAL_MIN_HALF_PX = 128  # native pixels from the click to the edge of that patch, at least (features need pixels)
 RELIEF_SLOPE = 0.1  # metres of error per metre between the click and its matches, without a DEM
+PNP_PX = 4.0  # photo pixels: PnP-RANSAC threshold of the pose refined on a DEM
+UNKNOWN_LENS_PNP_PX = 12.0  # the same before a lens the metadata does not give is fitted
 GRADIENT_RIDGE = 0.5  # damping of the residual's gradient near a click (x the neighbours' total weight)
 CAMERA_ESTIMATE_PX = 8.0  # photo pixels: PnP threshold of the camera a flat-ground registration implies
 # (after a first fit at LOOSE_THRESHOLD from the prior's pose, which may be tens of degrees off)
@@ -687,7 +689,11 @@ def _register_at(photo: np.ndarray, raster: ReferenceRaster, window: Window, pri
     good = np.all(np.isfinite(world), axis=1) & np.all(np.isfinite(photo_px), axis=1)
     if good.sum() < MIN_INLIERS:
         return RegisteredPhoto(False, f"{int(good.sum())} inliers with DEM heights < {MIN_INLIERS}", **base)
-    camera, keep = refine_pose(prior.camera, world[good], photo_px[good])
+    # a lens nobody described bends the photo's edges tens of pixels: a looser PnP keeps those
+    # matches for the lens fit (:func:`_with_fitted_lens`), which registers again with the lens
+    unknown_lens = prior.budget.lens_k1 >= UNKNOWN_K1_SIGMA
+    camera, keep = refine_pose(prior.camera, world[good], photo_px[good],
+                               threshold_px=UNKNOWN_LENS_PNP_PX if unknown_lens else PNP_PX)
     if camera is None:
         return RegisteredPhoto(False, "the camera pose could not be refined from the matches", **base)
     photo_px, world = photo_px[good][keep], world[good][keep]
@@ -703,7 +709,7 @@ def _pixel_metres(raster: ReferenceRaster, mapping: PixelMapping) -> float:
 
 
 def refine_pose(camera: FrameCamera, world: np.ndarray, photo_px: np.ndarray,
-                threshold_px: float = 4.0) -> tuple[FrameCamera | None, np.ndarray | None]:
+                threshold_px: float = PNP_PX) -> tuple[FrameCamera | None, np.ndarray | None]:
     """PnP (RANSAC, then Levenberg-Marquardt on the inliers) from the metadata pose.
 
     ``world``: local ENU points ``(N, 3)``; ``photo_px``: their photo pixels. The camera's

@@ -127,3 +127,4 @@ def test_local_frame_takes_numpy_scalars():
     frame = LocalFrame(np.float64(FRAME.lon0), np.float64(FRAME.lat0), np.float64(0.0))
     x, y, _ = frame.from_lonlat([FRAME.lon0], [FRAME.lat0], [0.0])
     np.testing.assert_allclose([x[0], y[0]], [0.0, 0.0], atol=1e-6)
+

@@ -103,3 +103,14 @@ def test_the_metadata_radius_counts_an_undescribed_lens_most_at_the_photos_edge(
                                                                              rel=0.01)
     with_lens, without = locate_pixel(unknown_lens, edge).uncertainty_m, locate_pixel(rtk, edge).uncertainty_m
     assert (with_lens ** 2 - without ** 2) ** 0.5 > 3.0
+
+
+def test_a_refined_cameras_shift_from_the_metadata_is_counted_in_budget_sigmas():
+    """East / north over the GPS 1-sigma, up over the height's, each with the ground's 1-sigma added
+    (BUDGET: GPS 2 m, height 2 m, ground 3 m)."""
+    from smgeo_geo.pose import camera_shift_sigma
+
+    horizontal, vertical = np.hypot(2.0, 3.0), np.hypot(2.0, 3.0)
+    assert camera_shift_sigma(PRIOR, camera()) == 0.0
+    assert camera_shift_sigma(PRIOR, camera(dx=3 * horizontal)) == pytest.approx(3.0)
+    assert camera_shift_sigma(PRIOR, camera(dy=3 * horizontal, dz=4 * vertical)) == pytest.approx(5.0)
