@@ -97,7 +97,8 @@ from smgeo_geo.photo_meta import read_photo_meta
 from smgeo_geo.pose import (CHI2_999, CameraPrior, camera_from_metadata, camera_hypotheses, camera_shift_sigma,
                             heading_hypotheses, locate_pixel, shifted_height)
 from smgeo_geo.raster import ReferenceRaster
-from smgeo_geo.registration import RegisteredPhoto, click_region, footprint_window, register
+from smgeo_geo.rectification import footprint_window
+from smgeo_geo.registration import RegisteredPhoto, click_region, register
 from smgeo_geo.result import Detection
 from smgeo_geo.terrain import DemTerrain
 from smgeo_geo.windows import ResolvedWindow, WindowSpec, resolve

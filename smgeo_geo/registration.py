@@ -1,9 +1,9 @@
 """Stage 2: register the drone photo on the reference raster with local features.
 
-With a metadata camera (:mod:`smgeo_geo.pose`) the photo is first *rectified*: every pixel
-of the reference window (at the reference's ground resolution) is put on the terrain (DEM or
-flat ground) and projected into the photo, so the photo is resampled into the reference's
-own grid as a near-nadir view. SIFT features of both, Lowe's ratio test and a MAGSAC++
+With a metadata camera (:mod:`smgeo_geo.pose`) the photo is first *rectified*
+(:mod:`smgeo_geo.rectification`): every pixel of the reference window (at the reference's
+ground resolution) is put on the terrain (DEM or flat ground) and projected into the photo, so
+the photo is resampled into the reference's own grid as a near-nadir view. SIFT features of both, Lowe's ratio test and a MAGSAC++
 homography between them then leave correspondences photo pixel <-> reference point; with the
 reference point's terrain height they refine the camera pose (PnP, RANSAC) and the click's
 ray is cast with the refined camera (with the lens fitted to the matches where the metadata
@@ -30,23 +30,23 @@ Frames: photo pixels and raster pixels in the GDAL corner convention (see
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
-from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from smgeo_geo.camera import FrameCamera
-from smgeo_geo.classical import horizon_crosses, ratio_test_matches
-from smgeo_geo.coords import pixel_to_crs, transform_xy
+from smgeo_geo.classical import horizon_crosses
+from smgeo_geo.coords import pixel_to_crs
 from smgeo_geo.lens import UNKNOWN_K1_SIGMA, LensFit, fit_radial_distortion, refit_pose
 from smgeo_geo.pose import CHI2_2D_90, CameraPrior, MetadataFit, fit_metadata_error
 from smgeo_geo.raster import PixelMapping, ReferenceRaster
-from smgeo_geo.terrain import DemTerrain, cast_rays, intersect_rays
+from smgeo_geo.rectification import (FEATURE_THREAD, MAX_FEATURES, MAX_WORK_SIDE, features, ground_points, match,
+                                     native_metres, patch_window, pixel_metres, read_window, rectify, sample_maps,
+                                     work_window)
+from smgeo_geo.terrain import DemTerrain, intersect_rays
 
-MAX_WORK_SIDE = 768  # pixels a side of the working window (reference and rectified photo)
 COARSE_SIDE = 384  # pixels a side of the global registration tried first (refined near each click);
 # MAX_WORK_SIDE with MAX_FEATURES follows when too few matches hold there
 FINE_SIDE = 320  # pixels a side, at most, of the full-resolution patch around a click
@@ -54,15 +54,12 @@ FINE_HALF_M = 20.0  # metres from the click to the patch's edge (at least FINE_M
 FINE_MIN_HALF_PX = 64
 FINE_SEARCH_SIDE = 384  # pixels a side, at most, of the reference searched around a click without a DEM
 MIN_FINE_INLIERS = 12
-MAX_FEATURES = 3000  # SIFT keypoints kept per image (strongest first)
 COARSE_FEATURES = 500  # per image of the coarse pose registration (a 6-DoF pose needs few)
 PATCH_FEATURES = 1000  # per image of the patch around a click, with a DEM
 MIN_INLIERS = 15
 MIN_PHOTO_INLIERS = 30  # a photo without metadata has no prior to check a match against: ask for more
-RATIO = 0.8
 MATCH_TOLERANCE_PX = 3.0  # work pixels: a correspondence's error on the ground, as the homography's threshold
 LOCAL_NEIGHBOURS = 24  # inliers nearest the click that correct / map it locally
-GRID_STEP = 4  # rectification maps are computed every GRID_STEP pixels and interpolated
 LOOSE_THRESHOLD = 40.0  # work pixels: the global filter where relief bends the map
 LOCAL_RADIUS_M = 40.0  # metres around the click whose features map it, without a DEM
 LOCAL_MIN_HALF_PX = 128  # native pixels from the click to the edge of that patch, at least (features need pixels)
@@ -99,33 +96,6 @@ class Registration:
     homography: np.ndarray | None = None
     click_region: np.ndarray | None = None
     details: dict = field(default_factory=dict)
-
-
-# SIFT of the reference runs here while the photo is rectified and its own SIFT runs (OpenCV
-# releases the GIL; on small images SIFT alone keeps two cores only partly busy)
-_FEATURE_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smgeo-features")
-
-
-def _gray(image: np.ndarray) -> np.ndarray:
-    g = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
-    return cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(g)
-
-
-def features(image: np.ndarray, mask: np.ndarray | None = None, max_features: int = MAX_FEATURES):
-    """SIFT keypoints (corner-convention pixels ``(N, 2)``) and descriptors of an RGB image."""
-    sift = cv2.SIFT_create(nfeatures=max_features)
-    m = None if mask is None else (mask.astype(np.uint8) * 255)
-    if m is not None:
-        m = cv2.erode(m, np.ones((5, 5), np.uint8))  # no features on the mask's edge
-    kps, desc = sift.detectAndCompute(_gray(image), m)
-    if desc is None or not kps:
-        return np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32)
-    return np.array([k.pt for k in kps], np.float32) + 0.5, desc
-
-
-def match(desc_a: np.ndarray, desc_b: np.ndarray, ratio: float = RATIO) -> np.ndarray:
-    """Ratio-test SIFT matches ``(M, 2)`` of indexes (a, b) (see :func:`smgeo_geo.classical.ratio_test_matches`)."""
-    return ratio_test_matches(desc_a, desc_b, ratio)
 
 
 def _homography(src: np.ndarray, dst: np.ndarray, threshold: float):
@@ -212,91 +182,6 @@ def _uncertainty(residuals_m: np.ndarray, resolution_m: float, spread_m: float, 
     return math.sqrt(CHI2_2D_90) * sigma
 
 
-def _work_window(raster: ReferenceRaster, window: Window, max_side: int = MAX_WORK_SIDE) -> tuple[Window, tuple[int, int]]:
-    """``window`` and the out size ``(w, h)`` it is read at: native resolution, capped at ``max_side``."""
-    scale = min(1.0, max_side / max(window.width, window.height))
-    return window, (max(16, round(window.width * scale)), max(16, round(window.height * scale)))
-
-
-def footprint_window(prior: CameraPrior, raster: ReferenceRaster, margin_m: float,
-                     max_range_m: float | None = None) -> Window | None:
-    """Raster window holding the ground the photo sees (rays of a 7 x 5 pixel grid, ranges
-    capped at ``max_range_m``, default 8x the camera's height above ground), grown by
-    ``margin_m``; ``None`` when it misses the raster."""
-    cam = prior.camera
-    gx, gy = np.meshgrid(np.linspace(0, cam.width, 7), np.linspace(0, cam.height, 5))
-    px = np.column_stack([gx.ravel(), gy.ravel()])
-    # march no farther than the range limit needs (the height above the ground below the camera)
-    below, under = cast_rays(cam.frame, cam.centre[None], np.array([[0.0, 0.0, -1.0]]), prior.terrain)
-    reach = 3000.0 if not under[0] else min(3000.0, 8.5 * max(10.0, cam.centre[2] - below[0, 2]) + 100.0)
-    pts, hit = intersect_rays(cam, px, prior.terrain, max_range_m=reach)
-    if not hit.any() and reach < 3000.0:
-        pts, hit = intersect_rays(cam, px, prior.terrain, max_range_m=3000.0)
-    if not hit.any():
-        return None
-    height = max(10.0, cam.centre[2] - float(np.nanmin(pts[hit, 2])))
-    limit = max_range_m or 8.0 * height
-    horiz = np.linalg.norm(pts[:, :2] - cam.centre[:2], axis=1)
-    keep = hit & (horiz <= limit)
-    if not keep.any():
-        keep = hit
-    xs, ys = cam.frame.to_crs(raster.crs, pts[keep, 0], pts[keep, 1], pts[keep, 2])
-    inv = ~raster.transform
-    cols, rows = inv @ (np.asarray(xs), np.asarray(ys))
-    pad = margin_m / raster.pixel_size_m  # raster pixels
-    c0, c1 = max(0, math.floor(np.min(cols) - pad)), min(raster.width, math.ceil(np.max(cols) + pad))
-    r0, r1 = max(0, math.floor(np.min(rows) - pad)), min(raster.height, math.ceil(np.max(rows) + pad))
-    if c1 - c0 < 16 or r1 - r0 < 16:
-        return None
-    return Window(c0, r0, c1 - c0, r1 - r0)
-
-
-def _ground_points(prior: CameraPrior, raster: ReferenceRaster, mapping: PixelMapping, uv: np.ndarray):
-    """Work-window pixels ``(N, 2)`` -> local ENU points on the terrain ``(N, 3)`` and the
-    raster-CRS ``(x, y)``; rows without terrain height are NaN."""
-    cols, rows = mapping.to_raster(uv[:, 0], uv[:, 1])
-    xs, ys = pixel_to_crs(raster.transform, cols, rows)
-    lon, lat = transform_xy(raster.crs, 4326, xs, ys)
-    h = prior.terrain.heights(lon, lat)
-    x, y, z = prior.camera.frame.from_lonlat(lon, lat, np.nan_to_num(h, nan=0.0))
-    pts = np.column_stack([x, y, z])
-    pts[~np.isfinite(h)] = np.nan
-    return pts, np.column_stack([xs, ys])
-
-
-def rectify(photo: np.ndarray, prior: CameraPrior, raster: ReferenceRaster, mapping: PixelMapping,
-            size_wh: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The photo resampled into the work window's grid through the prior camera and the
-    terrain. Returns the rectified image ``HxWx3``, its valid mask and the maps ``(H, W, 2)``
-    giving the photo pixel (corner convention) of every work pixel."""
-    w, h = size_wh
-    gw, gh = w // GRID_STEP + 2, h // GRID_STEP + 2
-    gu, gv = np.meshgrid(np.arange(gw) * GRID_STEP + 0.5, np.arange(gh) * GRID_STEP + 0.5)
-    pts, _ = _ground_points(prior, raster, mapping, np.column_stack([gu.ravel(), gv.ravel()]))
-    finite = np.all(np.isfinite(pts), axis=1)
-    px = np.full((len(pts), 2), -1e6)
-    proj, front = prior.camera.project(np.nan_to_num(pts))
-    ok = finite & front
-    px[ok] = proj[ok]
-    grid = px.reshape(gh, gw, 2).astype(np.float32)
-    # interpolate the coarse map to every work pixel (grid node k sits at k * GRID_STEP + 0.5)
-    ys = (np.arange(h) / GRID_STEP).astype(np.float32)
-    xs = (np.arange(w) / GRID_STEP).astype(np.float32)
-    mx, my = np.meshgrid(xs, ys)
-    maps = np.stack([cv2.remap(grid[..., i], mx, my, cv2.INTER_LINEAR) for i in range(2)], axis=-1)
-    image = cv2.remap(photo, maps[..., 0] - 0.5, maps[..., 1] - 0.5, cv2.INTER_LINEAR, borderValue=0)
-    pw, ph = prior.camera.width, prior.camera.height
-    valid = (maps[..., 0] >= 1) & (maps[..., 1] >= 1) & (maps[..., 0] <= pw - 1) & (maps[..., 1] <= ph - 1)
-    return image, valid, maps
-
-
-def _sample_maps(maps: np.ndarray, uv: np.ndarray) -> np.ndarray:
-    """Photo pixels of work-window points ``uv`` (bilinear on the maps)."""
-    u = (uv[:, 0] - 0.5).astype(np.float32).reshape(-1, 1)
-    v = (uv[:, 1] - 0.5).astype(np.float32).reshape(-1, 1)
-    return np.column_stack([cv2.remap(maps[..., i], u, v, cv2.INTER_LINEAR).ravel() for i in range(2)])
-
-
 @dataclass
 class RegisteredPhoto:
     """A photo registered on one reference window: the expensive part, done once per photo
@@ -346,7 +231,7 @@ class RegisteredPhoto:
         if self.mode == "pose":
             return self.camera
         prior = self.prior if terrain is None else replace(self.prior, terrain=terrain)
-        world, _ = _ground_points(prior, self.raster, self.mapping, self.work_px)
+        world, _ = ground_points(prior, self.raster, self.mapping, self.work_px)
         good = np.all(np.isfinite(world), axis=1) & np.all(np.isfinite(self.photo_px), axis=1)
         if good.sum() < MIN_INLIERS:
             return None
@@ -390,12 +275,12 @@ class RegisteredPhoto:
             return None
         x, y = camera.frame.to_crs(raster.crs, pts[:, 0], pts[:, 1], pts[:, 2])
         col, row = ~raster.transform @ (float(x[0]), float(y[0]))
-        half = max(FINE_HALF_M / _native_metres(raster), FINE_MIN_HALF_PX)
-        window, size, _ = _patch_window(raster, col, row, half, FINE_SIDE)
-        ref_img, ref_valid, mapping = _read(raster, window, size)
+        half = max(FINE_HALF_M / native_metres(raster), FINE_MIN_HALF_PX)
+        window, size, _ = patch_window(raster, col, row, half, FINE_SIDE)
+        ref_img, ref_valid, mapping = read_window(raster, window, size)
         if ref_valid.mean() < 0.25:
             return None
-        reference_features = _FEATURE_THREAD.submit(features, ref_img, ref_valid, PATCH_FEATURES)
+        reference_features = FEATURE_THREAD.submit(features, ref_img, ref_valid, PATCH_FEATURES)
         rect, rect_valid, maps = rectify(self.photo, replace(self.prior, camera=camera), raster, mapping, size)
         if rect_valid.mean() < 0.25:
             return None
@@ -408,12 +293,12 @@ class RegisteredPhoto:
         h, inl = _homography(src, dst, threshold=MATCH_TOLERANCE_PX)
         if h is None or inl.sum() < MIN_FINE_INLIERS:
             return None
-        photo_px = _sample_maps(maps, src[inl])
-        world, _ = _ground_points(self.prior, raster, mapping, dst[inl])
+        photo_px = sample_maps(maps, src[inl])
+        world, _ = ground_points(self.prior, raster, mapping, dst[inl])
         good = np.all(np.isfinite(world), axis=1) & np.all(np.isfinite(photo_px), axis=1)
         if good.sum() < MIN_FINE_INLIERS:
             return None
-        return photo_px[good], world[good], _pixel_metres(raster, mapping)
+        return photo_px[good], world[good], pixel_metres(raster, mapping)
 
     def _locate_pose(self, click, region_px, near_click: bool = True) -> Registration:
         camera, terrain = self.camera, self.prior.terrain
@@ -513,16 +398,16 @@ class RegisteredPhoto:
         and map the click by the affine map those matches agree on (RANSAC), in raster pixels.
         ``src``: the click and its region's corners in the coarse rectified frame. ``None``
         when too few agree (the coarse local maps then answer)."""
-        raster, native = self.raster, _native_metres(self.raster)
+        raster, native = self.raster, native_metres(self.raster)
         col, row = (float(v[0]) for v in self.mapping.to_raster([src[0, 0]], [src[0, 1]]))
         reach = max(LOCAL_RADIUS_M / native, float(LOCAL_MIN_HALF_PX))
-        _, q_size, q_map = _patch_window(raster, col, row, reach, FINE_SIDE)
+        _, q_size, q_map = patch_window(raster, col, row, reach, FINE_SIDE)
         q_img, q_valid, _ = rectify(self.photo, self.prior, raster, q_map, q_size)
         search = reach + min(self.prior_uncertainty_m, 100.0) / native
-        f_img, f_valid, f_map = _read(raster, *_patch_window(raster, col, row, search, FINE_SEARCH_SIDE)[:2])
+        f_img, f_valid, f_map = read_window(raster, *patch_window(raster, col, row, search, FINE_SEARCH_SIDE)[:2])
         if q_valid.mean() < 0.1 or f_valid.mean() < 0.1:
             return None
-        reference_features = _FEATURE_THREAD.submit(features, f_img, f_valid)
+        reference_features = FEATURE_THREAD.submit(features, f_img, f_valid)
         kq, dq = features(q_img, q_valid)
         kf, df = reference_features.result()
         pairs = match(dq, df, ratio=0.85)
@@ -546,31 +431,6 @@ class RegisteredPhoto:
         unc = _uncertainty(res, resolution, spread, RELIEF_SLOPE / 2, fitted=6)
         return self._result(float(mapped[0, 0]), float(mapped[0, 1]), unc, res, mapped[1:],
                             {"patch_inliers": int(inl.sum())})
-
-
-def _native_metres(raster: ReferenceRaster) -> float:
-    """The reference's own pixel size in metres (a size estimate for geographic CRSs)."""
-    return _pixel_metres(raster, PixelMapping(0.0, 0.0, 1.0, 1.0))
-
-
-def _read(raster: ReferenceRaster, window: Window, size: tuple[int, int]):
-    """The reference window read at ``size`` ``(w, h)``: box-averaged when that shrinks it (as
-    sharp for matching as GDAL's bilinear, whose scaled kernel costs about 4x), else bilinear."""
-    shrink = size[0] < window.width or size[1] < window.height
-    return raster.read_window_with_mask(window, size, Resampling.average if shrink else Resampling.bilinear)
-
-
-def _patch_window(raster: ReferenceRaster, col: float, row: float, half_px: float,
-                  max_side: int) -> tuple[Window, tuple[int, int], PixelMapping]:
-    """The square window of raster pixels around ``(col, row)``, ``half_px`` to each edge, the
-    size ``(w, h)`` it is read at (native resolution, capped at ``max_side``) and the mapping
-    from that grid's pixels to raster pixels."""
-    window = Window(math.floor(col - half_px), math.floor(row - half_px), math.ceil(2 * half_px),
-                    math.ceil(2 * half_px))
-    window, size = _work_window(raster, window, max_side)
-    mapping = PixelMapping(float(window.col_off), float(window.row_off), window.width / size[0],
-                           window.height / size[1])
-    return window, size, mapping
 
 
 def register(photo: np.ndarray, raster: ReferenceRaster, window: Window, prior: CameraPrior | None = None,
@@ -636,13 +496,13 @@ def _register_at(photo: np.ndarray, raster: ReferenceRaster, window: Window, pri
     """:func:`register` with the reference window read at most ``max_side`` pixels a side and
     ``budget`` SIFT features per image."""
     dem = prior is not None and isinstance(prior.terrain, DemTerrain)
-    window, size = _work_window(raster, window, max_side)
-    ref_img, ref_valid, mapping = _read(raster, window, size)
-    base = dict(raster=raster, window=window, mapping=mapping, resolution_m=_pixel_metres(raster, mapping),
+    window, size = work_window(raster, window, max_side)
+    ref_img, ref_valid, mapping = read_window(raster, window, size)
+    base = dict(raster=raster, window=window, mapping=mapping, resolution_m=pixel_metres(raster, mapping),
                 prior=prior, photo_size=(photo.shape[1], photo.shape[0]))
     if not ref_valid.any():
         return RegisteredPhoto(False, "the reference window holds no valid pixels", **base)
-    reference_features = _FEATURE_THREAD.submit(features, ref_img, ref_valid, budget)  # beside the photo's
+    reference_features = FEATURE_THREAD.submit(features, ref_img, ref_valid, budget)  # beside the photo's
     if prior is None:
         scale = min(1.0, photo_side / max(photo.shape[:2]))
         small = cv2.resize(photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)),
@@ -680,12 +540,12 @@ def _register_at(photo: np.ndarray, raster: ReferenceRaster, window: Window, pri
             return RegisteredPhoto(False, reason, **base)
         m = np.array(tuple(mapping.affine), dtype=float).reshape(3, 3)
         return RegisteredPhoto(True, "ok", mode="photo", photo_px=src, work_px=dst, homography=m @ h, **base)
-    photo_px = _sample_maps(maps, src)
+    photo_px = sample_maps(maps, src)
     if not isinstance(prior.terrain, DemTerrain):
         # no metadata fit on flat ground: the relief it leaves out would dominate the fit
         return RegisteredPhoto(True, "ok", mode="local", photo_px=photo_px, work_px=dst, rect_px=src, photo=photo,
                                **base)
-    world, _ = _ground_points(prior, raster, mapping, dst)
+    world, _ = ground_points(prior, raster, mapping, dst)
     good = np.all(np.isfinite(world), axis=1) & np.all(np.isfinite(photo_px), axis=1)
     if good.sum() < MIN_INLIERS:
         return RegisteredPhoto(False, f"{int(good.sum())} inliers with DEM heights < {MIN_INLIERS}", **base)
@@ -701,11 +561,6 @@ def _register_at(photo: np.ndarray, raster: ReferenceRaster, window: Window, pri
                            rect_px=src[good][keep], world=world, photo=photo,
                            metadata_fit=fit_metadata_error(prior, photo_px, world,
                                                            MATCH_TOLERANCE_PX * base["resolution_m"]), **base)
-
-
-def _pixel_metres(raster: ReferenceRaster, mapping: PixelMapping) -> float:
-    """Metres per pixel of the grid ``mapping`` reads the raster at."""
-    return raster.pixel_size_m * math.sqrt(mapping.scale_x * mapping.scale_y)
 
 
 def refine_pose(camera: FrameCamera, world: np.ndarray, photo_px: np.ndarray,
@@ -759,5 +614,4 @@ def _implausible(h: np.ndarray, inlier_src: np.ndarray, photo_area: float) -> st
     return ""
 
 
-__all__ = ["RegisteredPhoto", "Registration", "click_region", "footprint_window", "features", "match", "rectify", "refine_pose",
-           "register"]
+__all__ = ["RegisteredPhoto", "Registration", "click_region", "refine_pose", "register"]

@@ -100,7 +100,7 @@ def test_the_orthophoto_camera_reproduces_the_orthophoto(reconstruction):
     """The truth of the benchmark is sound: photo 0018 rectified onto the DSM with its
     reconstructed camera (in the UTM grid axes, at its GPS position) lands on the orthophoto
     made from it to within half a pixel (0.1 m)."""
-    from smgeo_geo import registration as reg
+    from smgeo_geo.rectification import features, match, rectify
 
     with open_reference(ORTHO) as raster, DemTerrain(DSM) as dem:
         cam = camera_from_opensfm(reconstruction, "100_0005_0018", grid_crs="EPSG:32651")
@@ -111,11 +111,11 @@ def test_the_orthophoto_camera_reproduces_the_orthophoto(reconstruction):
 
         window = Window(0, 700, raster.width, 250)  # the road
         image, valid, mapping = raster.read_window_with_mask(window, (raster.width, 250))
-        rect, rect_valid, _ = reg.rectify(np.array(Image.open(EAST).convert("RGB")), prior, raster, mapping,
+        rect, rect_valid, _ = rectify(np.array(Image.open(EAST).convert("RGB")), prior, raster, mapping,
                                           (raster.width, 250))
-        ka, da = reg.features(rect, rect_valid)
-        kb, db = reg.features(image, valid)
-        pairs = reg.match(da, db)
+        ka, da = features(rect, rect_valid)
+        kb, db = features(image, valid)
+        pairs = match(da, db)
         shift = kb[pairs[:, 1]] - ka[pairs[:, 0]]
         assert len(pairs) > 100
         assert np.all(np.abs(np.median(shift, axis=0)) < 0.5)
@@ -454,6 +454,7 @@ def test_registration_falls_back_to_the_full_work_scale(monkeypatch, dem):
     """The global registration first tries the coarse scale (with a DEM, with the pose's small
     feature budget); where too few matches hold there (here: a coarse scale made far too
     small), it registers at the full work scale with the full budget."""
+    from smgeo_geo import rectification as rect
     from smgeo_geo import registration as reg
     from smgeo_geo.photo import read_photo
 
@@ -462,17 +463,17 @@ def test_registration_falls_back_to_the_full_work_scale(monkeypatch, dem):
     terrain = DemTerrain(dem) if dem else None
     with open_reference(ORTHO) as raster:
         prior = camera_from_metadata(meta, terrain)
-        window = reg.footprint_window(prior, raster, 60.0)
-        assert max(window.width, window.height) > reg.MAX_WORK_SIDE
+        window = rect.footprint_window(prior, raster, 60.0)
+        assert max(window.width, window.height) > rect.MAX_WORK_SIDE
         tried = []
         at = reg._register_at
         monkeypatch.setattr(reg, "_register_at", lambda *a: tried.append(a[-2:]) or at(*a))
         monkeypatch.setattr(reg, "COARSE_SIDE", 64)
         held = reg.register(image, raster, window, prior)
         assert held.ok and held.mode == ("pose" if dem else "local"), held.reason
-        assert tried == [(64, reg.COARSE_FEATURES if dem else reg.MAX_FEATURES), (reg.MAX_WORK_SIDE, reg.MAX_FEATURES)]
+        assert tried == [(64, reg.COARSE_FEATURES if dem else rect.MAX_FEATURES), (rect.MAX_WORK_SIDE, rect.MAX_FEATURES)]
         assert max(window.width / held.mapping.scale_x, window.height / held.mapping.scale_y) == pytest.approx(
-            reg.MAX_WORK_SIDE, abs=1)
+            rect.MAX_WORK_SIDE, abs=1)
         assert held.locate(CLICKS[1], 70.0).ok
     if terrain is not None:
         terrain.close()
@@ -544,7 +545,7 @@ def test_the_photo_footprint_window_pads_in_metres_in_a_geographic_crs(tmp_path)
     import rasterio
     from rasterio.warp import Resampling, calculate_default_transform, reproject
 
-    from smgeo_geo import registration as reg
+    from smgeo_geo import rectification as rect
 
     lonlat = tmp_path / "ortho_4326.tif"
     with rasterio.open(ORTHO) as src:
@@ -557,7 +558,7 @@ def test_the_photo_footprint_window_pads_in_metres_in_a_geographic_crs(tmp_path)
     extents = []
     for path in (ORTHO, lonlat):
         with open_reference(path) as raster:
-            window = reg.footprint_window(prior, raster, 10.0)
+            window = rect.footprint_window(prior, raster, 10.0)
             assert window.height < raster.height - 100, path  # a footprint, not the whole raster
             extents.append(window.height * raster.pixel_size_m)
     assert extents[1] == pytest.approx(extents[0], rel=0.1)
