@@ -46,8 +46,8 @@ that answers on the camera test alone, that lands farther from the metadata's po
 radius reports that distance as its uncertainty. Where a pose the metadata-error fit does not
 explain maps the click from matches away from it (the patch around the click did not register),
 the metadata's point answers, its radius reaching the registration's circle; likewise where the
-refined camera lies beyond the budget's 99.9 % from the metadata's position (a pose dragged by a
-coarse DEM). The box is the best SMGeo candidate that contains the point
+refined camera lies beyond the budget's 99.9 % above or below the metadata's (a pose dragged by a
+coarse DEM's heights). The box is the best SMGeo candidate that contains the point
 (within its uncertainty), else the click region (a square of ``region`` times the photo's
 shorter side around the click) cast onto the ground. A stage that cannot run says why in
 the result and the next one answers.
@@ -65,8 +65,8 @@ register), ``registration_heading_hypothesis`` (when another heading did, e.g. `
 metadata's is 94.2)``), ``registration_confirmed_by_its_camera`` (where the registration and the metadata disagree and
 no metadata-error fit explains it: whether the camera the matches imply reproduced itself), ``registration_camera_height_change_m`` (pose mode: the refined camera's height minus
 the metadata's; tens of metres mean the DEM and the photo's altitude are in different
-vertical datums), ``registration_camera_shift_sigma`` (pose mode: how far the refined camera lies
-from the metadata's, in budget sigmas, :func:`~smgeo_geo.pose.camera_shift_sigma`),
+vertical datums), ``registration_camera_height_sigma`` (pose mode: that change in sigmas of the
+budget's height above the terrain, :func:`~smgeo_geo.pose.camera_height_sigma`),
 ``registration_lens_k1`` / ``_k1_sigma`` / ``_k2`` (the lens fitted to the matches where the
 metadata has none), ``registration_metadata_error_sigma`` / ``registration_metadata_explained``
 (pose mode: the size, in budget sigmas, of the metadata error the matches imply, and whether it
@@ -94,7 +94,7 @@ from smgeo_geo.coords import crs_to_lonlat, geodesic_distance, pixel_to_crs
 from smgeo_geo.errors import MetadataError, OptionError, SMGeoError
 from smgeo_geo.photo import check_click, read_photo
 from smgeo_geo.photo_meta import read_photo_meta
-from smgeo_geo.pose import (CHI2_999, CameraPrior, camera_from_metadata, camera_hypotheses, camera_shift_sigma,
+from smgeo_geo.pose import (CHI2_999, CameraPrior, camera_from_metadata, camera_height_sigma, camera_hypotheses,
                             heading_hypotheses, locate_pixel, shifted_height)
 from smgeo_geo.raster import ReferenceRaster
 from smgeo_geo.rectification import footprint_window
@@ -413,7 +413,7 @@ class Locator:
             # the refined camera against the metadata's: tens of metres up or down say that the
             # DEM's heights and the photo's altitude are in different vertical datums
             details["camera_height_change_m"] = round(float(reg.camera.centre[2] - prior.camera.centre[2]), 2)
-            details["camera_shift_sigma"] = round(camera_shift_sigma(reg.prior, reg.camera), 2)
+            details["camera_height_sigma"] = round(camera_height_sigma(reg.prior, reg.camera), 2)
         if reg.lens is not None:  # fitted to the matches: the metadata has no lens model
             details.update(lens_k1=round(reg.lens.k1, 4), lens_k1_sigma=round(reg.lens.sigma, 4),
                            lens_k2=round(reg.lens.k2, 4))
@@ -591,12 +591,12 @@ def _fuse_point(stages: dict[str, Stage], raster: ReferenceRaster) -> Stage | No
         # photo, though the metadata is off at this click by more than its radius (beyond its
         # budget, with a DEM)
         confirmed = reg.details.get("confirmed_by_its_camera", False)
-        pose_in_budget = explained and reg.details.get("camera_shift_sigma", 0.0) ** 2 <= CHI2_999[3]
+        pose_in_budget = explained and reg.details.get("camera_height_sigma", 0.0) ** 2 <= CHI2_999[1]
         if reg.details.get("mode") == "pose" and not reg.details.get("patch_inliers") and not pose_in_budget \
                 and dist > reg.uncertainty_m:
             # a pose the metadata does not explain (the matches imply a metadata error beyond the
-            # budget, or the refined camera lies far from the metadata's: dragged by a coarse DEM's
-            # smoothed heights, or the metadata is off beyond its budget) mapping the click from
+            # budget, or the refined camera lies far above or below the metadata's: dragged by a
+            # coarse DEM's smoothed heights, or the metadata is off beyond its budget) mapping the click from
             # matches away from it (the patch around the click did not register): one of the two is
             # wrong by about their distance, and nothing here tells which; the metadata's point,
             # which does not rest on that pose, answers with a radius that reaches the

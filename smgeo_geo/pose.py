@@ -45,10 +45,10 @@ from smgeo_geo.terrain import DemTerrain, FlatTerrain, cast_rays, intersect_rays
 DIAG_35MM = 43.2666  # mm, diagonal of a 36 x 24 mm frame
 DEFAULT_F35 = 24.0  # mm, the common drone lens when the photo says nothing
 CHI2_2D_90 = 4.605  # 90 % quantile of chi-square with 2 degrees of freedom
-# 99.9 % quantiles of chi-square with 3, 7 and 8 degrees of freedom (a camera position; the
+# 99.9 % quantiles of chi-square with 1, 7 and 8 degrees of freedom (a camera height; the
 # budget's error sources, with the lens when the metadata has no lens model): a registration
 # whose matches a metadata error this large or smaller explains agrees with it
-CHI2_999 = {3: 16.27, 7: 24.32, 8: 26.12}
+CHI2_999 = {1: 10.83, 7: 24.32, 8: 26.12}
 FIT_POINTS = 200  # correspondences (evenly subsampled) a metadata-error fit uses at most
 # a non-RTK absolute altitude further than this from DEM-below-the-drone + relative altitude is
 # taken to be in another vertical datum (or barometric drift) and not used
@@ -350,15 +350,13 @@ def fit_metadata_error(prior: CameraPrior, photo_px: np.ndarray, ground: np.ndar
     return MetadataFit(sigmas, float(np.linalg.norm(sigmas)), int(hit.sum()))
 
 
-def camera_shift_sigma(prior: CameraPrior, camera: FrameCamera) -> float:
-    """How far ``camera`` (a pose refined on a DEM) lies from the metadata camera's position, in
-    units of the budget: east / north over the GPS 1-sigma, up over the height's, each with the
-    DEM's own 1-sigma added (its heights place the matches a pose is fitted to). A pose dragged
-    by a DEM's errors (a coarse terrain model smooths valleys and roofs away) moves tens of
-    sigmas; one that corrects a metadata error within the budget, a few."""
-    b = prior.budget
-    sigma = np.array([math.hypot(b.gps_horizontal_m, b.ground_m)] * 2 + [math.hypot(b.height_m, b.ground_m)])
-    return float(np.linalg.norm((np.asarray(camera.centre) - prior.camera.centre) / sigma))
+def camera_height_sigma(prior: CameraPrior, camera: FrameCamera) -> float:
+    """How far ``camera`` (a pose refined on a DEM) lies above or below the metadata camera, in
+    units of the height's 1-sigma above the terrain (the camera's and the DEM's together). A pose
+    dragged by a DEM's wrong heights (a coarse terrain model smooths valleys and roofs away)
+    moves up or down by tens of sigmas; one that corrects the metadata within its budget, a few.
+    (A horizontal shift is what a GPS error looks like, which registration is there to correct.)"""
+    return float(abs(float(camera.centre[2]) - float(prior.camera.centre[2])) / _vertical_m(prior.budget))
 
 
 def _vertical_m(budget: ErrorBudget) -> float:

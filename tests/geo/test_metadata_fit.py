@@ -105,12 +105,12 @@ def test_the_metadata_radius_counts_an_undescribed_lens_most_at_the_photos_edge(
     assert (with_lens ** 2 - without ** 2) ** 0.5 > 3.0
 
 
-def test_a_refined_cameras_shift_from_the_metadata_is_counted_in_budget_sigmas():
-    """East / north over the GPS 1-sigma, up over the height's, each with the ground's 1-sigma added
-    (BUDGET: GPS 2 m, height 2 m, ground 3 m)."""
-    from smgeo_geo.pose import camera_shift_sigma
+def test_a_refined_cameras_height_change_is_counted_in_budget_sigmas():
+    """Up or down over the height's 1-sigma with the ground's added (BUDGET: height 2 m, ground
+    3 m); a horizontal shift (a GPS error registration corrects) does not count."""
+    from smgeo_geo.pose import camera_height_sigma
 
-    horizontal, vertical = np.hypot(2.0, 3.0), np.hypot(2.0, 3.0)
-    assert camera_shift_sigma(PRIOR, camera()) == 0.0
-    assert camera_shift_sigma(PRIOR, camera(dx=3 * horizontal)) == pytest.approx(3.0)
-    assert camera_shift_sigma(PRIOR, camera(dy=3 * horizontal, dz=4 * vertical)) == pytest.approx(5.0)
+    vertical = np.hypot(2.0, 3.0)
+    assert camera_height_sigma(PRIOR, camera()) == 0.0
+    assert camera_height_sigma(PRIOR, camera(dx=30.0)) == 0.0
+    assert camera_height_sigma(PRIOR, camera(dy=5.0, dz=-4 * vertical)) == pytest.approx(4.0)

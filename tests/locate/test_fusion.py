@@ -164,11 +164,11 @@ def test_a_pose_the_metadata_fit_does_not_explain_mapping_the_click_from_afar_is
     assert _fuse_point({"metadata": meta(100, 100), "registration": r}, raster).uncertainty_m == 1.0
     r.details.update(metadata_explained=False, patch_inliers=30)  # matched around the click
     assert _fuse_point({"metadata": meta(100, 100), "registration": r}, raster).name == "registration"
-    # the matches agree with the metadata, but the refined camera lies 36 sigma from its position
-    # (a coarse terrain model dragged the pose): mapping the click from afar, it is not trusted
-    r.details.update(metadata_explained=True, patch_inliers=0, camera_shift_sigma=36.0)
+    # the matches agree with the metadata, but the refined camera lies 18 sigma above it (a coarse
+    # terrain model dragged the pose): mapping the click from afar, it is not trusted
+    r.details.update(metadata_explained=True, patch_inliers=0, camera_height_sigma=18.0)
     assert _fuse_point({"metadata": meta(100, 100), "registration": r}, raster).name == "metadata"
-    r.details["camera_shift_sigma"] = 3.0  # a correction within the budget
+    r.details["camera_height_sigma"] = 3.0  # a correction within the budget
     assert _fuse_point({"metadata": meta(100, 100), "registration": r}, raster).name == "registration"
 
 
