@@ -40,7 +40,7 @@ import numpy as np
 
 from smgeo_geo.errors import SMGeoError
 from smgeo_synth.realpairs import MetadataErrors, with_metadata_errors
-from smgeo_synth.realpairs.satellite_like import TINTS, satellite_like
+from smgeo_synth.realpairs.satellite_like import TINTS, coarse_terrain, satellite_like
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,24 +90,6 @@ def offset_dem(dem: Path, metres: float, target: Path) -> Path:
         profile, heights = src.profile, src.read(1, masked=True)
     with rasterio.open(target, "w", **profile) as dst:
         dst.write((heights + metres).filled(profile.get("nodata", np.nan)), 1)
-    return target
-
-
-def coarse_dem(dem: Path, metres: float, target: Path) -> Path:
-    """``dem`` box-averaged to ``metres`` cells (a terrain model such as SRTM or Copernicus 30 m:
-    buildings and trees smoothed away), nodata kept."""
-    import rasterio
-    from rasterio.enums import Resampling
-
-    with rasterio.open(dem) as src:
-        factor = metres / abs(src.transform.a)
-        shape = (max(2, round(src.height / factor)), max(2, round(src.width / factor)))
-        heights = src.read(1, out_shape=shape, resampling=Resampling.average, masked=True)
-        profile = {**src.profile, "width": shape[1], "height": shape[0],
-                   "transform": src.transform * src.transform.scale(src.width / shape[1], src.height / shape[0])}
-    profile.pop("blockxsize", None), profile.pop("blockysize", None), profile.pop("tiled", None)
-    with rasterio.open(target, "w", **profile) as dst:
-        dst.write(heights.filled(profile.get("nodata", np.nan)).astype(profile["dtype"]), 1)
     return target
 
 
@@ -173,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
             reference = satellite_like(reference, Path(tmp) / "satellite_like.tif", args.coarsen, args.tint)
         args.dem = args.data / "dsm.tif"
         if args.dem_coarsen:
-            args.dem = coarse_dem(args.dem, args.dem_coarsen, Path(tmp) / "dem_coarse.tif")
+            args.dem = coarse_terrain(args.dem, Path(tmp) / "dem_coarse.tif", args.dem_coarsen)
         if args.dem_offset:
             args.dem = offset_dem(args.dem, args.dem_offset, Path(tmp) / "dsm_offset.tif")
         if errors:

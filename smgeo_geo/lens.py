@@ -6,16 +6,18 @@ tens of pixels inwards: a pose refined on a DEM with a pinhole camera then lands
 there, with a radius that does not say so.
 
 :func:`fit_radial_distortion` fits the radial coefficients ``k1``, ``k2`` (OpenCV / Brown, on
-normalised image coordinates) with the pose: for each pair of :data:`K1_GRID` x :data:`K2_GRID`
-the pose is refitted to the matches (Levenberg-Marquardt from the registration's pose) and their
-squared reprojection errors, truncated at :data:`TRUNCATE_PX` and counted in units of the
-matches' own noise, are added to the prior's ``(k1 / UNKNOWN_K1_SIGMA)^2 + (k2 /
-UNKNOWN_K2_SIGMA)^2`` (a lens nobody described: near a pinhole). A quadratic through the lowest
-grid point and its neighbours gives the most likely lens and its covariance: matches over a
-small part of the photo say little about the lens, and the fit then stays near the prior and
-says so. The lens must map the whole photo one to one (a strong barrel ``k1`` with too small a
-``k2`` folds the corners back, where no ray maps): ``k2`` is raised to the smallest value that
-does (:func:`unfolding_k2`).
+normalised image coordinates) with the pose. A profile over :data:`K1_GRID` (the pose refitted
+by Levenberg-Marquardt for each ``k1``, the matches' squared reprojection errors truncated at
+:data:`TRUNCATE_PX`) gives a start near the truth; from there the pose, ``k1`` and ``k2`` are
+fitted together (:func:`_map_fit`: Levenberg-Marquardt with Cauchy weights, the matches' errors
+in units of their own noise plus the prior's ``(k1 / UNKNOWN_K1_SIGMA)^2 + (k2 /
+UNKNOWN_K2_SIGMA)^2``: a lens nobody described is near a pinhole). Its covariance says how well
+the matches pin the lens down: matches over a small part of the photo say little, and the fit
+then stays near the prior and says so. (``cv2.calibrateCamera`` on one view of non-planar
+points needs a good start for the pose it re-estimates, and it has no prior: on the real photo's
+matches it ended 124 px off.) The lens must map the whole photo one to one (a strong barrel
+``k1`` with too small a ``k2`` folds the corners back, where no ray maps): ``k2`` is raised to the
+smallest value that does (:func:`unfolding_k2`).
 
 Frames: ``world`` points are local ENU metres of the camera's frame; photo pixels are the
 corner convention of :mod:`smgeo_geo.camera`.

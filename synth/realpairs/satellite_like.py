@@ -1,9 +1,12 @@
-"""Satellite-like copies of a real orthophoto: coarser pixels, another season's colours, haze.
+"""Satellite-like copies of a real orthophoto: coarser pixels, another season's colours, haze;
+and a coarse terrain model from a DSM.
 
 Benchmarks and tests use them to ask how locating holds when the reference is not the drone
 survey's own orthophoto but something a satellite would give: the same place at 0.5 m pixels,
 in autumn colours or through haze. The copy keeps the orthophoto's CRS, bounds, band count,
 data type and nodata; only the pixel size and the first three bands' values change.
+:func:`coarse_terrain` does the same for a DSM's heights: a 30 m terrain model (SRTM,
+Copernicus), which users often have instead of a DSM.
 """
 
 from __future__ import annotations
@@ -54,4 +57,23 @@ def satellite_like(ortho: str | os.PathLike, out: str | os.PathLike, metres: flo
     return Path(out)
 
 
-__all__ = ["TINTS", "satellite_like"]
+def coarse_terrain(dem: str | os.PathLike, out: str | os.PathLike, metres: float) -> Path:
+    """Write ``dem`` box-averaged to ``metres`` cells (in the CRS's units along x; nodata cells
+    left out of the averages and kept) as the GeoTIFF ``out`` (written atomically): buildings,
+    trees and narrow valleys smoothed away, as in a coarse terrain model."""
+    with rasterio.open(dem) as src:
+        factor = metres / abs(src.transform.a)
+        if not factor >= 1.0:
+            raise OptionError(f"{dem} has {abs(src.transform.a):g} cells; a coarse copy must be coarser, got {metres:g}")
+        w, h = max(2, round(src.width / factor)), max(2, round(src.height / factor))
+        heights = src.read(1, out_shape=(h, w), resampling=Resampling.average, masked=True)
+        profile = {k: v for k, v in src.profile.items() if k not in ("blockxsize", "blockysize", "tiled")}
+        profile.update(driver="GTiff", width=w, height=h,
+                       transform=src.transform @ Affine.scale(src.width / w, src.height / h))
+    with atomic_path(out, OutputError) as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(heights.filled(profile.get("nodata", np.nan)).astype(profile["dtype"]), 1)
+    return Path(out)
+
+
+__all__ = ["TINTS", "coarse_terrain", "satellite_like"]

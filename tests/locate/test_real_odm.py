@@ -23,7 +23,7 @@ from smgeo_geo.pose import camera_from_metadata, locate_pixel
 from smgeo_geo.raster import open_reference
 from smgeo_geo.registration import MIN_INLIERS
 from smgeo_geo.terrain import DemTerrain, intersect_rays
-from smgeo_synth.realpairs import MetadataErrors, satellite_like, with_metadata_errors
+from smgeo_synth.realpairs import MetadataErrors, coarse_terrain, satellite_like, with_metadata_errors
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real-odm"
 if not DATA.is_dir():
@@ -171,17 +171,7 @@ def test_on_a_coarse_terrain_model_the_answer_stays_inside_its_radius(locator, r
     (78 % of the bench's errors inside their radius). A pose the metadata-error fit does not explain,
     mapping a click from matches away from it, is now no surer than its distance to the metadata's
     point, and the metadata (metres off, and saying so) answers there."""
-    import rasterio
-    from rasterio.enums import Resampling
-
-    with rasterio.open(DSM) as src:
-        shape = (round(src.height * src.res[1] / 30.0), round(src.width * src.res[0] / 30.0))
-        heights = src.read(1, out_shape=shape, resampling=Resampling.average)
-        profile = {**src.profile, "width": shape[1], "height": shape[0],
-                   "transform": src.transform * src.transform.scale(src.width / shape[1], src.height / shape[0])}
-    coarse = tmp_path / "dem_30m.tif"
-    with rasterio.open(coarse, "w", **{k: v for k, v in profile.items() if k not in ("blockxsize", "blockysize", "tiled")}) as dst:
-        dst.write(heights, 1)
+    coarse = coarse_terrain(DSM, tmp_path / "dem_30m.tif", 30.0)
     clicks = [(117.3, 762.7), (125.7, 828.0), (185.7, 867.3), (431.3, 835.0), (537.3, 884.0)]
     errors = []
     with open_reference(ORTHO) as raster:

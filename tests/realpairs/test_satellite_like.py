@@ -53,3 +53,27 @@ def test_bad_options_are_named_and_nothing_is_written(ortho, tmp_path):
     with pytest.raises(OptionError, match="coarser"):
         satellite_like(path, tmp_path / "b.tif", 0.05)
     assert not list(tmp_path.glob("[ab].tif"))
+
+
+def test_a_coarse_terrain_model_averages_heights_over_the_same_bounds_leaving_nodata_out(tmp_path):
+    """A DSM (0.8 m cells, NaN nodata) box-averaged to 4 m: each cell the mean of the valid heights
+    under it, a cell with none stays nodata, the bounds and CRS kept."""
+    from smgeo_synth.realpairs import coarse_terrain
+
+    heights = np.arange(40 * 30, dtype=np.float32).reshape(30, 40) / 10.0
+    heights[:5, :5] = np.nan  # one whole coarse cell without heights
+    heights[5, 5] = np.nan  # and one height missing inside another
+    dem = tmp_path / "dsm.tif"
+    with rasterio.open(dem, "w", driver="GTiff", width=40, height=30, count=1, dtype="float32", crs="EPSG:32651",
+                       nodata=np.nan, transform=Affine(0.8, 0, 300_000, 0, -0.8, 2_700_000)) as dst:
+        dst.write(heights, 1)
+    out = coarse_terrain(dem, tmp_path / "dem_4m.tif", 4.0)
+    with rasterio.open(out) as src, rasterio.open(dem) as orig:
+        assert (src.width, src.height) == (8, 6) and src.transform.a == pytest.approx(4.0)
+        assert src.bounds == pytest.approx(orig.bounds) and src.crs == orig.crs
+        coarse = src.read(1)
+    assert np.isnan(coarse[0, 0])
+    assert coarse[1, 1] == pytest.approx(np.nanmean(heights[5:10, 5:10]), abs=1e-3)
+    assert coarse[3, 6] == pytest.approx(heights[15:20, 30:35].mean(), abs=1e-3)
+    with pytest.raises(OptionError, match="must be coarser"):
+        coarse_terrain(dem, tmp_path / "finer.tif", 0.4)
