@@ -39,10 +39,12 @@ SCENARIOS = ["none", "gps=5@45,yaw=5,pitch=2,alt=15,rtk=off", "gps=10@200,rtk=of
 # scenarios of missing metadata: no gimbal angles (the flight heading stays), no camera pitch, no
 # relative altitude, no altitude in the XMP, no XMP at all (EXIF GPS, altitude and focal length
 # left), and no XMP with a consumer drone's GPS and altitude errors; (added later) no lens model, as
-# most drones write none, alone and with a consumer drone's errors
+# most drones write none, alone and with a consumer drone's errors (the camera model's lens then
+# comes from the lens database), and (later still) from a camera model the database does not know
 GAPS = ["drop=GimbalPitchDegree+GimbalYawDegree+GimbalRollDegree", "drop=GimbalPitchDegree",
         "drop=RelativeAltitude", "drop=RelativeAltitude+AbsoluteAltitude", "xmp=off", "xmp=off,gps=5@45,alt=15",
-        "drop=DewarpData", "drop=DewarpData,gps=5@45,yaw=5,pitch=2,alt=15,rtk=off"]
+        "drop=DewarpData", "drop=DewarpData,gps=5@45,yaw=5,pitch=2,alt=15,rtk=off", "drop=DewarpData,model=FC0000",
+        "drop=DewarpData,model=FC0000,gps=5@45,yaw=5,pitch=2,alt=15,rtk=off"]
 SETS = {"errors": SCENARIOS, "gaps": GAPS}
 RUNS = ("auto", "auto, no DEM", "metadata only")
 

@@ -10,8 +10,10 @@ normalised image coordinates) with the pose. A profile over :data:`K1_GRID` (the
 by Levenberg-Marquardt for each ``k1``, the matches' squared reprojection errors truncated at
 :data:`TRUNCATE_PX`) gives a start near the truth; from there the pose, ``k1`` and ``k2`` are
 fitted together (:func:`_map_fit`: Levenberg-Marquardt with Cauchy weights, the matches' errors
-in units of their own noise plus the prior's ``(k1 / UNKNOWN_K1_SIGMA)^2 + (k2 /
-UNKNOWN_K2_SIGMA)^2``: a lens nobody described is near a pinhole). Its covariance says how well
+in units of their own noise plus the prior's ``((k1 - m1) / s1)^2 + ((k2 - m2) / s2)^2``,
+:class:`LensPrior`: a lens nobody described is near a pinhole, :data:`UNKNOWN_LENS`; a camera
+model's lens from the lensfun database is near that, :mod:`smgeo_geo.lens_database`, and the fit
+then starts there instead of the profile). Its covariance says how well
 the matches pin the lens down: matches over a small part of the photo say little, and the fit
 then stays near the prior and says so. (``cv2.calibrateCamera`` on one view of non-planar
 points needs a good start for the pose it re-estimates, and it has no prior: on the real photo's
@@ -40,6 +42,30 @@ UNKNOWN_K2_SIGMA = 0.08
 K1_GRID = tuple(round(k, 3) for k in np.arange(-0.45, 0.2501, 0.05))
 TRUNCATE_PX = 8.0  # photo pixels: a match this far off counts as this far off (robust cost)
 MIN_POINTS = 12  # matches needed to fit two lens coefficients with the pose's six
+
+
+@dataclass(frozen=True)
+class LensPrior:
+    """What is known of the lens before the matches: ``k1``, ``k2`` and their 1-sigmas."""
+
+    k1: float
+    k2: float
+    k1_sigma: float
+    k2_sigma: float
+
+    @classmethod
+    def around(cls, distortion, k1_sigma: float) -> "LensPrior":
+        """Centred on Brown ``distortion`` ``(k1, k2, ...)``, ``k2``'s sigma in the unknown lens's proportion."""
+        return cls(float(distortion[0]), float(distortion[1]), k1_sigma,
+                   k1_sigma * UNKNOWN_K2_SIGMA / UNKNOWN_K1_SIGMA)
+
+    @property
+    def described(self) -> bool:
+        """Whether the lens is known better than a lens nobody described (the fit starts from it)."""
+        return self.k1_sigma < UNKNOWN_K1_SIGMA
+
+
+UNKNOWN_LENS = LensPrior(0.0, 0.0, UNKNOWN_K1_SIGMA, UNKNOWN_K2_SIGMA)
 
 
 @dataclass(frozen=True)
@@ -103,37 +129,41 @@ def _cost(camera: FrameCamera, world: np.ndarray, photo_px: np.ndarray) -> float
     return float(np.sum(np.minimum(np.sum((proj - photo_px) ** 2, axis=1), TRUNCATE_PX ** 2)))
 
 
-def fit_radial_distortion(camera: FrameCamera, world: np.ndarray, photo_px: np.ndarray) -> LensFit | None:
+def fit_radial_distortion(camera: FrameCamera, world: np.ndarray, photo_px: np.ndarray,
+                          prior: LensPrior = UNKNOWN_LENS) -> LensFit | None:
     """The photo's lens from matches ``world`` <-> ``photo_px`` of a registration posed by
     ``camera`` (see the module docstring). ``None`` with fewer than :data:`MIN_POINTS` matches,
     when the best ``k1`` of the grid lies at its end or the fit does not converge."""
     world, photo_px = np.asarray(world, float), np.asarray(photo_px, float)
     if len(world) < MIN_POINTS:
         return None
-    lens = LensFit(0.0, 0.0, ((0.0, 0.0), (0.0, 0.0)), 0)
-    costs = [_cost(replace(lens, k1=k).applied(camera), world, photo_px) for k in K1_GRID]
-    i = int(np.argmin(costs))
-    if i in (0, len(K1_GRID) - 1):
-        return None
-    start = refit_pose(replace(lens, k1=K1_GRID[i]).applied(camera), world, photo_px)
-    found = _map_fit(start, world, photo_px)
+    lens = LensFit(prior.k1, prior.k2, ((0.0, 0.0), (0.0, 0.0)), 0)
+    if not prior.described:  # the profile over k1 finds a start near the truth
+        costs = [_cost(replace(lens, k1=k).applied(camera), world, photo_px) for k in K1_GRID]
+        i = int(np.argmin(costs))
+        if i in (0, len(K1_GRID) - 1):
+            return None
+        lens = replace(lens, k1=K1_GRID[i])
+    start = refit_pose(lens.applied(camera), world, photo_px)
+    found = _map_fit(start, world, photo_px, prior)
     if found is None:
         return None
     (k1, k2), cov = found
     return LensFit(k1, unfolding_k2(k1, k2, corner_radius(camera)), cov, len(world))
 
 
-def _map_fit(camera: FrameCamera, world: np.ndarray, photo_px: np.ndarray,
+def _map_fit(camera: FrameCamera, world: np.ndarray, photo_px: np.ndarray, lens_prior: LensPrior,
              iterations: int = 40) -> tuple[tuple[float, float], tuple] | None:
     """Levenberg-Marquardt on the pose and ``k1``, ``k2`` together from ``camera``: the matches'
     reprojection errors with Cauchy weights (scale :data:`TRUNCATE_PX` / 2), in units of their own
-    noise, and the prior's ``k / UNKNOWN_K*_SIGMA``. Returns ``(k1, k2)`` and their covariance,
-    or ``None`` when it does not converge."""
+    noise, and the prior's ``(k - m) / s``. Returns ``(k1, k2)`` and their covariance, or ``None``
+    when it does not converge."""
     obj = (world - camera.centre).astype(np.float64).reshape(-1, 1, 3)
     seen = (photo_px - 0.5).astype(np.float64)
     rvec, _ = camera.rvec_tvec
     params = np.concatenate([rvec, np.zeros(3), camera.distortion[:2]]).astype(np.float64)
-    prior = np.array([0.0] * 6 + [1 / UNKNOWN_K1_SIGMA ** 2, 1 / UNKNOWN_K2_SIGMA ** 2])
+    prior = np.array([0.0] * 6 + [1 / lens_prior.k1_sigma ** 2, 1 / lens_prior.k2_sigma ** 2])
+    mean = np.array([0.0] * 6 + [lens_prior.k1, lens_prior.k2])
     scale = TRUNCATE_PX / 2
 
     def evaluate(p, noise2=None):
@@ -144,11 +174,11 @@ def _map_fit(camera: FrameCamera, world: np.ndarray, photo_px: np.ndarray,
         if noise2 is None:
             return max(float(np.sum(w[:, None] * r ** 2)) / max(2 * len(r) - 8, 1), 1e-6)
         objective = float(np.sum(np.log1p(np.sum(r ** 2, axis=1) / scale ** 2))) * scale ** 2 / noise2 \
-            + float(np.sum(prior * p ** 2))
+            + float(np.sum(prior * (p - mean) ** 2))
         jac = np.concatenate([jac[:, :6], jac[:, 10:12]], axis=1)  # rvec, tvec, k1, k2
         wide = np.repeat(w, 2)
         hessian = (jac * wide[:, None]).T @ jac / noise2 + np.diag(prior)
-        gradient = (jac * wide[:, None]).T @ r.reshape(-1) / noise2 + prior * p
+        gradient = (jac * wide[:, None]).T @ r.reshape(-1) / noise2 + prior * (p - mean)
         return objective, hessian, gradient
 
     for _ in range(2):  # the matches' noise from where the last pass ended (the start: the grid's lens)
@@ -174,5 +204,5 @@ def _map_fit(camera: FrameCamera, world: np.ndarray, photo_px: np.ndarray,
     return (float(params[6]), float(params[7])), tuple(map(tuple, cov.tolist()))
 
 
-__all__ = ["K1_GRID", "LensFit", "UNKNOWN_K1_SIGMA", "UNKNOWN_K2_SIGMA", "corner_radius",
+__all__ = ["K1_GRID", "LensFit", "LensPrior", "UNKNOWN_K1_SIGMA", "UNKNOWN_K2_SIGMA", "UNKNOWN_LENS", "corner_radius",
            "fit_radial_distortion", "refit_pose", "unfolding_k2"]

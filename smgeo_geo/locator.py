@@ -28,29 +28,11 @@ Three stages, each usable alone (``method``) and combined by ``auto`` (the defau
    the object's box. The photo's encoding, and with the user's own window (bounds or centre)
    the whole search, run in a thread beside stages 1 and 2.
 
-Fusion (``auto``): the point is the registration's when it held and agrees with the metadata
-(their 90 % circles overlap; or, pose mode, the metadata error the whole photo's matches imply
-lies within the budget (:func:`~smgeo_geo.pose.fit_metadata_error`), since the metadata may be off
-by more than its 90 % radius at one click; or, where no such fit speaks for it (flat ground: relief
-dominates the fit; a DEM: the metadata off beyond its budget, as a compass tens of degrees off),
-the camera the matches imply registers the photo again and is implied again by that registration
-(:func:`~smgeo_geo.assumed_cameras.reproduces_itself`); or the registration has strong support; or it held only
-at another camera height or heading than the metadata's, which discredits the metadata's point), else the metadata's,
-else SMGeo's best box centre (its radius: the distance to the farthest corner of the window
-SMGeo searched, as the model's scores are not calibrated on real imagery); a metadata point that
-answers over a registration that held but disagrees gets a radius that reaches the registration's
-circle (their distance plus its radius);
-of two points that agree, the one with the smaller radius
-answers (a registration that mapped the click from distant features only can be the looser). A registration without a DEM (local maps), or one
-that answers on the camera test alone, that lands farther from the metadata's point than its own
-radius reports that distance as its uncertainty. Where a pose the metadata-error fit does not
-explain maps the click from matches away from it (the patch around the click did not register),
-the metadata's point answers, its radius reaching the registration's circle; likewise where the
-refined camera lies beyond the budget's 99.9 % above or below the metadata's (a pose dragged by a
-coarse DEM's heights). The box is the best SMGeo candidate that contains the point
-(within its uncertainty), else the click region (a square of ``region`` times the photo's
-shorter side around the click) cast onto the ground. A stage that cannot run says why in
-the result and the next one answers.
+Fusion (``auto``, :mod:`smgeo_geo.stages`): the registration's point where it held and agrees
+with the metadata (or the photo's matches explain the metadata's error, or its camera reproduces
+itself, or it has strong support), else the metadata's, else SMGeo's best box centre; the box is
+the best SMGeo candidate that holds the point, else the click region cast onto the ground. A
+stage that cannot run says why in the result and the next one answers.
 
 Result fields (``Detection.extra``, so GeoJSON / GeoPackage / batch rows / the worker carry
 them): ``method`` (the stages that held, e.g. ``metadata+registration+smgeo``), ``answer``
@@ -79,33 +61,31 @@ mapped from the global matches alone lies from the answer: the radius is at leas
 
 from __future__ import annotations
 
-import math
 import os
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from rasterio.windows import Window
 
 from smgeo_geo.assumed_cameras import register_under_assumed_cameras, reproduces_itself
-from smgeo_geo.coords import crs_to_lonlat, geodesic_distance, pixel_to_crs
 from smgeo_geo.errors import MetadataError, OptionError, SMGeoError
 from smgeo_geo.photo import check_click, read_photo
 from smgeo_geo.photo_meta import read_photo_meta
-from smgeo_geo.pose import (CHI2_999, CameraPrior, camera_from_metadata, camera_height_sigma, camera_hypotheses,
+from smgeo_geo.pose import (CameraPrior, camera_from_metadata, camera_height_sigma, camera_hypotheses,
                             heading_hypotheses, locate_pixel, shifted_height)
 from smgeo_geo.raster import ReferenceRaster
 from smgeo_geo.rectification import footprint_window
 from smgeo_geo.registration import RegisteredPhoto, click_region, register
 from smgeo_geo.result import Detection
+from smgeo_geo.stages import Stage, circles_overlap, fuse_point, fused_detection, ground_distance_m
 from smgeo_geo.terrain import DemTerrain
 from smgeo_geo.windows import ResolvedWindow, WindowSpec, resolve
 
 METHODS = ("auto", "metadata", "registration", "smgeo")
 REGION = 0.08  # click region side, fraction of the photo's shorter side (box when no model box agrees)
-STRONG_INLIERS = 60  # a registration with this many inliers (global + around the click) outvotes the metadata
 MIN_SMGEO_WINDOW_M = 60.0
 REGISTRATION_MAX_SIDE = 4096  # raster pixels a side registered whole (read at <= 1600 px)
 # metres added to the metadata camera's height, in turn, when registration on a DEM fails: the
@@ -118,31 +98,6 @@ def check_method(method: str) -> str:
     if method not in METHODS:
         raise OptionError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     return method
-
-
-def confidence(uncertainty_m: float) -> float:
-    """A 0..1 confidence that falls with the 90 % radius: ``1 / (1 + u / 5 m)``."""
-    return 0.0 if not math.isfinite(uncertainty_m) else 1.0 / (1.0 + uncertainty_m / 5.0)
-
-
-@dataclass
-class Stage:
-    """One stage's answer: ``ok``; ``reason`` when not; ``point`` raster-CRS (x, y);
-    ``uncertainty_m`` 90 % radius; ``details`` scalars for the result's properties;
-    ``searched`` the raster window SMGeo searched (its stage only)."""
-
-    name: str
-    ok: bool
-    reason: str = ""
-    point: tuple[float, float] | None = None
-    uncertainty_m: float = math.inf
-    region: np.ndarray | None = None  # raster-pixel quadrilateral of the click region
-    details: dict = field(default_factory=dict)
-    searched: Window | None = None  # smgeo: the raster window it searched
-
-
-def _quad_box(quad: np.ndarray) -> tuple[float, float, float, float]:
-    return float(quad[:, 0].min()), float(quad[:, 1].min()), float(quad[:, 0].max()), float(quad[:, 1].max())
 
 
 class Locator:
@@ -349,7 +304,7 @@ class Locator:
             details["heading_hypothesis"] = heading
         stage = self._located(reg, image, click, prior, details, second_opinion=bool(heading))
         if stage.ok and reg.mode in ("local", "pose") and not heading and meta_stage.ok and \
-                not stage.details.get("metadata_explained") and not _consistent(raster, meta_stage, stage):
+                not stage.details.get("metadata_explained") and not circles_overlap(raster, meta_stage, stage):
             # registration and the metadata disagree here, and no metadata-error fit (flat ground)
             # or a failed one (a DEM) speaks for the registration: the photo-level test the fusion
             # needs (an extra registration, so asked only now, once per registration)
@@ -404,7 +359,7 @@ class Locator:
         if second_opinion and result.ok:
             coarse = reg.locate(click, region_px, near_click=False)
             if coarse.ok:
-                apart = _ground_distance_m(reg.raster, result.point, coarse.point)
+                apart = ground_distance_m(reg.raster, result.point, coarse.point)
                 details["second_opinion_m"] = round(apart, 2)
                 if apart > result.uncertainty_m:
                     result = replace(result, uncertainty_m=apart)
@@ -525,7 +480,7 @@ class Locator:
                                                                   hypotheses, tick)
                 if method == "registration" and not stages["registration"].ok:
                     raise SMGeoError(f"registration failed: {stages['registration'].reason}")
-            estimate = _fuse_point(stages, raster)
+            estimate = fuse_point(stages, raster)
             smgeo_det = None
             if method in ("auto", "smgeo"):
                 tick(0.6, "running SMGeo")
@@ -546,7 +501,7 @@ class Locator:
                         raise
                     stages["smgeo"] = Stage("smgeo", False, str(exc))
             tick(0.95, "fusing")
-            return _detection(raster, photo, click, stages, estimate, smgeo_det, top_k,
+            return fused_detection(raster, photo, click, stages, estimate, smgeo_det, top_k,
                               self._predictor.model_id if self._predictor is not None else "")
         finally:  # nothing of this call runs on (on the raster or the model) once it has returned or raised
             self._wait_pending()
@@ -555,148 +510,6 @@ class Locator:
 def _fixed_window(user: ResolvedWindow | None) -> bool:
     """Whether SMGeo searches the user's own window (bounds or centre) whatever the stages find."""
     return user is not None and user.window is not None and user.mode in ("bounds", "center")
-
-
-def _ground_distance_m(raster: ReferenceRaster, a: tuple[float, float], b: tuple[float, float]) -> float:
-    """Metres on the ground (geodesic) between two raster-CRS points ``(x, y)``, in any CRS
-    (a geographic raster's points are degrees)."""
-    lon, lat = crs_to_lonlat(raster.crs, [a[0], b[0]], [a[1], b[1]])
-    return float(geodesic_distance(lon[0], lat[0], lon[1], lat[1]))
-
-
-def _consistent(raster: ReferenceRaster, meta: Stage, reg: Stage) -> bool:
-    """Whether two stages' 90 % circles overlap (their points no farther apart than the radii)."""
-    return _ground_distance_m(raster, meta.point, reg.point) <= meta.uncertainty_m + reg.uncertainty_m
-
-
-def _fuse_point(stages: dict[str, Stage], raster: ReferenceRaster) -> Stage | None:
-    """The stage whose point answers (see the module docstring), or None; ``raster``: the
-    reference the stages' points (raster CRS) lie on."""
-    meta, reg = stages.get("metadata"), stages.get("registration")
-    if reg is not None and reg.ok:
-        if meta is None or not meta.ok:
-            return reg
-        if reg.details.get("height_hypothesis_m") or reg.details.get("heading_hypothesis"):
-            # registration held only with the camera tens of metres higher or lower than the
-            # metadata puts it against the DEM, or turned to another heading: the metadata's point
-            # rests on that wrong height or heading
-            return reg
-        dist = _ground_distance_m(raster, meta.point, reg.point)
-        support = reg.details.get("inliers", 0) + reg.details.get("patch_inliers", 0)  # matched features
-        consistent = _consistent(raster, meta, reg)
-        # the photo as a whole (pose mode): the metadata error its matches imply lies within the
-        # budget, though at this click the two may lie farther apart than the metadata's radius
-        explained = reg.details.get("metadata_explained", False)
-        # the camera the matches imply registers the photo again: the match holds for the whole
-        # photo, though the metadata is off at this click by more than its radius (beyond its
-        # budget, with a DEM)
-        confirmed = reg.details.get("confirmed_by_its_camera", False)
-        pose_in_budget = explained and reg.details.get("camera_height_sigma", 0.0) ** 2 <= CHI2_999[1]
-        if reg.details.get("mode") == "pose" and not reg.details.get("patch_inliers") and not pose_in_budget \
-                and dist > reg.uncertainty_m:
-            # a pose the metadata does not explain (the matches imply a metadata error beyond the
-            # budget, or the refined camera lies far above or below the metadata's: dragged by a
-            # coarse DEM's smoothed heights, or the metadata is off beyond its budget) mapping the click from
-            # matches away from it (the patch around the click did not register): one of the two is
-            # wrong by about their distance, and nothing here tells which; the metadata's point,
-            # which does not rest on that pose, answers with a radius that reaches the
-            # registration's circle
-            reg.details["disagrees_with_metadata_m"] = round(dist, 2)
-            return replace(meta, uncertainty_m=max(meta.uncertainty_m, dist + reg.uncertainty_m))
-        if consistent or explained or confirmed or support >= STRONG_INLIERS:
-            if consistent and meta.uncertainty_m < reg.uncertainty_m:
-                return meta  # both hold and agree; the metadata's point is the surer of the two
-            alone = not (consistent or explained or support >= STRONG_INLIERS)  # the camera test alone
-            if (reg.details.get("mode") != "pose" or alone) and dist > reg.uncertainty_m:
-                # local maps without a DEM can lock onto a repeated pattern (lane dashes), and a
-                # pose that only reproduces itself might too: when the metadata's point is farther
-                # than the registration's own radius, one of them is wrong by about that much, so
-                # the answer is no surer than that distance
-                return replace(reg, uncertainty_m=dist)
-            return reg
-        reg.details["disagrees_with_metadata_m"] = round(dist, 2)
-        # a registration that held says the metadata may be off by that much (a metadata error
-        # beyond its budget, or a false match): the radius reaches the registration's circle
-        return replace(meta, uncertainty_m=max(meta.uncertainty_m, dist + reg.uncertainty_m))
-    if meta is not None and meta.ok:
-        return meta
-    return None
-
-
-def _smgeo_radius_m(raster: ReferenceRaster, centre_px, box, stage: Stage | None) -> float:
-    """Radius (m) that SMGeo's answer alone is given: its scores are not calibrated on real
-    imagery, so the object is only known to lie in the window searched; the distance from the
-    answer to that window's farthest corner (``stage.searched``), else to the box's farthest
-    corner (half the box)."""
-    w = stage.searched if stage is not None else None
-    corners = np.array([box[:2], box[2:]], float) if w is None else \
-        np.array([[w.col_off, w.row_off], [w.col_off + w.width, w.row_off + w.height]], float)
-    xs, ys = np.meshgrid(corners[:, 0], corners[:, 1])
-    lon, lat = crs_to_lonlat(raster.crs, *pixel_to_crs(raster.transform, xs.ravel(), ys.ravel()))
-    c_lon, c_lat = crs_to_lonlat(raster.crs, *pixel_to_crs(raster.transform, [centre_px[0]], [centre_px[1]]))
-    return float(np.max(geodesic_distance(np.full(len(lon), c_lon[0]), np.full(len(lat), c_lat[0]), lon, lat)))
-
-
-def _agreement(box, point_px, sigma_px: float) -> float:
-    """Gaussian agreement of a raster-pixel box with a raster-pixel point (1 inside the box)."""
-    dx = max(box[0] - point_px[0], 0.0, point_px[0] - box[2])
-    dy = max(box[1] - point_px[1], 0.0, point_px[1] - box[3])
-    return math.exp(-0.5 * (dx * dx + dy * dy) / max(sigma_px, 1e-6) ** 2)
-
-
-def _holds(box, point_px) -> bool:
-    """Whether the raster-pixel box ``(x1, y1, x2, y2)`` holds the raster-pixel point ``(x, y)``."""
-    return box[0] <= point_px[0] <= box[2] and box[1] <= point_px[1] <= box[3]
-
-
-def _detection(raster, photo, click, stages, estimate, smgeo_det, top_k, model_id) -> Detection:
-    """The fused :class:`Detection` with every stage's properties (see the module docstring)."""
-    extra: dict = {}
-    for name, st in stages.items():
-        extra[f"{name}_status"] = "ok" if st.ok else st.reason
-        if st.ok and st.point is not None:
-            lon, lat = crs_to_lonlat(raster.crs, [st.point[0]], [st.point[1]])
-            extra.update({f"{name}_lon": float(lon[0]), f"{name}_lat": float(lat[0]),
-                          f"{name}_uncertainty_m": round(st.uncertainty_m, 3)})
-        for k, v in st.details.items():
-            extra[f"{name}_{k}"] = v
-    held = [n for n in ("metadata", "registration", "smgeo") if n in stages and stages[n].ok]
-    candidates = [] if smgeo_det is None else [smgeo_det, *smgeo_det.candidates]
-    box, score, box_source = None, 0.0, ""
-    if estimate is not None:
-        px = ~raster.transform @ estimate.point
-        res = raster.pixel_size_m
-        sigma_px = max(estimate.uncertainty_m / math.sqrt(4.605), res) / res
-        ranked = sorted(candidates, key=lambda d: -d.score * _agreement(d.pixel_box, px, sigma_px))
-        holding = [d for d in ranked if _holds(d.pixel_box, px)]
-        if holding:  # the drawn object must hold the located point: a box beside it is a neighbour's
-            box, score, box_source = holding[0].pixel_box, holding[0].score, "smgeo"
-            candidates = ranked
-        elif estimate.region is not None:
-            box, score, box_source = _quad_box(estimate.region), confidence(estimate.uncertainty_m), "click region"
-        else:
-            half = max(estimate.uncertainty_m, 2.0) / res
-            box, score, box_source = (px[0] - half, px[1] - half, px[0] + half, px[1] + half), 0.0, "uncertainty"
-        point, unc, answer = estimate.point, estimate.uncertainty_m, estimate.name
-    elif smgeo_det is not None:
-        box, score, box_source = smgeo_det.pixel_box, smgeo_det.score, "smgeo"
-        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-        xs, ys = pixel_to_crs(raster.transform, [cx], [cy])
-        point, answer = (float(xs[0]), float(ys[0])), "smgeo"
-        unc = _smgeo_radius_m(raster, (cx, cy), box, stages.get("smgeo"))
-    else:
-        reasons = "; ".join(f"{n}: {s.reason}" for n, s in stages.items() if not s.ok)
-        raise SMGeoError(f"{photo}: no stage could locate the click ({reasons})")
-    lon, lat = crs_to_lonlat(raster.crs, [point[0]], [point[1]])
-    extra.update(method="+".join(held) or "none", answer=answer, uncertainty_m=round(float(unc), 3),
-                 confidence=round(confidence(unc), 4), located_lon=float(lon[0]), located_lat=float(lat[0]),
-                 box_source=box_source)
-    common = dict(query_image=str(photo), click=click, model_id=model_id, reference=str(raster.path))
-    best = Detection.from_pixel_box(box, raster, score=score, rank=0, extra=extra, **common)
-    others = [c for c in candidates if c.pixel_box != box][: max(0, top_k - 1)]
-    best.candidates = [Detection.from_pixel_box(c.pixel_box, raster, score=c.score, rank=i + 1, **common)
-                       for i, c in enumerate(others)]
-    return best
 
 
 def _intersect(a: Window, b: Window) -> Window | None:

@@ -7,8 +7,9 @@
   the image diagonal, ``f_px = f35 * diag_px / 43.27``), else DJI ``CalibratedFocalLength``
   (pixels of the full-resolution sensor, rescaled), else a 24 mm-equivalent lens; principal
   point at the image centre; Brown distortion from DJI ``DewarpData`` when the photo is not
-  dewarped, else none (a pinhole: where the photo says neither, the error budget carries the
-  lens's ``k1``, and registration on a DEM fits the lens to its matches, :mod:`smgeo_geo.lens`);
+  dewarped, else the camera model's from the lensfun database (:mod:`smgeo_geo.lens_database`),
+  else none (a pinhole); without ``DewarpData`` the error budget carries the lens's ``k1``,
+  and registration on a DEM fits the lens to its matches around it (:mod:`smgeo_geo.lens`);
 * position: GPS latitude / longitude; height from DJI ``AbsoluteAltitude`` (or EXIF
   ``GPSAltitude``) when a DEM is given (unless, without RTK, it is more than 15 m from the
   DEM height below the drone + ``RelativeAltitude``, a sign of another vertical datum: then
@@ -39,6 +40,7 @@ import numpy as np
 from smgeo_geo.camera import FrameCamera, LocalFrame, rotation_from_angles
 from smgeo_geo.errors import MetadataError
 from smgeo_geo.lens import UNKNOWN_K1_SIGMA
+from smgeo_geo.lens_database import database_lens
 from smgeo_geo.photo_meta import UNKNOWN_PITCH_MAX_OFF_NADIR_DEG, PhotoMeta
 from smgeo_geo.terrain import DemTerrain, FlatTerrain, cast_rays, intersect_rays
 
@@ -190,10 +192,17 @@ def camera_from_metadata(meta: PhotoMeta, terrain=None, budget: ErrorBudget | No
     f, source = focal_pixels(meta, width, height)
     notes.append(f"focal {f:.1f} px from {source}")
     dist = meta.distortion or (0.0, 0.0, 0.0, 0.0, 0.0)
+    known = None if meta.distortion or meta.dewarped else database_lens(meta.make, meta.model, meta.focal_length_mm,
+                                                                        width, height, f)
     if meta.distortion:
         notes.append("lens distortion from DJI DewarpData")
     elif meta.dewarped:
         notes.append("photo dewarped in the camera (DJI DewarpFlag)")
+    elif known is not None:
+        dist = (known.k1, known.k2, 0.0, 0.0, 0.0)
+        notes.append(f"lens distortion of the camera model from {known.name}: k1 {known.k1:+.3f} "
+                     f"+- {known.k1_sigma:.3f}, k2 {known.k2:+.3f}")
+        base = replace(base, lens_k1=max(base.lens_k1, known.k1_sigma))
     else:
         notes.append(f"no lens model in the metadata: pinhole, radial distortion k1 0 +- {UNKNOWN_K1_SIGMA:g}")
         base = replace(base, lens_k1=max(base.lens_k1, UNKNOWN_K1_SIGMA))

@@ -15,6 +15,7 @@ several threads are serialised (a GDAL handle is not thread-safe); the pixels' u
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
@@ -28,7 +29,7 @@ from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
-from smgeo_geo.coords import check_lonlat, pixel_to_crs, to_crs
+from smgeo_geo.coords import check_lonlat, crs_to_lonlat, geodesic_distance, pixel_to_crs, to_crs
 from smgeo_geo.errors import CRSError, NotGeoreferencedError, RasterError, SMGeoError
 
 STRETCH_PERCENTILES = (2.0, 98.0)
@@ -188,18 +189,32 @@ class ReferenceRaster:
         xs, ys = pixel_to_crs(self.transform, [0, self.width, self.width, 0], [0, 0, self.height, self.height])
         return float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())
 
-    @property
+    @functools.cached_property
     def pixel_size_m(self) -> float:
-        """Side of one raster pixel on the ground in metres (square root of the pixel's area; for a
-        geographic CRS a size estimate: one degree counted as 111,320 m, the latitude term)."""
+        """Side of one raster pixel on the ground in metres at the raster's centre: the square root
+        of its area on the WGS84 ellipsoid, whatever the CRS (a projection's scale there counted:
+        Web Mercator's metres are 1 / cos(latitude) ground metres; a geographic CRS's degrees of
+        longitude shrink with latitude; feet are feet)."""
         t = self.transform
-        side = abs(t.a * t.e - t.b * t.d) ** 0.5
-        if self.crs.is_geographic:
-            return side * DEGREE_M
+        area = abs(t.a * t.e - t.b * t.d)  # CRS units^2
         try:
-            return side * float(self.crs.linear_units_factor[1])  # feet, US survey feet ... -> metres
+            c, r = self.width / 2, self.height / 2
+            xs, ys = pixel_to_crs(t, [c, c + 1, c], [r, r, r + 1])
+            lon, lat = crs_to_lonlat(self.crs, xs, ys)
+            along_col = float(geodesic_distance(lon[0], lat[0], lon[1], lat[1]))  # ground metres per pixel step
+            along_row = float(geodesic_distance(lon[0], lat[0], lon[2], lat[2]))
+            side = math.sqrt(area * along_col / math.hypot(t.a, t.d) * along_row / math.hypot(t.b, t.e))
+            if math.isfinite(side) and side > 0:
+                return side
+        except SMGeoError:
+            pass
+        # the centre has no lon/lat (a CRS without a transform to WGS84): the CRS's own units
+        if self.crs.is_geographic:
+            return math.sqrt(area) * DEGREE_M
+        try:
+            return math.sqrt(area) * float(self.crs.linear_units_factor[1])  # feet, US survey feet ... -> metres
         except rasterio.errors.CRSError:  # a CRS without linear units: taken as metres
-            return side
+            return math.sqrt(area)
 
     def close(self) -> None:
         """Close the underlying rasterio dataset."""

@@ -39,7 +39,7 @@ from rasterio.windows import Window
 from smgeo_geo.camera import FrameCamera
 from smgeo_geo.classical import horizon_crosses
 from smgeo_geo.coords import pixel_to_crs
-from smgeo_geo.lens import UNKNOWN_K1_SIGMA, LensFit, fit_radial_distortion, refit_pose
+from smgeo_geo.lens import UNKNOWN_K1_SIGMA, LensFit, LensPrior, fit_radial_distortion, refit_pose
 from smgeo_geo.pose import CHI2_2D_90, CameraPrior, MetadataFit, fit_metadata_error
 from smgeo_geo.raster import PixelMapping, ReferenceRaster
 from smgeo_geo.rectification import (FEATURE_THREAD, MAX_FEATURES, MAX_WORK_SIDE, features, ground_points, match,
@@ -452,18 +452,25 @@ def register(photo: np.ndarray, raster: ReferenceRaster, window: Window, prior: 
 
 def _with_fitted_lens(found: RegisteredPhoto, photo: np.ndarray, raster: ReferenceRaster, window: Window,
                       photo_side: int) -> RegisteredPhoto:
-    """A ``pose`` registration whose metadata has no lens model (``budget.lens_k1`` > 0) with
-    the lens fitted to its matches (:mod:`smgeo_geo.lens`): the photo is
+    """A ``pose`` registration whose photo carries no lens model of its own (``budget.lens_k1``
+    > 0: none, or the camera model's from the lensfun database) with the lens fitted to its
+    matches around what is known (:mod:`smgeo_geo.lens`): the photo is
     registered again with that lens (rectified without the pinhole's bend, matches towards the
-    photo's edges hold), the lens fitted again to the matches of the better of the two, and
-    the pose refitted with it."""
-    fit = fit_radial_distortion(found.camera, found.world, found.photo_px)
+    photo's edges hold), the lens fitted again to the matches of the better of the two (each
+    counted within :data:`PNP_PX` of the camera with the fitted lens: the first registration's
+    PnP kept matches within :data:`UNKNOWN_LENS_PNP_PX` of a pinhole), and the pose refitted
+    with it."""
+    lens_prior = LensPrior.around(found.prior.camera.distortion, found.prior.budget.lens_k1)
+    fit = fit_radial_distortion(found.camera, found.world, found.photo_px, lens_prior)
     if fit is None:
         return found
+    with_lens = refit_pose(fit.applied(found.camera), found.world, found.photo_px)
+    projected, _ = with_lens.project(found.world)
+    first_within = int(np.sum(np.linalg.norm(projected - found.photo_px, axis=1) <= PNP_PX))
     again = _register_scales(photo, raster, window, _with_lens(found.prior, fit), photo_side)
-    if again.ok and again.mode == "pose" and again.inliers >= found.inliers:
+    if again.ok and again.mode == "pose" and again.inliers >= first_within:
         found = again
-        fit = fit_radial_distortion(found.camera, found.world, found.photo_px) or fit
+        fit = fit_radial_distortion(found.camera, found.world, found.photo_px, lens_prior) or fit
     found.camera = refit_pose(fit.applied(found.camera), found.world, found.photo_px)
     found.lens = fit
     return found

@@ -29,7 +29,8 @@ class MetadataErrors:
     the take-off point: a drone that took off on a hill above the ground it photographs says it is
     that much lower over it than it is), ``rtk`` False drops the DJI Rtk* tags (the drone then claims no RTK),
     ``drop`` DJI XMP tags removed (as from a drone or tool that does not write them), ``xmp``
-    False removes the XMP packet (EXIF alone is left)."""
+    False removes the XMP packet (EXIF alone is left), ``camera_model`` replaces the EXIF model
+    (e.g. one the lens database does not know)."""
 
     gps_m: float = 0.0
     gps_azimuth_deg: float = 0.0
@@ -40,10 +41,11 @@ class MetadataErrors:
     rtk: bool = True
     drop: tuple[str, ...] = ()
     xmp: bool = True
+    camera_model: str = ""
 
     @classmethod
     def parse(cls, spec: str) -> "MetadataErrors":
-        """``"gps=5@30,yaw=8,pitch=-3,alt=20,relalt=-30,rtk=off,drop=GimbalPitchDegree+GimbalYawDegree,xmp=off"``
+        """``"gps=5@30,yaw=8,pitch=-3,alt=20,relalt=-30,rtk=off,drop=GimbalPitchDegree+GimbalYawDegree,xmp=off,model=FC0000"``
         (any subset, any order)."""
         fields: dict = {}
         for part in filter(None, (p.strip() for p in spec.split(","))):
@@ -59,11 +61,13 @@ class MetadataErrors:
                     fields[key] = value == "on"
                 elif key == "drop" and re.fullmatch(r"\w+(\+\w+)*", value):
                     fields["drop"] = tuple(value.split("+"))
+                elif key == "model" and re.fullmatch(r"\w[\w-]*", value):
+                    fields["camera_model"] = value
                 else:
                     raise ValueError
             except ValueError:
                 raise OptionError(f"metadata errors: cannot read {part!r}; expected gps=METRES@AZIMUTH, yaw=DEG, "
-                                  f"pitch=DEG, alt=METRES, relalt=METRES, rtk=on|off, drop=TAG+TAG, xmp=on|off") from None
+                                  f"pitch=DEG, alt=METRES, relalt=METRES, rtk=on|off, drop=TAG+TAG, xmp=on|off, model=NAME") from None
         return cls(**fields)
 
 
@@ -76,6 +80,8 @@ def with_metadata_errors(photo: str | os.PathLike, out: str | os.PathLike, error
     with Image.open(photo) as im:
         exif = im.getexif()
     gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    if errors.camera_model:
+        exif[ExifTags.Base.Model] = errors.camera_model
     T = ExifTags.GPS
     if raw[:2] != b"\xff\xd8" or start < 0 or end < 0 or T.GPSLatitude not in gps or T.GPSLongitude not in gps:
         raise ImageError(f"{photo}: expected a JPEG with EXIF GPS and a DJI XMP packet")

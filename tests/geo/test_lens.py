@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from smgeo_geo.camera import FrameCamera, LocalFrame, rotation_from_angles
-from smgeo_geo.lens import UNKNOWN_K1_SIGMA, corner_radius, fit_radial_distortion, refit_pose, unfolding_k2
+from smgeo_geo.lens import (UNKNOWN_K1_SIGMA, UNKNOWN_LENS, LensPrior, corner_radius, fit_radial_distortion, refit_pose,
+                            unfolding_k2)
 
 # photo pixels where the answers are compared: near the bottom-left corner, left edge, centre,
 # top-right (far away, at the top of an oblique photo)
@@ -104,3 +105,20 @@ def test_a_fitted_lens_maps_every_pixel_of_the_photo_to_one_ray():
 def test_too_few_matches_fit_no_lens():
     world, seen, _ = matches(camera(-0.2), n=8)
     assert fit_radial_distortion(camera(-0.2), world, seen) is None
+
+
+def test_a_described_lens_is_the_fits_prior_and_matches_near_the_centre_keep_it():
+    """A camera model's lens from the lens database (k1 -0.23 +- 0.035, the real photo's camera)
+    where the matches lie near the photo's centre and hardly see the lens: the fit stays at the
+    described lens (a lens nobody described would stay near a pinhole); matches over the whole
+    photo move it to the unit's own lens."""
+    true = camera(-0.267, 0.112)
+    described = LensPrior.around((-0.232, 0.062), 0.035)
+    assert described.described and not UNKNOWN_LENS.described
+    world, seen, _ = matches(true, region=(0.45, 0.55, 0.45, 0.55), n=40)
+    start = refit_pose(replace(metadata_camera(true), distortion=(-0.232, 0.062, 0.0, 0.0, 0.0)), world, seen)
+    fit = fit_radial_distortion(start, world, seen, described)
+    assert fit is not None and fit.k1 == pytest.approx(-0.232, abs=0.02) and fit.sigma <= 0.035
+    world, seen, _ = matches(true)
+    fit = fit_radial_distortion(refit_pose(start, world, seen), world, seen, described)
+    assert fit.k1 == pytest.approx(-0.267, abs=0.02) and fit.sigma < 0.02

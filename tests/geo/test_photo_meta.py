@@ -36,11 +36,13 @@ def xmp_packet(attrs: dict[str, str], elements: dict[str, str] | None = None) ->
 
 
 def make_jpeg(path: Path, lat=None, lon=None, alt=None, xmp: bytes | None = None, f35=None,
-              size=(400, 300), make: str | None = "DJI") -> Path:
+              size=(400, 300), make: str | None = "DJI", model: str | None = None) -> Path:
     """A real JPEG; EXIF GPS IFD written by Pillow, XMP as a raw APP1 segment after SOI."""
     exif = Image.Exif()
     if make is not None:
         exif[ExifTags.Base.Make] = make
+    if model is not None:
+        exif[ExifTags.Base.Model] = model
     gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
     if lat is not None:
         gps[ExifTags.GPS.GPSLatitudeRef] = "N" if lat >= 0 else "S"
@@ -221,21 +223,31 @@ def test_a_vendor_packet_without_a_heading_says_which_tags_it_looked_for(tmp_pat
         camera_from_metadata(m)
 
 
-@pytest.mark.parametrize("lens_tags, lens_k1, note", [
-    ('drone-dji:DewarpData="2018-09-07;3657.02,3650.62,-4.03,23.1,-0.267098,0.111977,0.000924881,0.0000882056,'
-     '-0.0331614" drone-dji:DewarpFlag="0" ', 0.0, "lens distortion from DJI DewarpData"),
-    ('drone-dji:DewarpFlag="1" ', 0.0, "photo dewarped in the camera"),
-    ("", None, "no lens model in the metadata"),
+DEWARP = ('drone-dji:DewarpData="2018-09-07;3657.02,3650.62,-4.03,23.1,-0.267098,0.111977,0.000924881,0.0000882056,'
+          '-0.0331614" drone-dji:DewarpFlag="0" ')
+
+
+@pytest.mark.parametrize("lens_tags, model, k1, note", [
+    (DEWARP, "FC6310", -0.267098, "lens distortion from DJI DewarpData"),
+    ('drone-dji:DewarpFlag="1" ', "FC6310", 0.0, "photo dewarped in the camera"),
+    ("", "FC6310", "database", "lens distortion of the camera model from DJI FC6310"),
+    ("", "FC0000", 0.0, "no lens model in the metadata"),
+    ("", None, 0.0, "no lens model in the metadata"),
 ])
-def test_the_metadata_camera_says_whether_it_knows_the_lens(tmp_path, lens_tags, lens_k1, note):
-    """A lens model (DJI DewarpData), a photo the camera dewarped itself, or neither: then the
-    camera is a pinhole and its error budget carries the lens nobody described."""
+def test_the_metadata_camera_says_whether_it_knows_the_lens(tmp_path, lens_tags, model, k1, note):
+    """A lens model (DJI DewarpData: the budget has no lens term), a photo the camera dewarped
+    itself, the camera model's lens from the lens database (the budget carries its sigma), or
+    none: then the camera is a pinhole and its budget carries the lens nobody described."""
     from smgeo_geo.lens import UNKNOWN_K1_SIGMA
     from smgeo_geo.pose import camera_from_metadata
 
     xmp = vendor_packet(lens_tags + 'drone-dji:GimbalYawDegree="+120.0" drone-dji:GimbalPitchDegree="-60.0" '
                         'drone-dji:RelativeAltitude="+80.0">')
-    prior = camera_from_metadata(read_photo_meta(make_jpeg(tmp_path / "l.jpg", lat=47.1, lon=8.2, xmp=xmp, f35=24)))
+    prior = camera_from_metadata(read_photo_meta(make_jpeg(tmp_path / "l.jpg", lat=47.1, lon=8.2, xmp=xmp, f35=24,
+                                                           model=model)))
     assert any(n.startswith(note) for n in prior.notes), prior.notes
-    assert prior.budget.lens_k1 == (UNKNOWN_K1_SIGMA if lens_k1 is None else lens_k1)
-    assert prior.camera.distortion[0] == (-0.267098 if "DewarpData" in lens_tags else 0.0)
+    if k1 == "database":
+        assert -0.3 < prior.camera.distortion[0] < -0.15 and 0.02 <= prior.budget.lens_k1 < 0.06
+    else:
+        assert prior.camera.distortion[0] == k1
+        assert prior.budget.lens_k1 == (UNKNOWN_K1_SIGMA if note.startswith("no lens") else 0.0)

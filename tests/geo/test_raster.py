@@ -201,17 +201,39 @@ def test_global_geographic_raster_and_integer_types_are_accepted(tmp_path):
         assert r.dtype == np.dtype(dtype) and img.dtype == np.uint8 and valid.all() and img.max() == 255
 
 
-@pytest.mark.parametrize("crs, pixel, metres", [
-    ("EPSG:32633", 0.5, 0.5),            # UTM, metres
-    ("EPSG:2263", 2.0, 2.0 * 0.3048006),  # New York Long Island, US survey feet
-    ("EPSG:4326", 5e-6, 5e-6 * 111_320),  # degrees: a size estimate
+@pytest.mark.parametrize("crs, pixel, unit_m", [
+    ("EPSG:32633", 0.5, 1.0),  # UTM, metres (500 km east of the central meridian: scale 1.0027)
+    ("EPSG:2263", 2.0, 0.3048006),  # New York Long Island, US survey feet
+    ("EPSG:3857", 0.6, 1.0),  # Web Mercator at 47 deg N: a "metre" is 0.68 m on the ground
+    ("EPSG:4326", 5e-6, None),  # degrees, at 60 deg N
 ])
-def test_pixel_size_in_metres_follows_the_crs_units(tmp_path, crs, pixel, metres):
-    """Window sizes and uncertainty radii are worked out in metres: a pixel of 2 US survey feet
-    must count as 0.61 m, not 2 m."""
+def test_pixel_size_in_metres_is_measured_on_the_ground(tmp_path, crs, pixel, unit_m):
+    """Window sizes and uncertainty radii are worked out in metres on the ground: a pixel of 2 US
+    survey feet counts as 0.61 m, a 0.6 m Web Mercator pixel at 47 deg N as 0.41 m, a pixel of
+    5e-6 deg at 60 deg N as 0.39 m (0.56 m north-south, 0.28 m east-west). Expected from pyproj's
+    projection factors (the areal scale at the raster's centre) and, for degrees, the meridian's
+    and parallel's radii of curvature of WGS84."""
+    import pyproj
+
+    from smgeo_geo.coords import pixel_to_lonlat
+
     from .conftest import from_origin, write_tif
 
-    origin = (10.0, 60.0) if crs == "EPSG:4326" else (1_000_000.0, 200_000.0)
+    origin = {"EPSG:4326": (10.0, 60.0), "EPSG:3857": (1_000_000.0, 6_000_000.0)}.get(crs, (1_000_000.0, 200_000.0))
     path = write_tif(tmp_path / "r.tif", rgb8(3), crs, from_origin(*origin, pixel, pixel))
     with open_reference(path) as r:
-        assert r.pixel_size_m == pytest.approx(metres, rel=1e-6)
+        (lon,), (lat,) = pixel_to_lonlat(r.transform, r.crs, [r.width / 2], [r.height / 2])
+        if unit_m is None:
+            a, f = 6378137.0, 1 / 298.257223563
+            e2 = f * (2 - f)
+            phi = np.radians(lat)
+            w = 1 - e2 * np.sin(phi) ** 2
+            north_m = np.radians(pixel) * a * (1 - e2) / w ** 1.5
+            east_m = np.radians(pixel) * a / np.sqrt(w) * np.cos(phi)
+            expected = np.sqrt(north_m * east_m)
+        else:
+            factors = pyproj.Proj(crs).get_factors(lon, lat)
+            expected = pixel * unit_m / np.sqrt(factors.areal_scale)
+        assert r.pixel_size_m == pytest.approx(expected, rel=1e-3)  # (pseudo-Mercator: not quite conformal)
+        if crs == "EPSG:3857":
+            assert r.pixel_size_m == pytest.approx(0.6 * np.cos(np.radians(lat)), rel=3e-3)

@@ -8,7 +8,8 @@ from rasterio.io import MemoryFile
 from rasterio.transform import from_origin
 
 from smgeo_geo.errors import OptionError, SMGeoError
-from smgeo_geo.locator import STRONG_INLIERS, Stage, _detection, _fuse_point, check_method, confidence
+from smgeo_geo.locator import check_method
+from smgeo_geo.stages import STRONG_INLIERS, Stage, confidence, fuse_point, fused_detection
 from smgeo_geo.raster import ReferenceRaster
 from smgeo_geo.result import Detection
 
@@ -41,12 +42,12 @@ def reg(col, row, u=1.0, inliers=20):
 
 
 def test_registration_answers_when_it_agrees_with_the_metadata(raster):
-    assert _fuse_point({"metadata": meta(100, 100), "registration": reg(104, 100)}, raster).name == "registration"
+    assert fuse_point({"metadata": meta(100, 100), "registration": reg(104, 100)}, raster).name == "registration"
 
 
 def test_a_weak_registration_that_contradicts_the_metadata_loses_and_says_by_how_much(raster):
     r = reg(150, 100)
-    answer = _fuse_point({"metadata": meta(100, 100), "registration": r}, raster)
+    answer = fuse_point({"metadata": meta(100, 100), "registration": r}, raster)
     assert answer.name == "metadata" and answer.point == at(100, 100)
     assert r.details["disagrees_with_metadata_m"] == pytest.approx(50.0, rel=1e-3)  # (UTM scale 0.9996)
     # one of the two is off by about that much: the radius reaches the registration's circle
@@ -59,21 +60,21 @@ def test_a_registration_whose_matches_the_metadata_budget_explains_answers_beyon
     whole photo, so the registration answers here as at the clicks where the two agree."""
     far = reg(130, 100)
     far.details.update(mode="pose", metadata_explained=True, metadata_error_sigma=3.7)
-    assert _fuse_point({"metadata": meta(100, 100), "registration": far}, raster).name == "registration"
+    assert fuse_point({"metadata": meta(100, 100), "registration": far}, raster).name == "registration"
     far.details.update(metadata_explained=False, metadata_error_sigma=9.0)
-    assert _fuse_point({"metadata": meta(100, 100), "registration": far}, raster).name == "metadata"
+    assert fuse_point({"metadata": meta(100, 100), "registration": far}, raster).name == "metadata"
 
 
 def test_a_strongly_supported_registration_outvotes_the_metadata(raster):
     r = reg(150, 100, inliers=STRONG_INLIERS)
-    assert _fuse_point({"metadata": meta(100, 100), "registration": r}, raster).name == "registration"
+    assert fuse_point({"metadata": meta(100, 100), "registration": r}, raster).name == "registration"
 
 
 def test_failed_stages_leave_the_others_or_nothing(raster):
     failed = Stage("registration", False, "only 3 feature matches")
-    assert _fuse_point({"metadata": meta(1, 1), "registration": failed}, raster).name == "metadata"
-    assert _fuse_point({"registration": failed}, raster) is None
-    assert _fuse_point({}, raster) is None
+    assert fuse_point({"metadata": meta(1, 1), "registration": failed}, raster).name == "metadata"
+    assert fuse_point({"registration": failed}, raster) is None
+    assert fuse_point({}, raster) is None
 
 
 def smgeo_boxes(raster, boxes_scores):
@@ -85,7 +86,7 @@ def smgeo_boxes(raster, boxes_scores):
 def test_the_box_is_the_model_candidate_holding_the_point_not_the_top_score(raster):
     stages = {"registration": reg(100, 100), "smgeo": Stage("smgeo", True)}
     model = smgeo_boxes(raster, [((10, 10, 30, 30), 0.9), ((95, 90, 110, 108), 0.4)])
-    det = _detection(raster, "p.jpg", (5, 5), stages, stages["registration"], model, 5, "m@1")
+    det = fused_detection(raster, "p.jpg", (5, 5), stages, stages["registration"], model, 5, "m@1")
     assert det.pixel_box == (95, 90, 110, 108) and det.extra["box_source"] == "smgeo"
     assert det.extra["answer"] == "registration" and det.extra["method"] == "registration+smgeo"
     assert det.candidates[0].pixel_box == (10, 10, 30, 30)  # the far box stays a candidate
@@ -96,7 +97,7 @@ def test_the_box_is_the_model_candidate_holding_the_point_not_the_top_score(rast
 def test_without_an_agreeing_model_box_the_click_region_is_drawn(raster):
     m = meta(100, 100, u=4.0)
     model = smgeo_boxes(raster, [((10, 10, 30, 30), 0.9)])
-    det = _detection(raster, "p.jpg", (5, 5), {"metadata": m, "smgeo": Stage("smgeo", True)}, m, model, 5, "")
+    det = fused_detection(raster, "p.jpg", (5, 5), {"metadata": m, "smgeo": Stage("smgeo", True)}, m, model, 5, "")
     assert det.pixel_box == (97, 97, 103, 103) and det.extra["box_source"] == "click region"
     assert det.extra["uncertainty_m"] == 4.0 and det.extra["confidence"] == pytest.approx(confidence(4.0), abs=1e-4)
 
@@ -108,7 +109,7 @@ def test_a_model_box_just_beside_the_located_point_is_not_drawn_as_the_object(ra
 
     m = meta(100, 100, u=2.0)
     model = smgeo_boxes(raster, [((101, 90, 120, 110), 0.9)])
-    det = _detection(raster, "p.jpg", (5, 5), {"metadata": m, "smgeo": Stage("smgeo", True)}, m, model, 5, "")
+    det = fused_detection(raster, "p.jpg", (5, 5), {"metadata": m, "smgeo": Stage("smgeo", True)}, m, model, 5, "")
     assert det.extra["box_source"] == "click region"
     assert det.polygon_lonlat.buffer(1e-9).contains(Point(det.extra["located_lon"], det.extra["located_lat"]))
     assert det.candidates[0].pixel_box == (101, 90, 120, 110)  # still offered as a candidate
@@ -121,10 +122,10 @@ def test_smgeo_alone_is_only_as_sure_as_the_window_it_searched(raster):
 
     model = smgeo_boxes(raster, [((10, 10, 40, 50), 0.7)])
     stage = Stage("smgeo", True, searched=Window(0, 0, 100, 120))
-    det = _detection(raster, "p.jpg", (5, 5), {"smgeo": stage}, None, model, 5, "")
+    det = fused_detection(raster, "p.jpg", (5, 5), {"smgeo": stage}, None, model, 5, "")
     assert det.extra["answer"] == "smgeo"
     assert det.extra["uncertainty_m"] == pytest.approx(np.hypot(100 - 25, 120 - 30), abs=0.5)
-    det = _detection(raster, "p.jpg", (5, 5), {"smgeo": Stage("smgeo", True)}, None, model, 5, "")
+    det = fused_detection(raster, "p.jpg", (5, 5), {"smgeo": Stage("smgeo", True)}, None, model, 5, "")
     assert det.extra["uncertainty_m"] == pytest.approx(25.0, abs=0.1)  # no window known: half the box
 
 
@@ -132,7 +133,7 @@ def test_no_stage_is_one_error_listing_why_each_failed(raster):
     stages = {"metadata": Stage("metadata", False, "photo has no GPS position"),
               "registration": Stage("registration", False, "only 2 feature matches")}
     with pytest.raises(SMGeoError, match="no GPS position.*only 2 feature matches"):
-        _detection(raster, "p.jpg", (5, 5), stages, None, None, 5, "")
+        fused_detection(raster, "p.jpg", (5, 5), stages, None, None, 5, "")
 
 
 def test_unknown_method_is_an_option_error():
@@ -143,10 +144,10 @@ def test_unknown_method_is_an_option_error():
 def test_a_registration_without_dem_far_from_the_metadata_is_no_surer_than_that_distance(raster):
     r = reg(106, 100, u=1.0)
     r.details["mode"] = "local"
-    fused = _fuse_point({"metadata": meta(100, 100), "registration": r}, raster)
+    fused = fuse_point({"metadata": meta(100, 100), "registration": r}, raster)
     assert fused.name == "registration" and fused.uncertainty_m == pytest.approx(6.0, rel=1e-3)
     r.details.update(mode="pose", patch_inliers=30)  # refined on a DEM and the patch around the click: its own radius stands
-    assert _fuse_point({"metadata": meta(100, 100), "registration": r}, raster).uncertainty_m == 1.0
+    assert fuse_point({"metadata": meta(100, 100), "registration": r}, raster).uncertainty_m == 1.0
 
 
 def test_a_pose_the_metadata_fit_does_not_explain_mapping_the_click_from_afar_is_no_surer_than_its_distance(raster):
@@ -158,18 +159,18 @@ def test_a_pose_the_metadata_fit_does_not_explain_mapping_the_click_from_afar_is
     r = reg(106, 100, u=1.0, inliers=80)  # even with many matches far from the click
     r.details.update(mode="pose", patch_inliers=0, metadata_explained=False)
     for u in (5.5, 8.0):
-        fused = _fuse_point({"metadata": meta(100, 100, u=u), "registration": r}, raster)
+        fused = fuse_point({"metadata": meta(100, 100, u=u), "registration": r}, raster)
         assert fused.name == "metadata" and fused.uncertainty_m == pytest.approx(max(u, 7.0), rel=1e-3)
     r.details["metadata_explained"] = True  # the whole photo's matches agree with the metadata: its own radius
-    assert _fuse_point({"metadata": meta(100, 100), "registration": r}, raster).uncertainty_m == 1.0
+    assert fuse_point({"metadata": meta(100, 100), "registration": r}, raster).uncertainty_m == 1.0
     r.details.update(metadata_explained=False, patch_inliers=30)  # matched around the click
-    assert _fuse_point({"metadata": meta(100, 100), "registration": r}, raster).name == "registration"
+    assert fuse_point({"metadata": meta(100, 100), "registration": r}, raster).name == "registration"
     # the matches agree with the metadata, but the refined camera lies 18 sigma above it (a coarse
     # terrain model dragged the pose): mapping the click from afar, it is not trusted
     r.details.update(metadata_explained=True, patch_inliers=0, camera_height_sigma=18.0)
-    assert _fuse_point({"metadata": meta(100, 100), "registration": r}, raster).name == "metadata"
+    assert fuse_point({"metadata": meta(100, 100), "registration": r}, raster).name == "metadata"
     r.details["camera_height_sigma"] = 3.0  # a correction within the budget
-    assert _fuse_point({"metadata": meta(100, 100), "registration": r}, raster).name == "registration"
+    assert fuse_point({"metadata": meta(100, 100), "registration": r}, raster).name == "registration"
 
 
 def test_points_of_a_geographic_raster_are_compared_in_metres():
@@ -185,7 +186,7 @@ def test_points_of_a_geographic_raster_are_compared_in_metres():
             east_50m = 50.0 / (111_320.0 * np.cos(np.radians(47.0)))  # degrees of longitude
             m = Stage("metadata", True, "", (8.001, 46.999), 8.0)
             r = Stage("registration", True, "", (8.001 + east_50m, 46.999), 1.0, None, {"inliers": 20})
-            answer = _fuse_point({"metadata": m, "registration": r}, geographic)
+            answer = fuse_point({"metadata": m, "registration": r}, geographic)
             assert answer.name == "metadata"
             assert r.details["disagrees_with_metadata_m"] == pytest.approx(50.0, rel=0.01)
 
@@ -194,7 +195,7 @@ def test_of_two_agreeing_points_the_surer_one_answers(raster):
     """A registration that held but maps the click loosely (its 90 % radius wider than the
     metadata's) agrees with the metadata: the tighter answer is the metadata's."""
     loose = reg(104, 100, u=20.0)
-    fused = _fuse_point({"metadata": meta(100, 100, u=8.0), "registration": loose}, raster)
+    fused = fuse_point({"metadata": meta(100, 100, u=8.0), "registration": loose}, raster)
     assert fused.name == "metadata" and fused.uncertainty_m == 8.0
     tight = reg(104, 100, u=2.0)
-    assert _fuse_point({"metadata": meta(100, 100, u=8.0), "registration": tight}, raster).name == "registration"
+    assert fuse_point({"metadata": meta(100, 100, u=8.0), "registration": tight}, raster).name == "registration"

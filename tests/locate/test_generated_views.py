@@ -226,3 +226,29 @@ def test_the_worker_answers_with_method_uncertainty_and_stage_details(data):
     assert second["window"] is None  # SMGeo did not run for method metadata
     w.run({"id": 3, "method": "locate", "params": {**params, "click": list(CLICKS[0]), "method": "nonsense"}})
     assert w.final(3)["error"]["type"] == "OptionError"
+
+
+@pytest.mark.parametrize("with_dem", [False, True])
+def test_a_web_mercator_reference_gives_the_answers_and_radii_of_the_same_imagery_in_utm(locator, data, tmp_path,
+                                                                                        with_dem):
+    """Users often have imagery in Web Mercator (EPSG:3857: web map exports), whose "metres" are
+    cos(latitude) ground metres (0.71 here, at 45 deg N; 0.5 at 60 deg N). The orthophoto warped
+    to it at the same ground resolution: its pixel is measured on the ground (0.1 m, not its 0.14
+    Mercator metres), and the answers and radii are those on the UTM orthophoto."""
+    import rasterio
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    merc = tmp_path / "ortho_3857.tif"
+    with rasterio.open(data["ortho"]) as src:
+        tr, w, h = calculate_default_transform(src.crs, "EPSG:3857", src.width, src.height, *src.bounds)
+        with rasterio.open(merc, "w", **{**src.profile, "crs": "EPSG:3857", "transform": tr, "width": w,
+                                         "height": h}) as dst:
+            reproject(rasterio.band(src, [1, 2, 3]), rasterio.band(dst, [1, 2, 3]), resampling=Resampling.bilinear)
+    dem = data["dem"] if with_dem else None
+    utm = errors(locator, data, data["photo"], method="auto", dem=dem)
+    web = errors(locator, {**data, "ortho": merc}, data["photo"], method="auto", dem=dem)
+    with open_reference(merc) as raster:
+        assert raster.pixel_size_m == pytest.approx(0.1, rel=0.02) and abs(raster.transform.a) > 0.14
+    for (e_utm, d_utm), (e_web, d_web) in zip(utm, web):
+        assert e_web < 0.5 and e_web <= d_web.extra["uncertainty_m"], (e_web, d_web.extra)
+        assert d_web.extra["uncertainty_m"] == pytest.approx(d_utm.extra["uncertainty_m"], rel=0.25)
