@@ -50,7 +50,7 @@ the metadata's; tens of metres mean the DEM and the photo's altitude are in diff
 vertical datums), ``registration_camera_height_sigma`` (pose mode: that change in sigmas of the
 budget's height above the terrain, :func:`~smgeo_geo.pose.camera_height_sigma`),
 ``registration_lens_k1`` / ``_k1_sigma`` / ``_k2`` (the lens fitted to the matches where the
-metadata has none), ``registration_metadata_error_sigma`` / ``registration_metadata_explained``
+photo writes none of its own: around the lens database's lens of its camera model, else a pinhole), ``registration_metadata_error_sigma`` / ``registration_metadata_explained``
 (pose mode: the size, in budget sigmas, of the metadata error the matches imply, and whether it
 lies within the budget's 99.9 % ellipsoid), ``registration_assumed`` / ``registration_hypotheses_tried``
 (what the camera that registered a photo lacking metadata assumed, e.g. ``pitch -60, flight
