@@ -19,7 +19,10 @@ The point (:func:`fuse_point`); the first rule that applies answers:
    no such fit speaks for it), or it has :data:`STRONG_INLIERS` matches. Then
 
    a. the circles overlap and the metadata's radius is the smaller: the metadata (a
-      registration that mapped the click from distant features only can be the looser);
+      registration that mapped the click from distant features only can be the looser); when
+      the registration's point lies outside the metadata's circle, the metadata is off there by
+      more than its radius or the registration's far map is: one that matched around the click
+      answers (b, c), else the metadata with a radius that reaches the registration's circle;
    b. local maps (no DEM, which can lock onto a repeated pattern such as lane dashes), or the
       camera test alone, farther from the metadata's point than its own radius: the
       registration, its radius that distance (one of the two is wrong by about that much);
@@ -113,7 +116,11 @@ def fuse_point(stages: dict[str, Stage], raster: ReferenceRaster) -> Stage | Non
         return replace(meta, uncertainty_m=max(meta.uncertainty_m, dist + reg.uncertainty_m))
     if overlap or explained or confirmed or support >= STRONG_INLIERS:  # rule 4
         if overlap and meta.uncertainty_m < reg.uncertainty_m:
-            return meta  # 4a
+            if dist <= meta.uncertainty_m:
+                return meta  # 4a
+            if not reg.details.get("patch_inliers"):
+                reg.details["disagrees_with_metadata_m"] = round(dist, 2)
+                return replace(meta, uncertainty_m=dist + reg.uncertainty_m)  # 4a, neither matched here
         camera_test_alone = not (overlap or explained or support >= STRONG_INLIERS)
         if (reg.details.get("mode") != "pose" or camera_test_alone) and dist > reg.uncertainty_m:
             return replace(reg, uncertainty_m=dist)  # 4b

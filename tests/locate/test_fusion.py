@@ -70,6 +70,28 @@ def test_a_strongly_supported_registration_outvotes_the_metadata(raster):
     assert fuse_point({"metadata": meta(100, 100), "registration": r}, raster).name == "registration"
 
 
+def test_agreeing_points_the_surer_answers_but_a_far_map_outside_the_metadata_circle_widens_its_radius(raster):
+    """Both circles overlap and the metadata's radius is the smaller. The registration's point
+    inside the metadata's circle: the metadata answers with its own radius. Outside it, where the
+    registration mapped the click from distant features only (no patch around the click matched:
+    real photo, take-off point 30 m below the ground photographed, no DEM: metadata 22-27 m off
+    with a 12-14 m radius, the far map 10-13 m off with 22-26 m): one of the two is off by more
+    than the metadata's radius, and the answer's radius reaches the registration's circle. Where
+    the patch around the click matched, the registration answers."""
+    inside = reg(105, 100, u=20.0)
+    answer = fuse_point({"metadata": meta(100, 100, u=8.0), "registration": inside}, raster)
+    assert answer.name == "metadata" and answer.uncertainty_m == 8.0
+    far = reg(120, 100, u=20.0)
+    answer = fuse_point({"metadata": meta(100, 100, u=8.0), "registration": far}, raster)
+    assert answer.name == "metadata" and answer.point == at(100, 100)
+    assert answer.uncertainty_m == pytest.approx(20.0 + 20.0, rel=1e-3)
+    assert far.details["disagrees_with_metadata_m"] == pytest.approx(20.0, rel=1e-3)
+    patched = reg(120, 100, u=25.0)
+    patched.details.update(mode="local", patch_inliers=12)
+    answer = fuse_point({"metadata": meta(100, 100, u=8.0), "registration": patched}, raster)
+    assert answer.name == "registration" and answer.uncertainty_m == 25.0
+
+
 def test_failed_stages_leave_the_others_or_nothing(raster):
     failed = Stage("registration", False, "only 3 feature matches")
     assert fuse_point({"metadata": meta(1, 1), "registration": failed}, raster).name == "metadata"

@@ -202,6 +202,24 @@ def test_a_take_off_point_below_the_ground_photographed_widens_the_metadata_radi
     assert inside >= len(CLICKS) - 1
 
 
+def test_without_a_dem_a_far_map_that_leaves_the_metadata_circle_widens_the_metadata_radius(locator, reconstruction,
+                                                                                             tmp_path):
+    """The same photo without a DEM: flat ground at the take-off height, 30 m below the ground
+    photographed. At these clicks near the photo's bottom left no patch matched around the click;
+    the registration mapped them from distant features, 10-13 m off with radii of 22-26 m, 24-25
+    m from the metadata's points, which are 22-27 m off with radii of 13-14 m. The metadata, the
+    surer of two overlapping circles, answered with its own radius: outside it. Now the far map
+    landing outside the metadata's circle widens the answer's radius to reach its circle."""
+    photo = with_metadata_errors(SOUTH, tmp_path / SOUTH.name, MetadataErrors(relative_altitude_m=30.0, rtk=False))
+    clicks = [(117.3, 762.7), (185.7, 867.3)]
+    with open_reference(ORTHO) as raster:
+        for click, lon, lat in zip(clicks, *truth_of(reconstruction, clicks)):
+            e = locator.locate(raster, photo, click).extra
+            err = float(geodesic_distance(lon, lat, e["located_lon"], e["located_lat"]))
+            assert e["registration_patch_inliers"] == 0 and e["metadata_uncertainty_m"] < 20.0 < err, e
+            assert err <= e["uncertainty_m"] <= 60.0, (click, err, e["uncertainty_m"])
+
+
 def test_consumer_grade_metadata_off_beyond_its_radius_does_not_veto_a_good_registration(locator, reconstruction,
                                                                                          tmp_path):
     """The photo's metadata off as a drone without RTK can be (GPS 5 m, gimbal yaw +5 and pitch
