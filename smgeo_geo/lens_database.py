@@ -32,7 +32,6 @@ DATABASE_K1_SHARE = 0.15  # 1-sigma of a database lens's k1 as a share of |k1|: 
 DATABASE_K1_FLOOR = 0.02  # ... and at least this (a database lens near a pinhole is not exactly one)
 FIT_SIDE = 1024  # pixels: the long side of the photo size lensfun's map is computed at
 MAP_STEP_PX = 8  # lensfun's map sampled every this many of those pixels for the fit
-SCALE_GRID = np.linspace(0.8, 1.25, 451)  # lensfun's undistorted frame's scale at the centre vs the photo's
 MAX_FIT_RMS = 0.002  # of the focal length (1.8 px at 912 px): a Brown k1, k2 farther from lensfun's map is not used
 
 
@@ -112,8 +111,8 @@ def _fit_brown(lens, crop_factor: float, focal_mm: float, width: int, height: in
 
     lensfun maps each pixel ``u`` of its undistorted frame to the photo as taken, ``d``; its
     undistorted frame's scale at the centre is its own (``s`` below), so with radii from the
-    centre ``|d| / f = t (1 + k1 t^2 + k2 t^4)``, ``t = s |u| / f``: linear in ``k1``, ``k2`` for
-    each ``s`` of :data:`SCALE_GRID`."""
+    centre ``|d| / f = t (1 + k1 t^2 + k2 t^4)``, ``t = s |u| / f``: linear in ``s``, ``k1 s^3``
+    and ``k2 s^5`` on the powers of ``|u| / f``, one least-squares solve."""
     import lensfunpy
 
     modifier = lensfunpy.Modifier(lens, crop_factor, width, height)
@@ -123,15 +122,10 @@ def _fit_brown(lens, crop_factor: float, focal_mm: float, width: int, height: in
     rows, cols = np.mgrid[0:height:MAP_STEP_PX, 0:width:MAP_STEP_PX]
     r_u = np.hypot(cols - cx, rows - cy).ravel() / focal_px
     r_d = np.hypot(taken[..., 0] - cx, taken[..., 1] - cy).ravel() / focal_px
-    best = (np.inf, 0.0, 0.0)
-    for s in SCALE_GRID:
-        t = s * r_u
-        a = np.stack([t ** 3, t ** 5], axis=1)
-        (k1, k2), *_ = np.linalg.lstsq(a, r_d - t, rcond=None)
-        rms = float(np.sqrt(np.mean((a @ (k1, k2) - (r_d - t)) ** 2))) * focal_px
-        if rms < best[0]:
-            best = (rms, float(k1), float(k2))
-    return best[1], best[2], best[0]
+    powers = np.stack([r_u, r_u ** 3, r_u ** 5], axis=1)
+    (s, b3, b5), *_ = np.linalg.lstsq(powers, r_d, rcond=None)
+    rms = float(np.sqrt(np.mean((powers @ (s, b3, b5) - r_d) ** 2))) * focal_px
+    return float(b3 / s ** 3), float(b5 / s ** 5), rms
 
 
 __all__ = ["DATABASE_K1_FLOOR", "DATABASE_K1_SHARE", "DatabaseLens", "database_lens"]

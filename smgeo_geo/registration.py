@@ -471,7 +471,8 @@ def _with_fitted_lens(found: RegisteredPhoto, photo: np.ndarray, raster: Referen
     if again.ok and again.mode == "pose" and again.inliers >= first_within:
         found = again
         fit = fit_radial_distortion(found.camera, found.world, found.photo_px, lens_prior) or fit
-    found.camera = refit_pose(fit.applied(found.camera), found.world, found.photo_px)
+        with_lens = refit_pose(fit.applied(found.camera), found.world, found.photo_px)
+    found.camera = with_lens
     found.lens = fit
     return found
 
