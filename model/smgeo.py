@@ -135,8 +135,14 @@ class SMGeo(nn.Module):
             "reference_size": reference.image_size,
         }
 
-    def forward(self, query: torch.Tensor, clicks: torch.Tensor, reference: torch.Tensor) -> dict:
+    def forward(self, query: torch.Tensor, clicks: torch.Tensor, reference: torch.Tensor,
+                pair_index: torch.Tensor | None = None) -> dict:
         """Full pair: query ``[B,3,h,w]``, clicks ``[B,2]`` (x, y query px), reference ``[B,3,H,W]``.
+
+        ``pair_index`` ``[N]`` (long): several clicks per pair, ``clicks`` ``[N,2]`` then being
+        clicks on photo ``pair_index[i]`` to be found in its reference; each image is encoded
+        once (training with many clicks per pair; not with ``click_in_backbone``). Outputs then
+        have N rows.
 
         Returns a dict with ``heatmap`` ``[B,1,H/16,W/16]`` (probabilities of the object
         centre), ``heatmap_logits``, ``boxes`` ``[B,4,H/16,W/16]`` ((dx, dy, w, h) in cells;
@@ -144,4 +150,11 @@ class SMGeo(nn.Module):
         (fusion map A ``[B,G,H/16,W/16]``), ``query_pooling`` ``[B,1,h/16,w/16]``,
         ``routing`` (GMoE routing per view) and ``reference_size``.
         """
-        return self.decode(self.encode_reference(reference), self.encode_query(query, clicks), clicks)
+        if pair_index is None:
+            return self.decode(self.encode_reference(reference), self.encode_query(query, clicks), clicks)
+        if self.click_channel is not None:
+            raise ValueError("pair_index needs the click outside the backbone (click_in_backbone is set)")
+        ref, qry = self.encode_reference(reference), self.encode_query(query)
+        ref = ReferenceEmbedding(ref.features[pair_index], ref.image_size, ref.routings)
+        qry = QueryEmbedding(qry.features[pair_index], qry.image_size, qry.routings)
+        return self.decode(ref, qry, clicks)

@@ -42,7 +42,9 @@ class AdaptOptions:
     """What to adapt to. Paths: ``reference`` orthophoto (any CRS), ``dem`` DSM/DEM,
     ``footprints`` target polygons; ``checkpoint`` the starting model (default: bundled);
     ``minutes`` of training (summed over resumed runs); ``pairs`` rendered pairs (80 % train,
-    10 % val, 10 % held back for the before/after score)."""
+    10 % val, 10 % held back for the before/after score); ``match_points``: also train on each
+    photo's recorded corners as further clicks (``pairs_info[i]["points"]``, up to 8 per photo,
+    each answered by a box of the pair's box size around the tile pixel it shows)."""
 
     reference: Path
     out: Path
@@ -56,6 +58,7 @@ class AdaptOptions:
     device: str | None = None
     workers: int = 1
     restart: bool = False
+    match_points: bool = False
 
 
 SAMPLE_BYTES = 1 << 20  # bytes read at the start, middle and end of an input file for its fingerprint
@@ -81,7 +84,7 @@ def _inputs_record(opts: AdaptOptions, checkpoint: Path) -> dict:
         return {"path": os.path.abspath(p), "bytes": os.path.getsize(p), "fingerprint": _fingerprint(p)}
 
     return {"reference": file(opts.reference), "dem": file(opts.dem), "footprints": file(opts.footprints),
-            "checkpoint": file(checkpoint), "pairs": opts.pairs, "seed": opts.seed}
+            "checkpoint": file(checkpoint), "pairs": opts.pairs, "seed": opts.seed, "match_points": opts.match_points}
 
 
 def _same_inputs(have: dict | None, record: dict) -> bool:
@@ -150,8 +153,12 @@ def adapt(opts: AdaptOptions, log: Callable[[str], None] = print, progress: bool
     render_s = time.perf_counter() - started
 
     before = _score(base_model, data_root, opts, log, "before")
+    points = None
+    if opts.match_points:  # further clicks per pair
+        manifest = json.loads((data_root / DATASET / "manifest.json").read_text())
+        points = {p["query"]: p.get("points", []) for p in manifest["pairs_info"]}
     train_set = CVOGLDataset(data_root, DATASET, "train", reference_size=cfg.reference_size,
-                             query_size=cfg.query_size, transform=PairAugment(seed=opts.seed))
+                             query_size=cfg.query_size, transform=PairAugment(seed=opts.seed), points=points)
     val_set = CVOGLDataset(data_root, DATASET, "val", reference_size=cfg.reference_size, query_size=cfg.query_size)
     options = TrainOptions(out_dir=out / "train", init_checkpoint=base, epochs=MAX_EPOCHS,
                            batch_size=opts.batch_size, lr=FINE_TUNE_LR, warmup_epochs=0.0, cosine=False,

@@ -265,15 +265,24 @@ class CVOGLDataset(Dataset):
     the list). ``query_size`` / ``reference_size`` (int or (height, width)) resize the images
     and scale click and box with them; ``transform`` (e.g. ``PairAugment``) gets the sample dict
     last and returns the augmented one.
+
+    ``points`` (optional): query file name -> ``[[x, y, col, row], ...]``, further photo pixels
+    (x, y) with the reference pixel (col, row) each one shows, in the files' own pixels (as
+    ``smgeo realpairs`` records them in its manifest, ``pairs_info[i]["points"]``). Samples then
+    carry ``points`` ``[max_points, 4]`` scaled like click and box, NaN rows where a pair has
+    fewer; training uses them as further clicks (``smgeo_model.train``).
     """
 
     def __init__(self, root: str | os.PathLike, name: str = "CVOGL_DroneAerial", split: str = "train",
                  reference_size: int | Sequence[int] | None = None, query_size: int | Sequence[int] | None = None,
-                 transform: Callable[[dict], dict] | None = None, check_images: bool = True) -> None:
+                 transform: Callable[[dict], dict] | None = None, check_images: bool = True,
+                 points: dict[str, Sequence[Sequence[float]]] | None = None, max_points: int = 8) -> None:
         self.items = read_split(root, name, split, check_images=check_images)
         self.reference_size = _size_hw(reference_size, "reference_size")
         self.query_size = _size_hw(query_size, "query_size")
         self.transform = transform
+        self.points = points
+        self.max_points = max_points
 
     def __len__(self) -> int:
         return len(self.items)
@@ -292,4 +301,10 @@ class CVOGLDataset(Dataset):
             "satellite_name": item.satellite_path.name,
             "index": item.index,
         }
+        if self.points is not None:
+            table = torch.full((self.max_points, 4), float("nan"))
+            rows = torch.tensor(self.points.get(item.query_path.name, []), dtype=torch.float32).reshape(-1, 4)
+            rows = rows[: self.max_points] * torch.tensor([qx, qy, rx, ry])
+            table[: len(rows)] = rows
+            sample["points"] = table
         return self.transform(sample) if self.transform is not None else sample

@@ -19,6 +19,8 @@ class PairAugment:
       to its size with a window that keeps the whole box inside when it fits;
     * flips: horizontal/vertical flips are applied to query and reference together (a
       mirrored world keeps the cross-view geometry consistent), with click and box;
+    * a sample's ``points`` (``[K, 4]``: x, y query px, col, row reference px) follow the
+      reference's zoom, crop and the flips; rows whose reference pixel leaves the crop become NaN;
     * jitter: brightness/contrast/saturation of each view independently.
     """
 
@@ -33,17 +35,30 @@ class PairAugment:
     def __call__(self, sample: dict) -> dict:
         g = torch.Generator().manual_seed(hash((self.seed, self.epoch, int(sample["index"]))) % 2**63)
         s = dict(sample)
-        s["reference"], s["box"] = self._scale_crop(s["reference"], s["box"], g)
+        s["reference"], s["box"], zoom = self._scale_crop(s["reference"], s["box"], g)
+        points = s.get("points")
+        if points is not None:  # (x, y) query px, (col, row) reference px: the reference's zoom and crop
+            points = points.clone()
+            points[:, 2:] = points[:, 2:] * zoom[:2] - zoom[2:]
+            H, W = s["reference"].shape[-2:]
+            outside = (points[:, 2] < 0) | (points[:, 2] > W) | (points[:, 3] < 0) | (points[:, 3] > H)
+            points[outside] = float("nan")
         if torch.rand((), generator=g) < self.flip_p:  # horizontal, both views
             s["query"], s["reference"] = s["query"].flip(-1), s["reference"].flip(-1)
             w, W = s["query"].shape[-1], s["reference"].shape[-1]
             s["click"] = torch.stack([w - s["click"][0], s["click"][1]])
             s["box"] = torch.stack([W - s["box"][2], s["box"][1], W - s["box"][0], s["box"][3]])
+            if points is not None:
+                points[:, 0], points[:, 2] = w - points[:, 0], W - points[:, 2]
         if torch.rand((), generator=g) < self.flip_p:  # vertical, both views
             s["query"], s["reference"] = s["query"].flip(-2), s["reference"].flip(-2)
             h, H = s["query"].shape[-2], s["reference"].shape[-2]
             s["click"] = torch.stack([s["click"][0], h - s["click"][1]])
             s["box"] = torch.stack([s["box"][0], H - s["box"][3], s["box"][2], H - s["box"][1]])
+            if points is not None:
+                points[:, 1], points[:, 3] = h - points[:, 1], H - points[:, 3]
+        if points is not None:
+            s["points"] = points
         s["query"] = self._jitter(s["query"], g)
         s["reference"] = self._jitter(s["reference"], g)
         return s
@@ -66,7 +81,8 @@ class PairAugment:
         out = b - torch.tensor([x0, y0, x0, y0], dtype=b.dtype)
         out[0::2] = out[0::2].clamp(0, W)
         out[1::2] = out[1::2].clamp(0, H)
-        return canvas, out
+        zoom = torch.tensor([sw / W, sh / H, x0, y0], dtype=box.dtype)  # reference px -> (px * zoom[:2] - zoom[2:])
+        return canvas, out, zoom
 
     @staticmethod
     def _origin(zoomed: int, size: int, a: float, b: float, g: torch.Generator) -> int:

@@ -93,6 +93,24 @@ def _collate(items: list[dict]) -> dict:
     return out
 
 
+def clicks_and_boxes(batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The batch's clicks ``[N,2]`` (x, y query px), their boxes ``[N,4]`` (xyxy reference px)
+    and the pair of each (``[N]``, None without ``points``): every pair's own click, then the
+    valid rows of its ``points`` (x, y, col, row), each answered by a box of the pair's own box
+    size centred on (col, row)."""
+    clicks, boxes = batch["click"], batch["box"]
+    points = batch.get("points")
+    if points is None:
+        return clicks, boxes, None
+    B, K, _ = points.shape
+    ok = torch.isfinite(points).all(-1)
+    pair = torch.arange(B)[:, None].expand(B, K)[ok]
+    p = points[ok]
+    half = (boxes[pair, 2:] - boxes[pair, :2]) / 2
+    extra = torch.cat([p[:, 2:] - half, p[:, 2:] + half], 1)
+    return torch.cat([clicks, p[:, :2]]), torch.cat([boxes, extra]), torch.cat([torch.arange(B), pair])
+
+
 @torch.inference_mode()
 def predict_dataset(model, dataset: Dataset, batch_size: int = 8, device: str | torch.device = "cpu",
                     shuffle_queries: bool = False, seed: int = 0, progress: Callable | None = None) -> dict:
@@ -214,7 +232,7 @@ def train(options: TrainOptions, train_set: Dataset, val_set: Dataset | None = N
                             collate_fn=_collate, drop_last=False, persistent_workers=False)
         ddp_model.train()
         sums = {"loss": 0.0, "heatmap": 0.0, "bbox": 0.0, "entropy": 0.0}
-        seen = 0
+        seen = clicks_seen = pairs_seen = 0
         started = time.time()
         bar = None
         if progress and is_main:
@@ -224,9 +242,11 @@ def train(options: TrainOptions, train_set: Dataset, val_set: Dataset | None = N
         for step, batch in enumerate(loader):
             if step >= steps_per_epoch:
                 break
+            clicks, boxes, pair_index = clicks_and_boxes(batch)
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                out = ddp_model(batch["query"].to(device), batch["click"].to(device), batch["reference"].to(device))
-                parts = loss_fn(out, batch["box"].to(device).float())
+                out = ddp_model(batch["query"].to(device), clicks.to(device), batch["reference"].to(device),
+                                None if pair_index is None else pair_index.to(device))
+                parts = loss_fn(out, boxes.to(device).float())
             optimiser.zero_grad(set_to_none=True)
             scaler.scale(parts["loss"]).backward()
             scaler.step(optimiser)
@@ -235,6 +255,7 @@ def train(options: TrainOptions, train_set: Dataset, val_set: Dataset | None = N
             for k in sums:
                 sums[k] += float(parts[k].detach())
             seen += 1
+            clicks_seen, pairs_seen = clicks_seen + len(clicks), pairs_seen + len(batch["click"])
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{float(parts['loss'].detach()):.3f}")
@@ -249,7 +270,8 @@ def train(options: TrainOptions, train_set: Dataset, val_set: Dataset | None = N
             spent = bool(flag.item())
         elapsed += time.time() - started
         record = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0], "seconds": round(time.time() - started, 2),
-                  **{f"train_{k}": v / max(seen, 1) for k, v in sums.items()}}
+                  **{f"train_{k}": v / max(seen, 1) for k, v in sums.items()},
+                  "train_clicks_per_pair": clicks_seen / max(pairs_seen, 1)}
         if distributed:
             dist.barrier()
         if is_main:

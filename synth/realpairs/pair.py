@@ -33,7 +33,7 @@ from smgeo_geo.errors import RasterError
 from smgeo_synth.pair import Pair
 from smgeo_synth.realpairs.render import MAX_OFF_NADIR, Surface, off_nadir_deg, render_view, scaled_camera
 from smgeo_synth.realpairs.targets import Overview, Target
-from smgeo_synth.realpairs.tiles import TileSpec, choose_centre, cut_tile
+from smgeo_synth.realpairs.tiles import MARGIN_PX, TileSpec, choose_centre, cut_tile
 from smgeo_synth.sensor import drone_sensor, satellite_sensor
 
 SUPERSAMPLE = 2  # the photo is rendered at twice its size and area-averaged down
@@ -64,6 +64,9 @@ CAMERA_TRIES = 10  # views drawn per target
 TARGET_TRIES = 6  # targets tried per pair
 TARGET_STRIDE = 7919  # pair i tries targets order[(i + j * stride) % n], j = 0, 1, ...
 TILE_TAG, ORDER_TAG, PAIR_TAG = 0x7113, 0x0DE2, 0x9A12
+MATCH_POINTS = 8  # corners of each photo recorded with the tile pixel they show (``info["points"]``)
+MATCH_QUALITY = 0.02  # least corner strength, a share of the photo's strongest (cv2.goodFeaturesToTrack)
+MATCH_SPACING = 0.1  # least distance between two recorded corners, a share of the photo width
 
 
 @dataclass(kw_only=True)
@@ -307,17 +310,50 @@ def _finish(ctx: PairContext, target: Target, centre, rng, camera: FrameCamera, 
     sat_u8, s_quality = satellite_sensor(tile, tile_rng, SATELLITE_STRENGTH)
     sat_u8[~tile_ok] = 0
     target_mask = cv2.resize(visible.astype(np.float32), (qw, qh), interpolation=cv2.INTER_AREA) >= 0.5
+    points = match_points(query_u8, view, ctx.spec, e, n)
     info = {
         "target": {"id": target.tid, "kind": target.kind, "source": target.source,
                    "anchor": list(target.anchor), "anchor_height": height},
         "camera": camera_info(camera, drawn),
         "sun": list(sun), "season": season, "view_attempt": attempt, "tile_centre": [e, n],
+        "points": points,
     }
     info = _plain(info)
     info["target_mask"] = target_mask
     return RealPair(sat_u8, query_u8, (float(click[0]), float(click[1])), ctx.spec.box(target, e, n),
                     target.class_name, round(target.area_m2, 1), round(drawn["yaw"] % 360.0, 2), s_quality, q_quality,
                     info, centre=(e, n), camera=camera)
+
+
+def match_points(query_u8: np.ndarray, view, spec: TileSpec, easting: int, northing: int) -> list[list[float]]:
+    """Up to :data:`MATCH_POINTS` corners of the rendered photo with the tile pixel each one
+    shows: ``[[x, y, col, row], ...]``, photo pixels (x, y) and tile pixels (col, row), both
+    corner-based (0, 0 = outer top-left corner). The surface each corner's photo pixel sees
+    (``view.points``, local ENU at the supersampled pixel) is put in the tile; corners that see no
+    valid surface or fall within :data:`MARGIN_PX` of the tile's edges are left out. Deterministic
+    (no random draw), so the pair's images do not change. Training uses them as further clicks
+    with known answers (``smgeo_model.train``, ``points``)."""
+    qh, qw = query_u8.shape[:2]
+    grey = cv2.cvtColor(query_u8, cv2.COLOR_RGB2GRAY)
+    corners = cv2.goodFeaturesToTrack(grey, MATCH_POINTS * 3, MATCH_QUALITY, MATCH_SPACING * qw)
+    if corners is None:
+        return []
+    xy = corners.reshape(-1, 2) + 0.5  # pixel centres -> corner-based coordinates
+    s = SUPERSAMPLE
+    rows = np.clip((xy[:, 1] * s).astype(int), 0, view.points.shape[0] - 1)
+    cols = np.clip((xy[:, 0] * s).astype(int), 0, view.points.shape[1] - 1)
+    enu = view.points[rows, cols]
+    ok = np.isfinite(enu).all(axis=1) & view.valid[rows, cols]
+    if not ok.any():
+        return []
+    frame = view.camera.frame
+    lon, lat, _ = frame.to_lonlat(enu[ok, 0], enu[ok, 1], enu[ok, 2])
+    xs, ys = transform_xy(4326, spec.epsg, lon, lat)
+    tc, tr = ~spec.transform(easting, northing) @ (np.asarray(xs), np.asarray(ys))
+    lo, hi = MARGIN_PX, spec.size - MARGIN_PX
+    inside = (tc >= lo) & (tc <= hi) & (tr >= lo) & (tr <= hi)
+    found = np.column_stack([xy[ok][inside], tc[inside], tr[inside]])[:MATCH_POINTS]
+    return [[round(float(v), 2) for v in row] for row in found]
 
 
 def _plain(value):

@@ -334,3 +334,27 @@ def test_help_has_an_example(capsys):
     assert run(["realpairs", "--help"]) == 0
     out = capsys.readouterr().out
     assert "Example:" in out and "smgeo realpairs --reference ortho.tif" in out
+
+
+def test_recorded_match_points_show_the_tile_pixel_their_ray_meets(dataset, inputs):
+    """Each pair's ``points`` (photo corners with the tile pixel they show) against the photo
+    pixel's ray cast onto the DSM with the manifest's camera and put in the tile by its GeoTIFF."""
+    root, manifest = dataset
+    info = {p["query"]: p for p in manifest["pairs_info"]}
+    errors = []
+    with DemTerrain(inputs["dsm"]) as dsm:
+        for it in _items(root):
+            points = np.asarray(info[it.query_path.name]["points"], float).reshape(-1, 4)
+            assert 3 <= len(points) <= 8, "a textured photo gives corners to match"
+            camera = camera_from_info(info[it.query_path.name]["camera"])
+            pts, hit = intersect_rays(camera, points[:, :2], dsm)
+            assert hit.all()
+            lon, lat, _ = camera.frame.to_lonlat(pts[:, 0], pts[:, 1], pts[:, 2])
+            epsg = satellite_georef(it.satellite_path.name)[0]
+            with rasterio.open(it.satellite_path.with_suffix(".tif")) as tif:
+                xs, ys = transform_xy(4326, epsg, lon, lat)
+                cols, rows = ~tif.transform @ (np.asarray(xs), np.asarray(ys))
+                assert ((points[:, 2:] >= 0) & (points[:, 2:] <= tif.width)).all()
+            errors.extend(np.hypot(cols - points[:, 2], rows - points[:, 3]))
+    errors = np.asarray(errors)  # tile pixels; the renderer samples the supersampled pixel's ray
+    assert np.median(errors) < 0.5 and np.mean(errors < 1.5) >= 0.9, np.sort(errors)

@@ -142,3 +142,27 @@ def test_other_inputs_in_the_same_folder_are_refused(adapted, area, capsys):
     code = run(["adapt", "--reference", other, "--out", adapted, "--pairs", 20, "--minutes", BUDGET_MIN])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "other inputs" in err[0]
+
+
+def _clicks_per_pair(run_dir: Path) -> list[float]:
+    lines = (run_dir / "train" / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(x)["train_clicks_per_pair"] for x in lines]
+
+
+@pytest.mark.slow
+def test_match_points_train_on_each_photos_recorded_corners_as_further_clicks(adapted, area, tmp_path):
+    assert set(_clicks_per_pair(adapted)) == {1.0}, "without --match-points one click per pair"
+    out = tmp_path / "points"
+    code = run(["adapt", "--reference", area["ortho"], "--dem", area["dsm"], "--out", out, "--pairs", 20,
+                "--minutes", BUDGET_MIN, "--device", "cpu", "--quiet", "--match-points"])
+    assert code == 0
+    manifest = json.loads((out / "data" / "ADAPT" / "manifest.json").read_text())
+    recorded = sum(len(p["points"]) for p in manifest["pairs_info"]) / len(manifest["pairs_info"])
+    assert recorded >= 3
+    per_pair = _clicks_per_pair(out)
+    # the augmentation's crop drops the corners that leave the tile: more than 1, at most 1 + 8
+    assert all(2.0 <= v <= 9.0 for v in per_pair), per_pair
+    # the same folder without the flag is another recipe: refused, not silently mixed
+    code = run(["adapt", "--reference", area["ortho"], "--dem", area["dsm"], "--out", out, "--pairs", 20,
+                "--minutes", BUDGET_MIN, "--device", "cpu", "--quiet"])
+    assert code == 2

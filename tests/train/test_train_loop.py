@@ -74,3 +74,73 @@ def test_augmentation_keeps_box_on_the_object():
         assert (inside[0] > 0.8).float().mean() > 0.9, "the red square is not inside the augmented box"
         cx, cy = out["click"].round().long().tolist()
         assert out["query"][0, cy, cx] > 0.7, "the click does not land on the red square in the query"
+
+
+def _with_points(sample: dict) -> dict:
+    """The red-square sample with the blue square as a further click (``points``) and two
+    empty rows."""
+    ref, query, clicks, boxes = two_object_pair(128, 64, seed=0)
+    blue = (boxes[1, :2] + boxes[1, 2:]) / 2
+    points = torch.full((3, 4), float("nan"))
+    points[0] = torch.cat([clicks[1], blue])
+    return {**sample, "points": points}
+
+
+def test_augmentation_moves_further_clicks_with_both_views():
+    aug = PairAugment(seed=4, jitter=0.0)
+    sample = _with_points(PairSet(1)[0])
+    moved = flipped = 0
+    for epoch in range(12):
+        aug.set_epoch(epoch)
+        out = aug(sample)
+        p = out["points"]
+        assert torch.isnan(p[1:]).all(), "empty rows stay empty"
+        if torch.isnan(p[0]).any():  # the blue square left the crop
+            continue
+        x, y, col, row = p[0].round().long().tolist()
+        assert out["query"][2, y, x] > 0.7 and out["query"][0, y, x] < 0.3, "the click is not on the blue square"
+        assert out["reference"][2, row, col] > 0.8 and out["reference"][0, row, col] < 0.2, \
+            "the reference pixel is not on the blue square"
+        moved += not torch.allclose(p[0, 2:], sample["points"][0, 2:])
+        flipped += bool(abs(float(p[0, 0] - sample["points"][0, 0])) > 10)
+    assert moved >= 6 and flipped >= 2, "augmentation never moved or flipped the further click"
+
+
+def test_training_with_further_clicks_decodes_each_against_its_own_pair():
+    from smgeo_model import build_model
+    from smgeo_model.train.loop import clicks_and_boxes
+
+    torch.manual_seed(0)
+    model = build_model("tiny").eval()
+    a, b = _with_points(PairSet(1)[0]), _with_points(PairSet(1, seed=7)[0])
+    b["points"][:] = float("nan")  # the second pair has no further click
+    batch = {k: torch.stack([a[k], b[k]]) for k in ("query", "click", "reference", "box", "points")}
+    clicks, boxes, pair = clicks_and_boxes(batch)
+    assert pair.tolist() == [0, 1, 0]
+    assert torch.equal(clicks[2], a["points"][0, :2])
+    # the further click's box: the pair's box size around the point's reference pixel
+    size = a["box"][2:] - a["box"][:2]
+    assert torch.allclose((boxes[2, :2] + boxes[2, 2:]) / 2, a["points"][0, 2:])
+    assert torch.allclose(boxes[2, 2:] - boxes[2, :2], size)
+    with torch.no_grad():
+        many = model(batch["query"], clicks, batch["reference"], pair)
+        alone = model(a["query"][None], clicks[2:3], a["reference"][None])
+    assert many["heatmap_logits"].shape[0] == 3
+    assert torch.allclose(many["heatmap_logits"][2], alone["heatmap_logits"][0], atol=1e-5)
+    assert torch.allclose(many["boxes"][2], alone["boxes"][0], atol=1e-5)
+
+
+def test_a_training_run_learns_from_the_further_clicks(tmp_path):
+    class WithPoints(PairSet):
+        def __init__(self, n, transform=None):
+            super().__init__(n, transform=transform)
+            self.samples = [_with_points(s) for s in self.samples]
+
+    runs = {}
+    for name, data in (("plain", PairSet(4, transform=PairAugment(seed=3))),
+                       ("points", WithPoints(4, transform=PairAugment(seed=3)))):
+        result = train(options(tmp_path, name, 1), data, None, progress=False, log=lambda s: None)
+        assert result.epochs_run == 1
+        runs[name] = load_checkpoint(tmp_path / name / "last").state_dict()
+    head = "head.heatmap.weight"
+    assert not torch.equal(runs["plain"][head], runs["points"][head]), "the further clicks changed nothing"
