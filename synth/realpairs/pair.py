@@ -333,9 +333,8 @@ def match_points(query_u8: np.ndarray, view, spec: TileSpec, easting: int, north
     valid surface or fall within :data:`MARGIN_PX` of the tile's edges are left out. Deterministic
     (no random draw), so the pair's images do not change. Training uses them as further clicks
     with known answers (``smgeo_model.train``, ``points``)."""
-    qh, qw = query_u8.shape[:2]
     grey = cv2.cvtColor(query_u8, cv2.COLOR_RGB2GRAY)
-    corners = cv2.goodFeaturesToTrack(grey, MATCH_POINTS * 3, MATCH_QUALITY, MATCH_SPACING * qw)
+    corners = cv2.goodFeaturesToTrack(grey, MATCH_POINTS * 3, MATCH_QUALITY, MATCH_SPACING * grey.shape[1])
     if corners is None:
         return []
     xy = corners.reshape(-1, 2) + 0.5  # pixel centres -> corner-based coordinates
