@@ -44,7 +44,9 @@ class AdaptOptions:
     ``minutes`` of training (summed over resumed runs); ``pairs`` rendered pairs (80 % train,
     10 % val, 10 % held back for the before/after score); ``match_points``: also train on each
     photo's recorded corners as further clicks (``pairs_info[i]["points"]``, up to 8 per photo,
-    each answered by a box of the pair's box size around the tile pixel it shows)."""
+    each answered by a box of the pair's box size around the tile pixel it shows);
+    ``search_scale``: zoom the training tiles down to the coarsest scale the locator searches
+    the area at (:func:`search_scale_range`), not only around the tiles' own scale."""
 
     reference: Path
     out: Path
@@ -59,6 +61,7 @@ class AdaptOptions:
     workers: int = 1
     restart: bool = False
     match_points: bool = False
+    search_scale: bool = True
 
 
 SAMPLE_BYTES = 1 << 20  # bytes read at the start, middle and end of an input file for its fingerprint
@@ -84,7 +87,8 @@ def _inputs_record(opts: AdaptOptions, checkpoint: Path) -> dict:
         return {"path": os.path.abspath(p), "bytes": os.path.getsize(p), "fingerprint": _fingerprint(p)}
 
     return {"reference": file(opts.reference), "dem": file(opts.dem), "footprints": file(opts.footprints),
-            "checkpoint": file(checkpoint), "pairs": opts.pairs, "seed": opts.seed, "match_points": opts.match_points}
+            "checkpoint": file(checkpoint), "pairs": opts.pairs, "seed": opts.seed, "match_points": opts.match_points,
+            "search_scale": opts.search_scale}
 
 
 def _same_inputs(have: dict | None, record: dict) -> bool:
@@ -152,13 +156,22 @@ def adapt(opts: AdaptOptions, log: Callable[[str], None] = print, progress: bool
         log(f"reusing the pairs in {data_root / DATASET}")
     render_s = time.perf_counter() - started
 
+    augment = PairAugment(seed=opts.seed)
+    searched = None  # the coarsest search scale, when coarser than the tiles' own
+    if opts.search_scale:
+        augment.scale_range = search_scale_range(data_root / DATASET, opts.reference)
+        log(f"reference zoom {augment.scale_range[0]:.2f} to {augment.scale_range[1]:.2f} (the scales it is "
+            f"searched at)")
+        if augment.scale_range[0] < PairAugment().scale_range[0]:
+            searched = augment.scale_range[0]
     before = _score(base_model, data_root, opts, log, "before")
+    before_searched = _score(base_model, data_root, opts, log, "before", searched) if searched else None
     points = None
     if opts.match_points:  # further clicks per pair
         manifest = json.loads((data_root / DATASET / "manifest.json").read_text())
         points = {p["query"]: p.get("points", []) for p in manifest["pairs_info"]}
     train_set = CVOGLDataset(data_root, DATASET, "train", reference_size=cfg.reference_size,
-                             query_size=cfg.query_size, transform=PairAugment(seed=opts.seed), points=points)
+                             query_size=cfg.query_size, transform=augment, points=points)
     val_set = CVOGLDataset(data_root, DATASET, "val", reference_size=cfg.reference_size, query_size=cfg.query_size)
     options = TrainOptions(out_dir=out / "train", init_checkpoint=base, epochs=MAX_EPOCHS,
                            batch_size=opts.batch_size, lr=FINE_TUNE_LR, warmup_epochs=0.0, cosine=False,
@@ -171,6 +184,7 @@ def adapt(opts: AdaptOptions, log: Callable[[str], None] = print, progress: bool
     with model_errors():
         adapted = load_checkpoint(chosen, device="cpu")
     after = _score(adapted, data_root, opts, log, "after")
+    after_searched = _score(adapted, data_root, opts, log, "after", searched) if searched else None
     save_checkpoint(adapted, out / "adapted", metadata={
         "adapted_from": str(base), "reference": str(opts.reference), "dem": str(opts.dem) if opts.dem else None,
         "training_minutes": round(result.elapsed_s / 60, 2), "before": before, "after": after})
@@ -178,7 +192,9 @@ def adapt(opts: AdaptOptions, log: Callable[[str], None] = print, progress: bool
               "checkpoint": str(out / "adapted.safetensors"), "started_from": str(base),
               "pairs": {s: len(CVOGLDataset(data_root, DATASET, s, check_images=False))
                         for s in ("train", "val", "test")},
-              "before": before, "after": after,
+              "reference_zoom": [round(v, 4) for v in augment.scale_range], "before": before, "after": after,
+              "searched": None if searched is None else {"reference_zoom": round(searched, 4),
+                                                         "before": before_searched, "after": after_searched},
               "seconds": {"render": round(render_s, 1), "training": round(result.elapsed_s, 1),
                           "total": round(time.perf_counter() - started, 1)}}
     write_text(out / "adapt.json", json.dumps(report, indent=1) + "\n", OutputError)
@@ -187,24 +203,57 @@ def adapt(opts: AdaptOptions, log: Callable[[str], None] = print, progress: bool
     return report
 
 
-def _score(model, data_root: Path, opts: AdaptOptions, log, when: str) -> dict:
-    """SMGeo alone on the held-back (test) pairs: acc@0.25/0.5, mIoU, centre error (m)."""
+def search_scale_range(dataset: Path, reference: Path) -> tuple[float, float]:
+    """``PairAugment``'s zoom range (tile ground width over the ground width the model input
+    shows) reaching the coarsest scale the locator reads this area at, so the model learns the
+    area at the scale it will be asked to find things in.
+
+    The locator (:func:`smgeo_geo.windows.resolve`, mode ``auto``) reads a photo's metadata
+    footprint, clipped to the raster, at the model's input size whatever its ground size. The
+    widest such window is taken for a nadir photo from the top of the rendered altitudes
+    (:data:`smgeo_synth.realpairs.pair.ALTITUDE`) over the raster's centre, at most the raster's
+    long side (metres at the raster's centre). Where the tiles already cover that much (big areas: CVOGL's 512 m tiles) the
+    default range stays."""
+    from smgeo_geo.photo_meta import DEFAULT_HFOV_DEG, view_footprint
+    from smgeo_geo.raster import open_reference
+    from smgeo_model.train import PairAugment
+    from smgeo_synth.realpairs.pair import ALTITUDE
+
+    manifest = json.loads((Path(dataset) / "manifest.json").read_text())
+    extent = float(manifest["options"]["tile_extent_m"])
+    with open_reference(reference) as raster:
+        long_side = max(raster.width, raster.height) * raster.pixel_size_m
+    # a nadir footprint's radius is the same anywhere: (0, 0) stands for the raster's centre
+    widest = 2 * view_footprint(0.0, 0.0, ALTITUDE[1], -90.0, 0.0, DEFAULT_HFOV_DEG, (4, 3)).radius_m
+    lo, hi = PairAugment().scale_range
+    return min(lo, extent / min(long_side, widest)), hi
+
+
+def _score(model, data_root: Path, opts: AdaptOptions, log, when: str, zoom: float = 1.0) -> dict:
+    """SMGeo alone on the held-back (test) pairs: acc@0.25/0.5, mIoU, centre error (m); with
+    ``zoom`` < 1 the tiles shrunk to that search scale (:class:`smgeo_geo.evaluation.CentredShrink`)."""
     from smgeo_geo.evaluation import evaluate
 
-    report = evaluate(model, data_root, DATASET, "test", ("smgeo",), opts.batch_size, opts.device or "cpu")
+    report = evaluate(model, data_root, DATASET, "test", ("smgeo",), opts.batch_size, opts.device or "cpu",
+                      reference_zoom=zoom)
     m = report["methods"]["smgeo"]
     score = {"pairs": report["data"]["pairs"], "acc@0.25": m["acc@0.25"], "acc@0.5": m["acc@0.5"],
              "mIoU": m["mIoU"], "centre_error": m["centre_error"]}
     med = score["centre_error"].get("median_m")
-    log(f"{when}: acc@0.5 {score['acc@0.5']:.3f}, mIoU {score['mIoU']:.3f}, median centre error "
+    at = "" if zoom == 1 else f", tiles at {zoom:.2f}x (the search scale)"
+    log(f"{when}{at}: acc@0.5 {score['acc@0.5']:.3f}, mIoU {score['mIoU']:.3f}, median centre error "
         f"{'-' if med is None else f'{med:.1f} m'} on {score['pairs']} held-back pairs")
     return score
 
 
 def markdown(report: dict) -> str:
     rows = ["| | acc@0.25 | acc@0.5 | mIoU | median centre error (m) |", "|---|---|---|---|---|"]
-    for when in ("before", "after"):
-        s = report[when]
+    searched = report.get("searched")
+    scores = [(when, report[when]) for when in ("before", "after")]
+    if searched:
+        scores += [(f"{when}, tiles at {searched['reference_zoom']:.2f}x (the search scale)", searched[when])
+                   for when in ("before", "after")]
+    for when, s in scores:
         med = s["centre_error"].get("median_m")
         rows.append(f"| {when} | {s['acc@0.25']:.3f} | {s['acc@0.5']:.3f} | {s['mIoU']:.3f} | "
                     f"{'-' if med is None else f'{med:.1f}'} |")
@@ -231,7 +280,13 @@ def before_after_figure(report: dict, path: Path) -> Path:
     ax1.set_xticks([0.19, 1.19], ["acc@0.5", "mIoU"])
     ax1.set_ylabel("%")
     ax1.legend(fontsize=8)
-    ax2.set_xticks([0, 1], ["before", "after"])
+    labels = ["before", "after"]
+    searched = report.get("searched")
+    if searched:  # the same pairs, tiles at the search scale
+        for i, when in enumerate(("before", "after")):
+            ax2.bar([2.2 + i], [searched[when]["centre_error"].get("median_m") or 0.0], 0.6, color=f"C{i}", hatch="//")
+        labels += [f"before\n{searched['reference_zoom']:.2f}x", f"after\n{searched['reference_zoom']:.2f}x"]
+    ax2.set_xticks([0, 1, 2.2, 3.2][: len(labels)], labels)
     ax2.set_ylabel("median centre error (m)")
     fig.suptitle("SMGeo alone on held-back pairs of the area")
     return _save(fig, path)

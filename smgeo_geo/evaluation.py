@@ -101,16 +101,23 @@ def evaluate(
     limit: int | None = None,
     progress: Callable | None = None,
     checkpoint: str | Path | None = None,
+    reference_zoom: float = 1.0,
 ) -> dict:
     """Score ``methods`` on a split; returns the report dict written by ``smgeo evaluate``.
 
     ``checkpoint``: the file ``model`` was loaded from (the ``auto`` method loads its own
-    predictor from it; default the bundled model)."""
+    predictor from it; default the bundled model). ``reference_zoom`` (0 < z <= 1, ``smgeo``
+    and ``shuffled_query`` only): SMGeo sees each tile shrunk by z about its centre on a black
+    canvas, as at a coarser search scale; its boxes are mapped back to the tile's pixels."""
     unknown = set(methods) - set(METHODS)
     if unknown:
         raise ValueError(f"unknown method(s) {sorted(unknown)}; choose from {METHODS}")
     cfg = model.config
-    dataset = CVOGLDataset(data_root, data_name, split, reference_size=cfg.reference_size, query_size=cfg.query_size)
+    if not 0 < reference_zoom <= 1:
+        raise ValueError(f"reference_zoom must be in (0, 1], got {reference_zoom}")
+    shrink = CentredShrink(reference_zoom) if reference_zoom < 1 else None
+    dataset = CVOGLDataset(data_root, data_name, split, reference_size=cfg.reference_size, query_size=cfg.query_size,
+                           transform=shrink)
     if limit:
         dataset.items = dataset.items[:limit]
     items = dataset.items
@@ -125,10 +132,12 @@ def evaluate(
     results: dict[str, MethodResult] = {}
     if "smgeo" in methods:
         pred = predict_dataset(model, dataset, batch_size, device, progress=progress)
-        results["smgeo"] = MethodResult(pred["boxes"] * to_original, torch.zeros(0))
+        boxes = shrink.to_tile(pred["boxes"], cfg.reference_size) if shrink else pred["boxes"]
+        results["smgeo"] = MethodResult(boxes * to_original, torch.zeros(0))
     if "shuffled_query" in methods:
         pred = predict_dataset(model, dataset, batch_size, device, shuffle_queries=True, progress=progress)
-        results["shuffled_query"] = MethodResult(pred["boxes"] * to_original, torch.zeros(0))
+        boxes = shrink.to_tile(pred["boxes"], cfg.reference_size) if shrink else pred["boxes"]
+        results["shuffled_query"] = MethodResult(boxes * to_original, torch.zeros(0))
     if "centre_prior" in methods:
         results["centre_prior"] = MethodResult(_centre_prior(data_root, data_name, infos), torch.zeros(0))
     if "classical" in methods:
@@ -150,6 +159,35 @@ def evaluate(
         report["methods"][name] = entry
     report["_results"] = results  # tensors for figures; dropped before writing JSON
     return report
+
+
+class CentredShrink:
+    """Dataset transform: the reference ``[3,H,W]`` shrunk by ``zoom`` (< 1) about its centre onto
+    a black canvas of its size, ``box`` (xyxy reference px) with it; :meth:`to_tile` maps boxes
+    from the shrunk frame back to the tile's."""
+
+    def __init__(self, zoom: float) -> None:
+        self.zoom = zoom
+
+    def _frame(self, hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+        """(scale [4], offset [4], shrunk size (h, w)): shrunk px = tile px * scale + offset."""
+        H, W = hw
+        sh, sw = max(1, round(H * self.zoom)), max(1, round(W * self.zoom))
+        x0, y0 = (W - sw) // 2, (H - sh) // 2
+        return torch.tensor([sw / W, sh / H] * 2), torch.tensor([x0, y0] * 2, dtype=torch.float32), (sh, sw)
+
+    def __call__(self, sample: dict) -> dict:
+        ref = sample["reference"]
+        scale, offset, (sh, sw) = self._frame(tuple(ref.shape[-2:]))
+        canvas = ref.new_zeros(ref.shape)
+        x0, y0 = int(offset[0]), int(offset[1])
+        canvas[:, y0:y0 + sh, x0:x0 + sw] = torch.nn.functional.interpolate(
+            ref[None], size=(sh, sw), mode="bilinear", align_corners=False, antialias=True)[0]
+        return {**sample, "reference": canvas, "box": sample["box"] * scale + offset}
+
+    def to_tile(self, boxes: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+        scale, offset, _ = self._frame(tuple(hw))
+        return (boxes - offset) / scale
 
 
 def _centre_prior(data_root, data_name, infos: list[PairInfo]) -> torch.Tensor:

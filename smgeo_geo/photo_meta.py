@@ -307,19 +307,29 @@ def approximate_footprint(meta: PhotoMeta, photo_size: tuple[int, int] | None = 
     if hfov_deg is None:
         f35 = meta.focal_length_35mm
         hfov_deg = math.degrees(2 * math.atan(18.0 / f35)) if f35 else DEFAULT_HFOV_DEG
+    known = meta.gimbal_pitch is not None  # unknown pitch: any direction
+    return view_footprint(meta.lon, meta.lat, h, meta.gimbal_pitch if known else None, meta.yaw if known else None,
+                          hfov_deg, (w, hh), margin=margin)
+
+
+def view_footprint(lon: float, lat: float, height_m: float, pitch_deg: float | None, yaw_deg: float | None,
+                   hfov_deg: float, size_wh: tuple[int, int], margin: float = 1.5) -> Footprint:
+    """The circle :func:`approximate_footprint` draws for a view: camera at WGS84 ``lon``, ``lat``,
+    ``height_m`` above the ground, gimbal ``pitch_deg`` (-90 = nadir; None = unknown) and
+    ``yaw_deg`` (clockwise from north; None = unknown), horizontal field of view ``hfov_deg``,
+    photo ``size_wh`` (pixels, width first). Same maths and ``margin``."""
+    w, hh = size_wh
     half_h = math.radians(hfov_deg) / 2
     half_v = math.atan(math.tan(half_h) * hh / w)
-    pitch = meta.gimbal_pitch if meta.gimbal_pitch is not None else UNKNOWN_PITCH_MAX_OFF_NADIR_DEG - 90.0
-    yaw = meta.yaw if meta.gimbal_pitch is not None else None  # unknown pitch: any direction
+    pitch = pitch_deg if pitch_deg is not None else UNKNOWN_PITCH_MAX_OFF_NADIR_DEG - 90.0
     t = math.radians(min(max(90.0 + pitch, 0.0), MAX_OFF_NADIR_DEG))
-    d = h * math.tan(t)
+    d = height_m * math.tan(t)
     radius = 0.0
     for edge in (min(t + half_v, math.radians(85.0)), t - half_v):  # far and near image edge
-        across = h * math.tan(half_h) * math.cos(half_v) / math.cos(edge)
-        radius = max(radius, math.hypot(h * math.tan(edge) - d, across))
-    lon, lat = meta.lon, meta.lat
-    if d > 0 and yaw is not None:
-        lon, lat, _ = pyproj.Geod(ellps="WGS84").fwd(lon, lat, yaw, d)
+        across = height_m * math.tan(half_h) * math.cos(half_v) / math.cos(edge)
+        radius = max(radius, math.hypot(height_m * math.tan(edge) - d, across))
+    if d > 0 and yaw_deg is not None:
+        lon, lat, _ = pyproj.Geod(ellps="WGS84").fwd(lon, lat, yaw_deg, d)
     elif d > 0:
         radius += d
     return Footprint(float(lon), float(lat), float(radius * margin))

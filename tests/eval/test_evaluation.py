@@ -85,6 +85,36 @@ def test_model_scores_match_an_independent_computation(hand_dataset):
     assert set(report["methods"]) == {"smgeo", "shuffled_query"}
 
 
+def test_reference_zoom_scores_smgeo_on_tiles_shrunk_about_their_centre(hand_dataset):
+    """As at a coarser search scale: the tile at half size in the middle of a black canvas; the
+    scores stay in the tile's own pixels and metres."""
+    torch.manual_seed(0)
+    model = build_model(build_model("tiny").config.replace(reference_size=(256, 256), query_size=(128, 128))).eval()
+    report = evaluate(model, hand_dataset, NAME, "test", methods=("smgeo",), reference_zoom=0.5)
+    from smgeo_model import box_iou, decode_boxes
+    from smgeo_model.data import CVOGLDataset
+
+    ds = CVOGLDataset(hand_dataset, NAME, "test", reference_size=256, query_size=128)
+    ious, errors = [], []
+    with torch.inference_mode():
+        for i in range(len(ds)):
+            s = ds[i]
+            small = torch.nn.functional.interpolate(s["reference"][None], size=(128, 128), mode="bilinear",
+                                                    align_corners=False, antialias=True)
+            canvas = torch.zeros(1, 3, 256, 256)
+            canvas[..., 64:192, 64:192] = small
+            out = model(s["query"][None], s["click"][None], canvas)
+            b, _ = decode_boxes(out["heatmap"], out["boxes"], (256, 256), top_k=1)
+            ious.append(box_iou(b[:, 0], s["box"][None] / 2 + 64)[0].item())  # IoU: the same in either frame
+            centre = ((b[0, 0, :2] + b[0, 0, 2:]) / 2 - 64) * 2  # tile px
+            errors.append(2.0 * float(torch.linalg.norm(centre - (s["box"][:2] + s["box"][2:]) / 2)))  # 2 m/px
+    m = report["methods"]["smgeo"]
+    assert m["mIoU"] == pytest.approx(sum(ious) / 3, abs=1e-5)
+    assert m["centre_error"]["median_m"] == pytest.approx(float(np.median(errors)), abs=1e-3)
+    with pytest.raises(ValueError, match="reference_zoom"):
+        evaluate(model, hand_dataset, NAME, "test", methods=("smgeo",), reference_zoom=1.5)
+
+
 def test_evaluate_command_writes_json_markdown_and_figures(hand_dataset, tmp_path):
     model = build_model(build_model("tiny").config.replace(reference_size=(256, 256), query_size=(128, 128)))
     save_checkpoint(model, tmp_path / "ckpt" / "m")

@@ -7,6 +7,7 @@ its DSM); the base model is the bundled one, the budget a few seconds.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,68 @@ def test_match_points_train_on_each_photos_recorded_corners_as_further_clicks(ad
     code = run(["adapt", "--reference", area["ortho"], "--dem", area["dsm"], "--out", out, "--pairs", 20,
                 "--minutes", BUDGET_MIN, "--device", "cpu", "--quiet"])
     assert code == 2
+
+
+def _raster(path: Path, width: int, height: int, pixel_m: float) -> Path:
+    import numpy as np
+    import rasterio
+    from affine import Affine
+
+    with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=3, dtype="uint8",
+                       crs=scenes.CRS, transform=Affine(pixel_m, 0, scenes.ORIGIN[0], 0, -pixel_m, scenes.ORIGIN[1])) as f:
+        f.write(np.full((3, height, width), 90, np.uint8))
+    return path
+
+
+def test_search_scale_reaches_the_coarsest_window_the_locator_reads_the_area_at(adapted, tmp_path):
+    from smgeo_geo.adapt import search_scale_range
+
+    manifest = json.loads((adapted / "data" / "ADAPT" / "manifest.json").read_text())
+    extent = manifest["options"]["tile_extent_m"]
+    # the widest footprint window: nadir from 150 m, 73.7 deg across a 4:3 photo, 1.5x margin
+    half_w = math.tan(math.radians(73.7 / 2))
+    widest = 2 * 1.5 * 150 * math.hypot(half_w, 0.75 * half_w)
+    dataset = adapted / "data" / "ADAPT"
+    # a raster narrower than that window is read whole: the tile shrinks to the raster's width
+    side = round((extent / 0.8 + widest) / 2)  # metres: wider than the tiles at 0.8x, narrower than the window
+    small = _raster(tmp_path / "small.tif", 2 * side, side, 0.5)
+    # ground metres: the UTM grid's scale (0.9996 at the central meridian) counts
+    assert search_scale_range(dataset, small) == pytest.approx((extent / side, 1.25), rel=1e-3)
+    assert extent / side < 0.8
+    # a wide raster: the window stops at the footprint
+    wide = _raster(tmp_path / "wide.tif", 1200, 1200, 2.0)  # 2.4 km
+    assert search_scale_range(dataset, wide) == pytest.approx((min(0.8, extent / widest), 1.25), rel=1e-6)
+    assert search_scale_range(dataset, wide)[0] < search_scale_range(dataset, small)[0]
+    # a raster narrower than the tiles: the default range, never a zoom in
+    assert search_scale_range(dataset, _raster(tmp_path / "tiny.tif", 10, 10, extent / 20))[0] == 0.8
+    report = json.loads((adapted / "adapt.json").read_text())
+    assert report["reference_zoom"] == pytest.approx(search_scale_range(dataset, report["options"]["reference"]),
+                                                     abs=1e-4)
+    # the other recipe in the same folder is refused, not silently mixed
+    code = run(["adapt", "--reference", report["options"]["reference"], "--dem", report["options"]["dem"],
+                "--out", adapted, "--pairs", 20, "--minutes", BUDGET_MIN, "--quiet", "--tile-scale"])
+    assert code == 2
+
+
+@pytest.mark.slow
+def test_an_area_narrower_than_a_footprint_is_scored_at_its_search_scale_too(area, tmp_path):
+    """400 m x 200 m: the locator reads it whole (long side 400 m) at the model's input size,
+    tiles span 0.8 x 200 m, so the coarsest search scale is 0.4x the tiles'."""
+    import rasterio
+    from affine import Affine
+
+    strip = tmp_path / "strip.tif"
+    with rasterio.open(strip, "w", driver="GTiff", width=scenes.SIZE, height=scenes.SIZE // 2, count=3,
+                       dtype="uint8", crs=scenes.CRS,
+                       transform=Affine(scenes.RES, 0, scenes.ORIGIN[0], 0, -scenes.RES, scenes.ORIGIN[1])) as f:
+        f.write(scenes.texture(0)[: scenes.SIZE // 2].transpose(2, 0, 1))
+    out = tmp_path / "run"
+    code = run(["adapt", "--reference", strip, "--dem", area["dsm"], "--out", out, "--pairs", 20,
+                "--minutes", BUDGET_MIN, "--device", "cpu", "--quiet"])
+    assert code == 0
+    report = json.loads((out / "adapt.json").read_text())
+    zoom = report["searched"]["reference_zoom"]
+    assert zoom == pytest.approx(0.4, abs=0.01) and report["reference_zoom"][0] == zoom
+    for when in ("before", "after"):
+        assert report["searched"][when]["pairs"] == report["pairs"]["test"]
+    assert "(the search scale)" in (out / "adapt.md").read_text()
