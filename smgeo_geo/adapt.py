@@ -211,9 +211,9 @@ def search_scale_range(dataset: Path, reference: Path) -> tuple[float, float]:
     The locator (:func:`smgeo_geo.windows.resolve`, mode ``auto``) reads a photo's metadata
     footprint, clipped to the raster, at the model's input size whatever its ground size. The
     widest such window is taken for a nadir photo from the top of the rendered altitudes
-    (:data:`smgeo_synth.realpairs.pair.ALTITUDE`) over the raster's centre, at most the raster's
-    long side (metres at the raster's centre). Where the tiles already cover that much (big areas: CVOGL's 512 m tiles) the
-    default range stays."""
+    (:data:`smgeo_synth.realpairs.pair.ALTITUDE`), at most the raster's long side (ground metres
+    at the raster's centre). Where the tiles already cover that much (big areas: CVOGL's 512 m
+    tiles) the default range stays; the range never zooms in beyond the default."""
     from smgeo_geo.photo_meta import DEFAULT_HFOV_DEG, view_footprint
     from smgeo_geo.raster import open_reference
     from smgeo_model.train import PairAugment
