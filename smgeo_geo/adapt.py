@@ -46,7 +46,8 @@ class AdaptOptions:
     photo's recorded corners as further clicks (``pairs_info[i]["points"]``, up to 8 per photo,
     each answered by a box of the pair's box size around the tile pixel it shows);
     ``search_scale``: zoom the training tiles down to the coarsest scale the locator searches
-    the area at (:func:`search_scale_range`), not only around the tiles' own scale."""
+    the area at (:func:`search_scale_range`), not only around the tiles' own scale, and choose the
+    kept checkpoint on validation tiles shrunk to that scale."""
 
     reference: Path
     out: Path
@@ -94,7 +95,8 @@ def _inputs_record(opts: AdaptOptions, checkpoint: Path) -> dict:
 def _same_inputs(have: dict | None, record: dict) -> bool:
     """Whether a folder's recorded inputs are ``record``'s: by content, wherever the files now lie."""
     def content(r):
-        return {k: ({a: b for a, b in v.items() if a != "path"} if isinstance(v, dict) else v) for k, v in r.items()}
+        return {k: ({a: b for a, b in v.items() if a != "path"} if isinstance(v, dict) else v) for k, v in r.items()
+                if k != "render_seconds"}
 
     return have is not None and content(have) == content(record)
 
@@ -127,6 +129,7 @@ def adapt(opts: AdaptOptions, log: Callable[[str], None] = print, progress: bool
     from smgeo_model.train import PairAugment, TrainOptions, train
 
     from smgeo_geo.errors import model_errors
+    from smgeo_geo.evaluation import CentredShrink
     from smgeo_synth.realpairs import generate_realpairs
 
     check_options(opts)
@@ -151,10 +154,12 @@ def adapt(opts: AdaptOptions, log: Callable[[str], None] = print, progress: bool
                            footprints=opts.footprints, reference_size=max(cfg.reference_size),
                            query_size=tuple(cfg.query_size), workers=opts.workers, overwrite=True,
                            progress=progress)
-        write_text(record_path, json.dumps(record, indent=1) + "\n", OutputError)
+        render_s = time.perf_counter() - started
+        write_text(record_path, json.dumps({**record, "render_seconds": round(render_s, 1)}, indent=1) + "\n",
+                   OutputError)
     else:
         log(f"reusing the pairs in {data_root / DATASET}")
-    render_s = time.perf_counter() - started
+        render_s = have.get("render_seconds")  # the call that rendered them
 
     augment = PairAugment(seed=opts.seed)
     searched = None  # the coarsest search scale, when coarser than the tiles' own
@@ -172,7 +177,9 @@ def adapt(opts: AdaptOptions, log: Callable[[str], None] = print, progress: bool
         points = {p["query"]: p.get("points", []) for p in manifest["pairs_info"]}
     train_set = CVOGLDataset(data_root, DATASET, "train", reference_size=cfg.reference_size,
                              query_size=cfg.query_size, transform=augment, points=points)
-    val_set = CVOGLDataset(data_root, DATASET, "val", reference_size=cfg.reference_size, query_size=cfg.query_size)
+    # the kept (best) checkpoint is chosen at the scale it will be used at
+    val_set = CVOGLDataset(data_root, DATASET, "val", reference_size=cfg.reference_size, query_size=cfg.query_size,
+                           transform=CentredShrink(searched) if searched else None)
     options = TrainOptions(out_dir=out / "train", init_checkpoint=base, epochs=MAX_EPOCHS,
                            batch_size=opts.batch_size, lr=FINE_TUNE_LR, warmup_epochs=0.0, cosine=False,
                            seed=opts.seed, workers=0, resume=not fresh, max_steps_per_epoch=STEPS_PER_EPOCH,
@@ -195,8 +202,9 @@ def adapt(opts: AdaptOptions, log: Callable[[str], None] = print, progress: bool
               "reference_zoom": [round(v, 4) for v in augment.scale_range], "before": before, "after": after,
               "searched": None if searched is None else {"reference_zoom": round(searched, 4),
                                                          "before": before_searched, "after": after_searched},
-              "seconds": {"render": round(render_s, 1), "training": round(result.elapsed_s, 1),
-                          "total": round(time.perf_counter() - started, 1)}}
+              # rendering (whichever call did it), training (summed over resumed calls), this call's wall time
+              "seconds": {"render": None if render_s is None else round(render_s, 1),
+                          "training": round(result.elapsed_s, 1), "this_call": round(time.perf_counter() - started, 1)}}
     write_text(out / "adapt.json", json.dumps(report, indent=1) + "\n", OutputError)
     write_text(out / "adapt.md", markdown(report), OutputError)
     before_after_figure(report, out / "adapt.png")
@@ -259,8 +267,9 @@ def markdown(report: dict) -> str:
                     f"{'-' if med is None else f'{med:.1f}'} |")
     sec = report["seconds"]
     return (f"# Adaptation to {report['options']['reference']}\n\nHeld-back pairs of the area: "
-            f"{report['before']['pairs']}. Rendering {sec['render']:.0f} s, training {sec['training']:.0f} s, "
-            f"total {sec['total']:.0f} s.\n\n" + "\n".join(rows) + "\n")
+            f"{report['before']['pairs']}. Rendering "
+            f"{'-' if sec['render'] is None else format(sec['render'], '.0f')} s, training {sec['training']:.0f} s "
+            f"(over every resumed call), this call {sec['this_call']:.0f} s.\n\n" + "\n".join(rows) + "\n")
 
 
 def before_after_figure(report: dict, path: Path) -> Path:

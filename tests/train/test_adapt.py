@@ -78,6 +78,8 @@ def test_rerun_resumes_keeps_the_pairs_and_spends_only_the_remaining_budget(adap
     manifest = adapted / "data" / "ADAPT" / "manifest.json"
     stamp = manifest.stat().st_mtime_ns
     before = _state(adapted)
+    rendered_s = json.loads((adapted / "adapt.json").read_text())["seconds"]["render"]
+    assert rendered_s > 0
     # same budget again: it is spent, so no further training step runs
     code = run(["adapt", "--reference", area["ortho"], "--dem", area["dsm"], "--out", adapted, "--pairs", 20,
                 "--minutes", BUDGET_MIN, "--device", "cpu", "--quiet"])
@@ -85,6 +87,8 @@ def test_rerun_resumes_keeps_the_pairs_and_spends_only_the_remaining_budget(adap
     assert manifest.stat().st_mtime_ns == stamp
     assert "reusing the pairs" in capsys.readouterr().out
     assert int(_state(adapted)["epoch"]) == int(before["epoch"])
+    # the report keeps the seconds the rendering took, not this call's few
+    assert json.loads((adapted / "adapt.json").read_text())["seconds"]["render"] == rendered_s
     # a larger budget continues the same run until the new budget is spent
     budget_s = before["elapsed_s"] + 5.0
     code = run(["adapt", "--reference", area["ortho"], "--dem", area["dsm"], "--out", adapted, "--pairs", 20,
