@@ -1,7 +1,8 @@
 """Benchmark: SMGeo alone on the real photo before and after ``smgeo adapt`` on its orthophoto.
 
 For each seed and recipe (``search``: the default, tiles zoomed to the locator's search scale;
-``tile``: ``--tile-scale``; ``search+points``: with ``--match-points``) it runs ``smgeo adapt``
+``tile``: ``--tile-scale``; ``search+points``: with ``--match-points``; ``search+10m``: salient
+regions of 10 m, ``--region-size 10``, instead of 30 m) it runs ``smgeo adapt``
 on ``../shared/data/real-odm`` (``reference_0018.tif`` on ``dsm.tif``) into ``--runs-dir``, then
 ``bench/real_imagery.py --runs "smgeo only" --checkpoint`` the adapted model (27 real clicks).
 A run folder that is already complete is resumed, i.e. only scored again (``smgeo adapt``
@@ -20,7 +21,8 @@ import statistics
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPES = {"search": {}, "tile": {"search_scale": False}, "search+points": {"match_points": True}}
+RECIPES = {"search": {}, "tile": {"search_scale": False}, "search+points": {"match_points": True},
+           "search+10m": {"region_size": 10.0}}
 
 
 def _real_clicks(checkpoint: str | None, data: Path, json_path: Path) -> dict:
@@ -29,7 +31,7 @@ def _real_clicks(checkpoint: str | None, data: Path, json_path: Path) -> dict:
     argv = ["--data", str(data), "--runs", "smgeo only", "--json", str(json_path)]
     report = real_imagery.main(argv + (["--checkpoint", checkpoint] if checkpoint else []))
     s = report["runs"]["smgeo only"]["orthophoto_camera"]
-    return {k: s[k] for k in ("median_m", "p90_m", "within_5m", "within_10m")}
+    return {k: s.get(k) for k in ("median_m", "p90_m", "within_5m", "within_10m", "answer_places", "true_places")}
 
 
 def _held_back(score: dict | None) -> dict | None:
@@ -70,7 +72,8 @@ def main(argv: list[str] | None = None) -> dict:
                    "real_clicks": _real_clicks(str(out / "adapted.safetensors"), args.data, out / "real.json")}
             summary["runs"].append(run)
             print(f"{recipe:14s} seed {seed}: real clicks median {run['real_clicks']['median_m']:.1f} m "
-                  f"(bundled {summary['before']['median_m']:.1f} m)")
+                  f"(bundled {summary['before']['median_m']:.1f} m), answers on {run['real_clicks']['answer_places']} places "
+                  f"(bundled {summary['before']['answer_places']}, truth {summary['before']['true_places']})")
     summary["median_of_runs_m"] = {r: statistics.median(x["real_clicks"]["median_m"] for x in summary["runs"]
                                                         if x["recipe"] == r) for r in args.recipes}
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,9 @@ photo to a few hundredths of a pixel); errors against the reconstruction's liter
 topocentric pose are reported too (it sits about 3 m off the orthophoto).
 
 Per method: median / p90 centre error in metres, share within 2 / 5 / 10 m, failures, share of
-errors inside the stated 90 % uncertainty, and seconds per click (first click, then cached).
+errors inside the stated 90 % uncertainty, seconds per click (first click, then cached), and on how
+many places the answers fall against the true points (points within 3 m of each other counted
+once): an answer that does not move with the click falls on few.
 Writes JSON and a PNG (error CDFs and the located points on the orthophoto).
 
     python bench/real_imagery.py --data ../shared/data/real-odm --json bench/results/real_imagery.json
@@ -43,6 +45,7 @@ from smgeo_synth.realpairs import MetadataErrors, with_metadata_errors
 from smgeo_synth.realpairs.satellite_like import TINTS, coarse_terrain, satellite_like
 
 ROOT = Path(__file__).resolve().parents[1]
+ANSWER_PLACE_M = 3.0  # answers closer than this count as one place
 
 # (label, method, use the DEM, strip the photo's metadata)
 RUNS = [
@@ -105,6 +108,22 @@ def summarise(errors: np.ndarray, uncertainties: np.ndarray, seconds: list[float
     if seconds:
         out.update(first_click_s=round(seconds[0], 3), later_click_s=round(float(np.median(seconds[1:] or seconds)), 3))
     return out
+
+
+def answer_places(lons, lats, radius_m: float = ANSWER_PLACE_M) -> int:
+    """How many places the answers fall on: located points grouped greedily, each within
+    ``radius_m`` of its group's first point. As many as the clicks when the answers move with
+    them; 1 when every click gets the same answer (a method that does not read the click)."""
+    from smgeo_geo.coords import geodesic_distance
+
+    ok = np.isfinite(lons) & np.isfinite(lats)
+    lo, la = np.asarray(lons)[ok], np.asarray(lats)[ok]
+    seeds: list[int] = []
+    for i in range(len(lo)):
+        if not seeds or np.all(geodesic_distance(lo[seeds], la[seeds], np.full(len(seeds), lo[i]),
+                                                 np.full(len(seeds), la[i])) > radius_m):
+            seeds.append(i)
+    return len(seeds)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -203,6 +222,8 @@ def _locate_all(args, reference: Path, rows, clicks, truth, photo: Path, tmp: Pa
                 entry[name] = summarise(err, uncs, secs if name == "orthophoto_camera" else [])
                 if name == "orthophoto_camera":
                     entry["errors_m"] = [None if not math.isfinite(v) else round(float(v), 3) for v in err]
+                    entry[name]["answer_places"] = answer_places(lons, lats)
+                    entry[name]["true_places"] = answer_places(tlon, tlat)
             report["runs"][label] = entry
             points[label] = np.column_stack([lons, lats])
             s = entry["orthophoto_camera"]

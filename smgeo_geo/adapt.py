@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 from smgeo_geo.errors import OptionError, OutputError
+from smgeo_synth.realpairs.dataset import DEFAULT_REGION_M
 
 DATASET = "ADAPT"
 FINE_TUNE_LR = 5e-5  # a tenth of training from scratch would move too little in minutes; 1e-4 forgets
@@ -47,7 +48,8 @@ class AdaptOptions:
     each answered by a box of the pair's box size around the tile pixel it shows);
     ``search_scale``: zoom the training tiles down to the coarsest scale the locator searches
     the area at (:func:`search_scale_range`), not only around the tiles' own scale, and choose the
-    kept checkpoint on validation tiles shrunk to that scale."""
+    kept checkpoint on validation tiles shrunk to that scale; ``region_size``: metres across the
+    square region around each salient structure clicked (without ``footprints``): its truth box."""
 
     reference: Path
     out: Path
@@ -63,6 +65,7 @@ class AdaptOptions:
     restart: bool = False
     match_points: bool = False
     search_scale: bool = True
+    region_size: float = DEFAULT_REGION_M
 
 
 SAMPLE_BYTES = 1 << 20  # bytes read at the start, middle and end of an input file for its fingerprint
@@ -89,7 +92,7 @@ def _inputs_record(opts: AdaptOptions, checkpoint: Path) -> dict:
 
     return {"reference": file(opts.reference), "dem": file(opts.dem), "footprints": file(opts.footprints),
             "checkpoint": file(checkpoint), "pairs": opts.pairs, "seed": opts.seed, "match_points": opts.match_points,
-            "search_scale": opts.search_scale}
+            "search_scale": opts.search_scale, "region_size": opts.region_size}
 
 
 def _same_inputs(have: dict | None, record: dict) -> bool:
@@ -98,7 +101,8 @@ def _same_inputs(have: dict | None, record: dict) -> bool:
         return {k: ({a: b for a, b in v.items() if a != "path"} if isinstance(v, dict) else v) for k, v in r.items()
                 if k != "render_seconds"}
 
-    return have is not None and content(have) == content(record)
+    # runs recorded before an input was recorded used its default
+    return have is not None and content({"region_size": DEFAULT_REGION_M, **have}) == content(record)
 
 
 def check_options(opts: AdaptOptions) -> None:
@@ -109,6 +113,8 @@ def check_options(opts: AdaptOptions) -> None:
         raise OptionError(f"--minutes must be above 0 (got {opts.minutes:g})")
     if opts.pairs < 20:
         raise OptionError(f"--pairs must be at least 20 (got {opts.pairs}): 10 % are held back to score the result")
+    if not 2 <= opts.region_size <= 1000:
+        raise OptionError(f"--region-size must be 2 to 1000 m (got {opts.region_size:g})")
     if opts.batch_size < 1:
         raise OptionError(f"--batch-size must be at least 1 (got {opts.batch_size})")
     for name, p in (("--reference", opts.reference), ("--dem", opts.dem), ("--footprints", opts.footprints),
@@ -151,7 +157,8 @@ def adapt(opts: AdaptOptions, log: Callable[[str], None] = print, progress: bool
     if fresh or not (data_root / DATASET / "manifest.json").is_file():
         log(f"rendering {opts.pairs} pairs of {opts.reference} ...")
         generate_realpairs(opts.reference, data_root, opts.pairs, seed=opts.seed, name=DATASET, dem=opts.dem,
-                           footprints=opts.footprints, reference_size=max(cfg.reference_size),
+                           footprints=opts.footprints, region_size=opts.region_size,
+                           reference_size=max(cfg.reference_size),
                            query_size=tuple(cfg.query_size), workers=opts.workers, overwrite=True,
                            progress=progress)
         render_s = time.perf_counter() - started

@@ -33,10 +33,13 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @click.option("--search-scale/--tile-scale", default=True, show_default=True,
               help="zoom the training tiles to the scale the locator searches each photo's area at (its GPS "
                    "footprint window at the model's input size), or keep them near the tiles' own scale")
+@click.option("--region-size", type=float, default=None,
+              help="metres across the region around each salient structure clicked (without --footprints) "
+                   "[default: 30]")
 @click.option("--restart", is_flag=True, help="start over in --out (its pairs and run are replaced)")
 @click.option("--quiet", is_flag=True, help="no progress bars")
 def command(reference, dem, footprints, out, checkpoint, minutes, pairs, seed, batch_size, device, workers,
-            match_points, search_scale, restart, quiet) -> None:
+            match_points, search_scale, region_size, restart, quiet) -> None:
     """Adapt SMGeo to your area: render drone views of your orthophoto (on its DSM), fine-tune on them
     for --minutes, and score the model before and after on held-back views of the area.
 
@@ -57,7 +60,8 @@ def command(reference, dem, footprints, out, checkpoint, minutes, pairs, seed, b
     opts = AdaptOptions(reference=reference, out=out, dem=dem, footprints=footprints, checkpoint=checkpoint,
                         minutes=minutes, pairs=pairs, seed=seed, batch_size=batch_size, device=device,
                         workers=workers or os.cpu_count() or 1, restart=restart, match_points=match_points,
-                        search_scale=search_scale)
+                        search_scale=search_scale,
+                        **({} if region_size is None else {"region_size": region_size}))
     report = adapt(opts, log=click.echo, progress=not quiet)
     b, a = report["before"], report["after"]
     click.echo(f"acc@0.5 {b['acc@0.5']:.3f} -> {a['acc@0.5']:.3f}; median centre error "

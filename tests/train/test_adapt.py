@@ -117,6 +117,7 @@ def test_adapted_checkpoint_locates_through_the_cli(adapted, area, tmp_path):
 @pytest.mark.parametrize("argv, needle", [
     (["--minutes", "0"], "--minutes"),
     (["--pairs", "5"], "--pairs"),
+    (["--region-size", "0.5"], "--region-size"),
     (["--device", "tpu"], "tpu"),
 ])
 def test_bad_options_exit_2_with_one_line(area, tmp_path, capsys, argv, needle):
@@ -236,3 +237,32 @@ def test_an_area_narrower_than_a_footprint_is_scored_at_its_search_scale_too(are
     for when in ("before", "after"):
         assert report["searched"][when]["pairs"] == report["pairs"]["test"]
     assert "(the search scale)" in (out / "adapt.md").read_text()
+
+
+@pytest.mark.slow
+def test_region_size_sets_the_truth_boxes_and_is_part_of_the_recipe(adapted, area, tmp_path):
+    base = json.loads((adapted / "data" / "ADAPT" / "manifest.json").read_text())
+    out = tmp_path / "small_regions"
+    code = run(["adapt", "--reference", area["ortho"], "--dem", area["dsm"], "--out", out, "--pairs", 20,
+                "--minutes", BUDGET_MIN, "--device", "cpu", "--quiet", "--region-size", 12])
+    assert code == 0
+    manifest = json.loads((out / "data" / "ADAPT" / "manifest.json").read_text())
+    assert manifest["options"]["region_size_m"] == 12.0
+    from smgeo_synth.realpairs.dataset import DEFAULT_REGION_M
+
+    assert base["options"]["region_size_m"] == DEFAULT_REGION_M  # the default is the generator's own
+
+    def box_sides_m(run_dir: Path, m: dict) -> list[float]:
+        from smgeo_model.data import read_split
+
+        res = m["options"]["ground_resolution_m"]  # tile metres per pixel
+        return [max(it.box[2] - it.box[0], it.box[3] - it.box[1]) * res
+                for it in read_split(run_dir / "data", "ADAPT", "train", check_images=False)]
+
+    small, default = box_sides_m(out, manifest), box_sides_m(adapted, base)
+    assert max(small) <= 12.0 + 1e-6 < min(default)
+    # more, closer structures: at least as many targets as with 30 m regions
+    assert manifest["targets"]["count"] > base["targets"]["count"]
+    code = run(["adapt", "--reference", area["ortho"], "--dem", area["dsm"], "--out", out, "--pairs", 20,
+                "--minutes", BUDGET_MIN, "--device", "cpu", "--quiet"])
+    assert code == 2, "the default region size in a folder adapted with 12 m regions is another recipe"
