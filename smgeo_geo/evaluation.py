@@ -7,6 +7,9 @@ Methods (each scored with the benchmark's definition, :mod:`smgeo_model.metrics`
   at the tile centre;
 * ``shuffled_query``: the model, with every reference paired with another pair's query
   and click (a fixed derangement): how much the answer depends on the query;
+* ``moved_click``: the model, with each pair's click moved half the photo's width and height
+  (wrapping round; the photo and tile unchanged): how much the answer depends on the click;
+  a model that reads the click loses most of its score here;
 * ``classical``: SIFT + MAGSAC homography (:mod:`smgeo_geo.classical`), at full resolution;
   a failed match counts as IoU 0;
 * ``auto``: the product's locator (:mod:`smgeo_geo.locator`, ``method="auto"``) on the
@@ -33,7 +36,7 @@ from smgeo_model.data.cvogl import CVOGLDataset, CVOGLItem, DatasetError, load_r
 from smgeo_model.metrics import box_iou, localization_metrics
 from smgeo_model.train import predict_dataset
 
-METHODS = ("smgeo", "centre_prior", "shuffled_query", "classical", "auto")
+METHODS = ("smgeo", "centre_prior", "shuffled_query", "moved_click", "classical", "auto")
 CVOGL_METRES_PER_PIXEL = 0.5
 
 
@@ -106,8 +109,8 @@ def evaluate(
     """Score ``methods`` on a split; returns the report dict written by ``smgeo evaluate``.
 
     ``checkpoint``: the file ``model`` was loaded from (the ``auto`` method loads its own
-    predictor from it; default the bundled model). ``reference_zoom`` (0 < z <= 1, ``smgeo``
-    and ``shuffled_query`` only): SMGeo sees each tile shrunk by z about its centre on a black
+    predictor from it; default the bundled model). ``reference_zoom`` (0 < z <= 1, ``smgeo``,
+    ``shuffled_query`` and ``moved_click`` only): SMGeo sees each tile shrunk by z about its centre on a black
     canvas, as at a coarser search scale; its boxes are mapped back to the tile's pixels."""
     unknown = set(methods) - set(METHODS)
     if unknown:
@@ -130,14 +133,13 @@ def evaluate(
                            (b[3] - b[1]) * (i.metres_per_pixel or CVOGL_METRES_PER_PIXEL))) for b, i in zip(truth, infos)]
 
     results: dict[str, MethodResult] = {}
-    if "smgeo" in methods:
-        pred = predict_dataset(model, dataset, batch_size, device, progress=progress)
-        boxes = shrink.to_tile(pred["boxes"], cfg.reference_size) if shrink else pred["boxes"]
-        results["smgeo"] = MethodResult(boxes * to_original, torch.zeros(0))
-    if "shuffled_query" in methods:
-        pred = predict_dataset(model, dataset, batch_size, device, shuffle_queries=True, progress=progress)
-        boxes = shrink.to_tile(pred["boxes"], cfg.reference_size) if shrink else pred["boxes"]
-        results["shuffled_query"] = MethodResult(boxes * to_original, torch.zeros(0))
+    # the model's own answers, and with the photo or the click taken away from the tile
+    for name, variant in (("smgeo", {}), ("shuffled_query", {"shuffle_queries": True}),
+                          ("moved_click", {"move_clicks": True})):
+        if name in methods:
+            pred = predict_dataset(model, dataset, batch_size, device, progress=progress, **variant)
+            boxes = shrink.to_tile(pred["boxes"], cfg.reference_size) if shrink else pred["boxes"]
+            results[name] = MethodResult(boxes * to_original, torch.zeros(0))
     if "centre_prior" in methods:
         results["centre_prior"] = MethodResult(_centre_prior(data_root, data_name, infos), torch.zeros(0))
     if "classical" in methods:

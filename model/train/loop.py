@@ -111,13 +111,25 @@ def clicks_and_boxes(batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     return torch.cat([clicks, p[:, :2]]), torch.cat([boxes, extra]), torch.cat([torch.arange(B), pair])
 
 
+def moved_clicks(clicks: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
+    """``clicks`` [N, 2] (x, y query pixels) moved half the photo's width and half its height,
+    wrapping round its edges: every click lands as far from where it was as the photo allows
+    along each axis, on other things."""
+    h, w = size_hw
+    half = torch.tensor([w / 2, h / 2], dtype=clicks.dtype, device=clicks.device)
+    return torch.remainder(clicks + half, 2 * half)
+
+
 @torch.inference_mode()
 def predict_dataset(model, dataset: Dataset, batch_size: int = 8, device: str | torch.device = "cpu",
-                    shuffle_queries: bool = False, seed: int = 0, progress: Callable | None = None) -> dict:
+                    shuffle_queries: bool = False, seed: int = 0, progress: Callable | None = None,
+                    move_clicks: bool = False) -> dict:
     """Top-1 boxes for every sample: ``{"boxes" [N,4], "scores" [N], "truth" [N,4], "index" [N]}``.
 
     ``shuffle_queries`` pairs each reference with another sample's query and click (a
-    fixed derangement of the split), to measure how much the answer depends on the query.
+    fixed derangement of the split), to measure how much the answer depends on the query;
+    ``move_clicks`` keeps each pair's photo but moves its click (:func:`moved_clicks`), to
+    measure how much it depends on the click.
     """
     model.eval()
     n = len(dataset)
@@ -133,7 +145,8 @@ def predict_dataset(model, dataset: Dataset, batch_size: int = 8, device: str | 
         queries = [dataset[int(perm[i])] for i in idx] if shuffle_queries else samples
         batch = _collate(samples)
         qbatch = _collate(queries) if shuffle_queries else batch
-        out = model(qbatch["query"].to(device), qbatch["click"].to(device), batch["reference"].to(device))
+        clicks = moved_clicks(qbatch["click"], tuple(qbatch["query"].shape[-2:])) if move_clicks else qbatch["click"]
+        out = model(qbatch["query"].to(device), clicks.to(device), batch["reference"].to(device))
         b, s = decode_boxes(out["heatmap"].float(), out["boxes"].float(), tuple(batch["reference"].shape[-2:]), top_k=1)
         boxes.append(b[:, 0].cpu())
         scores.append(s[:, 0].cpu())

@@ -14,7 +14,7 @@ import click
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="SMGeo checkpoint (.safetensors + .json); default: the bundled demo model")
-@click.option("--methods", default="smgeo,centre_prior,shuffled_query,classical,auto", show_default=True,
+@click.option("--methods", default="smgeo,centre_prior,shuffled_query,moved_click,classical,auto", show_default=True,
               help="comma-separated methods to score")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="write the report here (a .md table and PNG figures are written beside it)")
@@ -24,8 +24,8 @@ import click
 @click.option("--figures/--no-figures", default=True, show_default=True,
               help="bar chart, heatmap panels (Fig. 9) and expert maps (Fig. 13) as PNG")
 def command(data_root, data_name, split, checkpoint, methods, json_out, batch_size, device, limit, figures) -> None:
-    """Score SMGeo, the centre prior, shuffled queries, the classical matcher and the product's
-    locator (auto: metadata, registration and SMGeo fused) on one split.
+    """Score SMGeo, the centre prior, shuffled queries, moved clicks, the classical matcher and the
+    product's locator (auto: metadata, registration and SMGeo fused) on one split.
 
     Writes one entry per method with acc@0.25, acc@0.5 and mIoU (fractions), per-class and
     per-scale tables and the centre error in metres, plus OUT.md and OUT_*.png figures.

@@ -69,20 +69,24 @@ def test_scale_classes_follow_fig_11():
 def test_model_scores_match_an_independent_computation(hand_dataset):
     torch.manual_seed(0)
     model = build_model(build_model("tiny").config.replace(reference_size=(256, 256), query_size=(128, 128))).eval()
-    report = evaluate(model, hand_dataset, NAME, "test", methods=("smgeo", "shuffled_query"))
+    report = evaluate(model, hand_dataset, NAME, "test", methods=("smgeo", "shuffled_query", "moved_click"))
     from smgeo_model import box_iou, decode_boxes
     from smgeo_model.data import CVOGLDataset
 
     ds = CVOGLDataset(hand_dataset, NAME, "test", reference_size=256, query_size=128)
-    ious = []
+    ious, moved_ious = [], []
     with torch.inference_mode():
         for i in range(len(ds)):
             s = ds[i]
-            out = model(s["query"][None], s["click"][None], s["reference"][None])
-            b, _ = decode_boxes(out["heatmap"], out["boxes"], (256, 256), top_k=1)
-            ious.append(box_iou(b[:, 0], s["box"][None])[0].item())
+            # the moved click: half the 128 px photo away along each axis, wrapped into the photo
+            moved = torch.tensor([(s["click"][0] + 64) % 128, (s["click"][1] + 64) % 128])
+            for click, into in ((s["click"], ious), (moved, moved_ious)):
+                out = model(s["query"][None], click[None], s["reference"][None])
+                b, _ = decode_boxes(out["heatmap"], out["boxes"], (256, 256), top_k=1)
+                into.append(box_iou(b[:, 0], s["box"][None])[0].item())
     assert report["methods"]["smgeo"]["mIoU"] == pytest.approx(sum(ious) / 3, abs=1e-5)
-    assert set(report["methods"]) == {"smgeo", "shuffled_query"}
+    assert report["methods"]["moved_click"]["mIoU"] == pytest.approx(sum(moved_ious) / 3, abs=1e-5)
+    assert set(report["methods"]) == {"smgeo", "shuffled_query", "moved_click"}
 
 
 def test_reference_zoom_scores_smgeo_on_tiles_shrunk_about_their_centre(hand_dataset):
@@ -122,7 +126,7 @@ def test_evaluate_command_writes_json_markdown_and_figures(hand_dataset, tmp_pat
     main(["evaluate", "--data-root", str(hand_dataset), "--data-name", NAME, "--checkpoint",
           str(tmp_path / "ckpt" / "m.safetensors"), "--json", str(out)])
     report = json.loads(out.read_text())
-    assert set(report["methods"]) == {"smgeo", "centre_prior", "shuffled_query", "classical", "auto"}
+    assert set(report["methods"]) == {"smgeo", "centre_prior", "shuffled_query", "moved_click", "classical", "auto"}
     for entry in report["methods"].values():
         assert {"acc@0.25", "acc@0.5", "mIoU", "per_class", "per_scale"} <= set(entry)
         assert 0 <= entry["acc@0.5"] <= entry["acc@0.25"] <= 1

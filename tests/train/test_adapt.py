@@ -57,7 +57,10 @@ def test_adapt_writes_a_checkpoint_that_differs_from_the_start_and_a_before_afte
     assert report["pairs"]["test"] >= 1 and report["pairs"]["train"] >= 10
     for when in ("before", "after"):
         assert 0.0 <= report[when]["acc@0.5"] <= 1.0 and report[when]["pairs"] == report["pairs"]["test"]
+        # the same pairs with the click moved: says whether the model reads the click
+        assert 0.0 <= report[when]["moved_click"]["acc@0.5"] <= 1.0
     assert (adapted / "adapt.md").read_text().count("|") > 10
+    assert "click moved" in (adapted / "adapt.md").read_text()
     assert (adapted / "adapt.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     new, old = load_file(adapted / "adapted.safetensors"), read_tensors(bundled_checkpoint())
     assert new.keys() == old.keys()
@@ -250,7 +253,7 @@ def test_region_size_sets_the_truth_boxes_and_is_part_of_the_recipe(adapted, are
     assert manifest["options"]["region_size_m"] == 12.0
     from smgeo_synth.realpairs.dataset import DEFAULT_REGION_M
 
-    assert base["options"]["region_size_m"] == DEFAULT_REGION_M  # the default is the generator's own
+    assert base["options"]["region_size_m"] == DEFAULT_REGION_M  # adapt's default is the generator's own
 
     def box_sides_m(run_dir: Path, m: dict) -> list[float]:
         from smgeo_model.data import read_split
