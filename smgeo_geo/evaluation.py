@@ -147,7 +147,8 @@ def evaluate(
     if "auto" in methods:
         results["auto"] = MethodResult(_auto(items, checkpoint, device, progress), torch.zeros(0))
 
-    report = {"data": {"root": str(data_root), "name": data_name, "split": split, "pairs": len(items)},
+    report = {"data": {"root": str(data_root), "name": data_name, "split": split, "pairs": len(items),
+                       "reference_zoom": reference_zoom},
               "methods": {}}
     for name, res in results.items():
         valid = ~torch.isnan(res.boxes).any(1)

@@ -21,9 +21,13 @@ import click
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--limit", type=int, default=None, help="score only the first N pairs")
+@click.option("--reference-zoom", type=float, default=1.0, show_default=True,
+              help="score the model on each tile shrunk by this factor (0-1] about its centre on a black "
+                   "canvas, as at a coarser search scale (smgeo, shuffled_query and moved_click)")
 @click.option("--figures/--no-figures", default=True, show_default=True,
               help="bar chart, heatmap panels (Fig. 9) and expert maps (Fig. 13) as PNG")
-def command(data_root, data_name, split, checkpoint, methods, json_out, batch_size, device, limit, figures) -> None:
+def command(data_root, data_name, split, checkpoint, methods, json_out, batch_size, device, limit, reference_zoom,
+            figures) -> None:
     """Score SMGeo, the centre prior, shuffled queries, moved clicks, the classical matcher and the
     product's locator (auto: metadata, registration and SMGeo fused) on one split.
 
@@ -37,18 +41,24 @@ def command(data_root, data_name, split, checkpoint, methods, json_out, batch_si
     import torch
     from tqdm.auto import tqdm
 
-    from smgeo_geo.errors import OutputError
-    from smgeo_geo.evaluation import evaluate, markdown_table
+    from smgeo_geo.errors import OptionError, OutputError
+    from smgeo_geo.evaluation import METHODS, evaluate, markdown_table
     from smgeo_geo.predictor import check_device
     from smgeo_model import fileio
     from smgeo_model import bundled_checkpoint, load_checkpoint
 
     check_device(device)  # before the model loads and the split is read
+    chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
+    unknown = sorted(set(chosen) - set(METHODS))
+    if unknown or not chosen:
+        raise OptionError(f"--methods {methods!r}: unknown {', '.join(unknown) or '(none given)'}; choose from "
+                          f"{','.join(METHODS)}")
+    if not 0 < reference_zoom <= 1:
+        raise OptionError(f"--reference-zoom must be above 0 and at most 1 (got {reference_zoom:g})")
     ckpt = checkpoint or bundled_checkpoint()
     model = load_checkpoint(ckpt, device=device)
-    chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
     report = evaluate(model, data_root, data_name, split, chosen, batch_size, device, limit,
-                      progress=lambda it: tqdm(it, leave=False), checkpoint=ckpt)
+                      progress=lambda it: tqdm(it, leave=False), checkpoint=ckpt, reference_zoom=reference_zoom)
     results = report.pop("_results")
     report["checkpoint"] = str(ckpt)
     json_out.parent.mkdir(parents=True, exist_ok=True)

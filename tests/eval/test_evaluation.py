@@ -151,10 +151,28 @@ def test_missing_dataset_is_one_clear_error(tmp_path, capsys):
     assert not (tmp_path / "x.json").exists()
 
 
-@pytest.mark.parametrize("extra, needle", [(["--device", "gpu0"], "gpu0"), (["--json", "."], "directory")])
+@pytest.mark.parametrize("extra, needle", [(["--device", "gpu0"], "gpu0"), (["--json", "."], "directory"),
+                                           (["--methods", "smgeo,best"], "best"),
+                                           (["--reference-zoom", "0"], "--reference-zoom")])
 def test_bad_device_or_output_is_refused_before_scoring(hand_dataset, capsys, extra, needle):
     argv = ["evaluate", "--data-root", str(hand_dataset), "--data-name", NAME, "--json", "x.json", *extra]
     with pytest.raises(SystemExit) as exc:
         main(argv)
     err = capsys.readouterr().err.strip().splitlines()
     assert exc.value.code == 2 and len(err) == 1 and needle in err[0]
+
+
+def test_evaluate_command_scores_at_a_reference_zoom_as_the_api_does(hand_dataset, tmp_path):
+    torch.manual_seed(0)
+    model = build_model(build_model("tiny").config.replace(reference_size=(256, 256), query_size=(128, 128))).eval()
+    save_checkpoint(model, tmp_path / "m")
+    out = tmp_path / "zoomed.json"
+    main(["evaluate", "--data-root", str(hand_dataset), "--data-name", NAME, "--checkpoint",
+          str(tmp_path / "m.safetensors"), "--json", str(out), "--methods", "smgeo", "--reference-zoom", "0.5",
+          "--no-figures"])
+    report = json.loads(out.read_text())
+    assert report["data"]["reference_zoom"] == 0.5
+    api = evaluate(model, hand_dataset, NAME, "test", methods=("smgeo",), reference_zoom=0.5)
+    assert report["methods"]["smgeo"]["mIoU"] == pytest.approx(api["methods"]["smgeo"]["mIoU"], abs=1e-6)
+    whole = evaluate(model, hand_dataset, NAME, "test", methods=("smgeo",))
+    assert whole["data"]["reference_zoom"] == 1.0
