@@ -12,7 +12,8 @@ topocentric pose are reported too (it sits about 3 m off the orthophoto).
 Per method: median / p90 centre error in metres, share within 2 / 5 / 10 m, failures, share of
 errors inside the stated 90 % uncertainty, seconds per click (first click, then cached), and on how
 many places the answers fall against the true points (points within 3 m of each other counted
-once): an answer that does not move with the click falls on few.
+once): an answer that does not move with the click falls on few; and where SMGeo answered, the
+median of how far its answer moves when the click is moved half the photo away.
 Writes JSON and a PNG (error CDFs and the located points on the orthophoto).
 
     python bench/real_imagery.py --data ../shared/data/real-odm --json bench/results/real_imagery.json
@@ -200,7 +201,7 @@ def _locate_all(args, reference: Path, rows, clicks, truth, photo: Path, tmp: Pa
         stripped = stripped_copy(photo, tmp)
         for label, method, use_dem, strip in (r for r in RUNS if r[0] in args.runs):
             locator = Locator(checkpoint=args.checkpoint)
-            lons, lats, uncs, secs = [], [], [], []
+            lons, lats, uncs, secs, moved = [], [], [], [], []
             for click in clicks:
                 t0 = time.perf_counter()
                 try:
@@ -209,6 +210,7 @@ def _locate_all(args, reference: Path, rows, clicks, truth, photo: Path, tmp: Pa
                     lons.append(det.extra["located_lon"])
                     lats.append(det.extra["located_lat"])
                     uncs.append(det.extra["uncertainty_m"])
+                    moved.append(det.extra.get("smgeo_click_moved_answer_m", np.nan))
                 except SMGeoError as exc:
                     print(f"  {label}: {exc}", file=sys.stderr)
                     lons.append(np.nan), lats.append(np.nan), uncs.append(np.nan)
@@ -223,6 +225,8 @@ def _locate_all(args, reference: Path, rows, clicks, truth, photo: Path, tmp: Pa
                 if name == "orthophoto_camera":
                     entry["errors_m"] = [None if not math.isfinite(v) else round(float(v), 3) for v in err]
                     entry[name]["answer_places"] = answer_places(lons, lats)
+                    if np.isfinite(moved).any():  # SMGeo's answer, click moved half the photo away
+                        entry[name]["smgeo_click_moved_answer_median_m"] = round(float(np.nanmedian(moved)), 2)
                     entry[name]["true_places"] = answer_places(tlon, tlat)
             report["runs"][label] = entry
             points[label] = np.column_stack([lons, lats])

@@ -25,6 +25,7 @@ _LAZY = {
     "PredictorStateError": "errors",
     "SMGeoLoss": "loss",
     "box_iou": "metrics", "localization_metrics": "metrics",
+    "moved_clicks": "prompt",
     "Prediction": "predictor", "ResizeTransform": "predictor", "SMGeoPredictor": "predictor",
     "QueryEmbedding": "smgeo", "ReferenceEmbedding": "smgeo", "SMGeo": "smgeo",
     "build_targets": "targets",

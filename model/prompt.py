@@ -37,6 +37,15 @@ def click_map(clicks: torch.Tensor, image_size: tuple[int, int], out_size: tuple
     return ((1 - torch.sqrt(dx**2 + dy**2) / diag).clamp_min(0) ** 2)[:, None]
 
 
+def moved_clicks(clicks: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
+    """``clicks`` [N, 2] (x, y query pixels) moved half the photo's width and half its height,
+    wrapping round its edges: every click lands as far from where it was as the photo allows
+    along each axis, on other things."""
+    h, w = size_hw
+    half = torch.tensor([w / 2, h / 2], dtype=clicks.dtype, device=clicks.device)
+    return torch.remainder(clicks + half, 2 * half)
+
+
 class ClickChannelEmbed(nn.Module):
     """The click map as a 4th input channel: a 4x4/4 patch projection added to the RGB one.
 

@@ -56,7 +56,9 @@ lies within the budget's 99.9 % ellipsoid), ``registration_assumed`` / ``registr
 (what the camera that registered a photo lacking metadata assumed, e.g. ``pitch -60, flight
 heading``, and how many were tried) with ``registration_second_opinion_m`` (how far the click
 mapped from the global matches alone lies from the answer: the radius is at least that) and
-``smgeo_score``.
+``smgeo_score`` and ``smgeo_click_moved_answer_m`` (when SMGeo searched one window: how far its
+answer moves when the click is moved half the photo away; near 0, the model found the area the
+photo shows but not the clicked object, as on real photos unlike its training pairs).
 """
 
 from __future__ import annotations
@@ -179,6 +181,8 @@ class Locator:
                 yield item
 
         det = predictor.locate_resolved(raster, smgeo_window, click, top_k, progress=windows_tick)
+        if not smgeo_window.search:  # one window: the click moved costs one more decoding
+            det.extra["click_moved_answer_m"] = round(predictor.click_moved_answer_m(click), 2)
         searched = smgeo_window.window if smgeo_window.window is not None else Window(0, 0, raster.width, raster.height)
         return det, smgeo_window.reason, searched
 
@@ -494,8 +498,10 @@ class Locator:
                         smgeo_det, reason, searched = self._smgeo(raster, image, photo, query_key, smgeo_window,
                                                                   window, click, top_k, tick)
                     self.last_heatmap = self.predictor.last_heatmap
-                    stages["smgeo"] = Stage("smgeo", True, "", details={"score": round(smgeo_det.score, 4),
-                                                                        "window": reason}, searched=searched)
+                    details = {"score": round(smgeo_det.score, 4), "window": reason}
+                    if "click_moved_answer_m" in smgeo_det.extra:
+                        details["click_moved_answer_m"] = smgeo_det.extra["click_moved_answer_m"]
+                    stages["smgeo"] = Stage("smgeo", True, "", details=details, searched=searched)
                 except SMGeoError as exc:
                     if method == "smgeo":
                         raise

@@ -30,12 +30,13 @@ from affine import Affine
 from rasterio.windows import Window
 
 from smgeo_geo.checks import check_top_k, model_id
+from smgeo_geo.coords import geodesic_distance
 from smgeo_geo.errors import DeviceError, NoDataError, PredictorStateError, WindowError, model_errors
 from smgeo_geo.photo import check_click, read_photo
 from smgeo_geo.raster import PixelMapping, ReferenceRaster, open_reference
 from smgeo_geo.result import Detection
 from smgeo_geo.windows import ResolvedWindow, WindowSpec, merge_boxes, resolve, sliding_windows
-from smgeo_model import SMGeoPredictor, bundled_checkpoint, load_checkpoint
+from smgeo_model import SMGeoPredictor, bundled_checkpoint, load_checkpoint, moved_clicks
 from smgeo_model.checkpoint import checkpoint_paths
 from smgeo_model.smgeo import ReferenceEmbedding
 
@@ -206,6 +207,22 @@ class GeoPredictor:
         cell = Affine.scale(ref.image.shape[1] / heat.shape[1], ref.image.shape[0] / heat.shape[0])
         self.last_heatmap = (heat, ref.raster.transform @ ref.mapping.affine @ cell)
         return self._detections(boxes, pred.scores.tolist(), click)
+
+    def click_moved_answer_m(self, click: tuple[float, float]) -> float:
+        """Ground metres (geodesic) between the best answers, in the reference window set, for
+        ``click`` = (x, y) photo pixels and for the click moved half the photo's width and height
+        (:func:`smgeo_model.moved_clicks`): near 0 when the model's answer does not depend on the
+        click (it found the area, not the object). ``last_heatmap`` is left as it was."""
+        heat = self.last_heatmap
+        click = self.validate_click(click)
+        w, h = self._query_size_wh
+        moved = moved_clicks(torch.tensor([click], dtype=torch.float32), (h, w))[0].tolist()
+        try:
+            here, there = self.locate(click, 1), self.locate((moved[0], moved[1]), 1)
+        finally:
+            self.last_heatmap = heat
+        (lon1, lat1), (lon2, lat2) = here.centroid_lonlat, there.centroid_lonlat
+        return float(geodesic_distance(lon1, lat1, lon2, lat2))
 
     def search(self, raster: ReferenceRaster, click: tuple[float, float], top_k: int = 5,
                overlap: float = 0.25, window_size: int | None = None, progress=None) -> Detection:

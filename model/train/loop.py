@@ -32,6 +32,7 @@ from smgeo_model.build import build_model
 from smgeo_model.checkpoint import load_checkpoint, save_checkpoint
 from smgeo_model.decode import decode_boxes
 from smgeo_model.errors import CheckpointError
+from smgeo_model.prompt import moved_clicks
 from smgeo_model.fileio import atomic_path, write_text
 from smgeo_model.loss import SMGeoLoss
 from smgeo_model.metrics import box_iou, localization_metrics
@@ -109,15 +110,6 @@ def clicks_and_boxes(batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     half = (boxes[pair, 2:] - boxes[pair, :2]) / 2
     extra = torch.cat([p[:, 2:] - half, p[:, 2:] + half], 1)
     return torch.cat([clicks, p[:, :2]]), torch.cat([boxes, extra]), torch.cat([torch.arange(B), pair])
-
-
-def moved_clicks(clicks: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
-    """``clicks`` [N, 2] (x, y query pixels) moved half the photo's width and half its height,
-    wrapping round its edges: every click lands as far from where it was as the photo allows
-    along each axis, on other things."""
-    h, w = size_hw
-    half = torch.tensor([w / 2, h / 2], dtype=clicks.dtype, device=clicks.device)
-    return torch.remainder(clicks + half, 2 * half)
 
 
 @torch.inference_mode()

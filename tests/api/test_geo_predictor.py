@@ -92,3 +92,24 @@ def test_an_unavailable_gpu_is_a_clear_error(scene):
     else:
         with pytest.raises(DeviceError, match="'cuda'.*no CUDA GPU.*use 'cpu'"):
             GeoPredictor(scene["checkpoint"], device="cuda")
+
+
+def test_click_moved_answer_is_the_distance_between_the_answers_for_the_click_and_the_moved_click(scene):
+    """What the locator reports as ``smgeo_click_moved_answer_m``: the click moved half the photo's
+    width and height (wrapping round), both answered in the same window, in ground metres."""
+    from smgeo_geo.coords import geodesic_distance
+
+    predictor = GeoPredictor(scene["checkpoint"])
+    with open_reference(scene["reference"]) as raster:
+        predictor.set_reference(raster)
+        predictor.set_query(scene["photo"])
+        click = tuple(scene["clicks"][0].tolist())
+        w, h = predictor._query_size_wh
+        here = predictor.locate(click, 1)
+        heat = predictor.last_heatmap
+        there = predictor.locate(((click[0] + w / 2) % w, (click[1] + h / 2) % h), 1)
+        predictor.last_heatmap = heat
+        moved_m = predictor.click_moved_answer_m(click)
+        assert predictor.last_heatmap is heat  # the map of the click's own answer stays
+    expected = float(geodesic_distance(*here.centroid_lonlat, *there.centroid_lonlat))
+    assert moved_m == pytest.approx(expected, abs=1e-6)

@@ -527,6 +527,10 @@ def test_auto_in_the_users_window_runs_smgeo_there_beside_the_other_stages(truth
         assert fused.extra["smgeo_status"] == "ok" and fused.extra["answer"] == "registration"
         assert fused.extra["smgeo_window"] == alone.extra["smgeo_window"]
         assert fused.extra["smgeo_score"] == pytest.approx(alone.score, abs=1e-4)
+        # both report how far SMGeo's answer moves with the click (the same window, the same model)
+        assert fused.extra["smgeo_click_moved_answer_m"] == pytest.approx(alone.extra["smgeo_click_moved_answer_m"],
+                                                                          abs=0.01)
+        assert fused.extra["smgeo_click_moved_answer_m"] >= 0
         err = float(geodesic_distance(truth[0][1], truth[1][1], fused.extra["located_lon"], fused.extra["located_lat"]))
         assert err <= fused.extra["uncertainty_m"] <= 5.0
     finally:
