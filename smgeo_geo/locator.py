@@ -182,7 +182,7 @@ class Locator:
 
         det = predictor.locate_resolved(raster, smgeo_window, click, top_k, progress=windows_tick)
         if not smgeo_window.search:  # one window: the click moved costs one more decoding
-            det.extra["click_moved_answer_m"] = round(predictor.click_moved_answer_m(click), 2)
+            det.extra["click_moved_answer_m"] = round(predictor.click_moved_answer_m(click, det), 2)
         searched = smgeo_window.window if smgeo_window.window is not None else Window(0, 0, raster.width, raster.height)
         return det, smgeo_window.reason, searched
 

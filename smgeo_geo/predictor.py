@@ -208,17 +208,19 @@ class GeoPredictor:
         self.last_heatmap = (heat, ref.raster.transform @ ref.mapping.affine @ cell)
         return self._detections(boxes, pred.scores.tolist(), click)
 
-    def click_moved_answer_m(self, click: tuple[float, float]) -> float:
+    def click_moved_answer_m(self, click: tuple[float, float], answer: Detection | None = None) -> float:
         """Ground metres (geodesic) between the best answers, in the reference window set, for
         ``click`` = (x, y) photo pixels and for the click moved half the photo's width and height
         (:func:`smgeo_model.moved_clicks`): near 0 when the model's answer does not depend on the
-        click (it found the area, not the object). ``last_heatmap`` is left as it was."""
+        click (it found the area, not the object). ``answer``: the click's own answer in this window
+        when already at hand (not decoded again). ``last_heatmap`` is left as it was."""
         heat = self.last_heatmap
         click = self.validate_click(click)
         w, h = self._query_size_wh
         moved = moved_clicks(torch.tensor([click], dtype=torch.float32), (h, w))[0].tolist()
         try:
-            here, there = self.locate(click, 1), self.locate((moved[0], moved[1]), 1)
+            here = answer if answer is not None else self.locate(click, 1)
+            there = self.locate((moved[0], moved[1]), 1)
         finally:
             self.last_heatmap = heat
         (lon1, lat1), (lon2, lat2) = here.centroid_lonlat, there.centroid_lonlat
