@@ -35,7 +35,7 @@ DATASET = "ADAPT"
 FINE_TUNE_LR = 5e-5  # a tenth of training from scratch would move too little in minutes; 1e-4 forgets
 STEPS_PER_EPOCH = 40  # short epochs: validation (and the best checkpoint) every few minutes on CPU
 MAX_EPOCHS = 10_000  # the time budget, not the epoch count, ends adaptation
-DEFAULT_REGION_M = 30.0  # smgeo_synth.realpairs' default salient region (a test keeps them equal)
+DEFAULT_REGION_M = 30.0  # metres across a salient structure's region: adapt's and smgeo_synth.realpairs' default
 
 
 @dataclass

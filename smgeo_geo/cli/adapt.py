@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from smgeo_geo.adapt import DEFAULT_REGION_M
+
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
 
@@ -33,9 +35,8 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @click.option("--search-scale/--tile-scale", default=True, show_default=True,
               help="zoom the training tiles to the scale the locator searches each photo's area at (its GPS "
                    "footprint window at the model's input size), or keep them near the tiles' own scale")
-@click.option("--region-size", type=float, default=None,
-              help="metres across the region around each salient structure clicked (without --footprints) "
-                   "[default: 30]")
+@click.option("--region-size", type=float, default=DEFAULT_REGION_M, show_default=True,
+              help="metres across the region around each salient structure clicked (without --footprints)")
 @click.option("--restart", is_flag=True, help="start over in --out (its pairs and run are replaced)")
 @click.option("--quiet", is_flag=True, help="no progress bars")
 def command(reference, dem, footprints, out, checkpoint, minutes, pairs, seed, batch_size, device, workers,
@@ -60,8 +61,7 @@ def command(reference, dem, footprints, out, checkpoint, minutes, pairs, seed, b
     opts = AdaptOptions(reference=reference, out=out, dem=dem, footprints=footprints, checkpoint=checkpoint,
                         minutes=minutes, pairs=pairs, seed=seed, batch_size=batch_size, device=device,
                         workers=workers or os.cpu_count() or 1, restart=restart, match_points=match_points,
-                        search_scale=search_scale,
-                        **({} if region_size is None else {"region_size": region_size}))
+                        search_scale=search_scale, region_size=region_size)
     report = adapt(opts, log=click.echo, progress=not quiet)
     b, a = report["before"], report["after"]
     click.echo(f"acc@0.5 {b['acc@0.5']:.3f} -> {a['acc@0.5']:.3f}; median centre error "

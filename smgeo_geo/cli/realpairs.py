@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from smgeo_geo.adapt import DEFAULT_REGION_M
 from smgeo_geo.cli._options import parse_query_size, parse_splits
 from smgeo_geo.errors import OptionError
 
@@ -32,7 +33,7 @@ def _bands(value: str | None) -> tuple[int, ...] | None:
 @click.option("--class-field", default=None, help="attribute of --footprints holding each target's class")
 @click.option("--class-name", default=None,
               help="class of the targets [default: building with --footprints, else salient]")
-@click.option("--region-size", type=float, default=30.0, show_default=True,
+@click.option("--region-size", type=float, default=DEFAULT_REGION_M, show_default=True,
               help="metres a side of a salient target's region (without --footprints)")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="data root: the dataset goes to OUT/NAME/")

@@ -25,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from smgeo_geo.adapt import DEFAULT_REGION_M
 from smgeo_geo.coords import transform_xy
 from smgeo_geo.errors import OptionError, OutputError
 from smgeo_synth.realpairs.pair import SUPERSAMPLE, PairContext, render_real_pair
@@ -40,7 +41,6 @@ REALPAIRS_VERSION = "1.0.0"
 CVOGL_EXTENT_M = 512.0  # CVOGL's tile width; the default tile is this or smaller
 ORTHO_SHARE = 0.8  # the default tile spans at most this share of the orthophoto's shorter side
 MAX_TARGET_SHARE = 0.6  # a target spans at most this share of the tile
-DEFAULT_REGION_M = 30.0
 
 
 def _options(pairs, seed, name, reference_size, query_size, ground_resolution, region_size, splits, workers,
