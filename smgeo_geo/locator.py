@@ -412,10 +412,9 @@ class Locator:
     def _smgeo_window(self, raster: ReferenceRaster, estimate: Stage | None, user: ResolvedWindow | None) -> ResolvedWindow:
         if estimate is None or _fixed_window(user):
             return user
-        res = raster.pixel_size_m
-        side_m = max(MIN_SMGEO_WINDOW_M, 8.0 * min(estimate.uncertainty_m, 200.0))
-        side = max(32, round(side_m / res))
         col, row = ~raster.transform @ estimate.point
+        side_m = max(MIN_SMGEO_WINDOW_M, 8.0 * min(estimate.uncertainty_m, 200.0))
+        side = max(32, round(side_m / raster.pixel_size_m_at(col, row)))
         c0, r0 = round(col - side / 2), round(row - side / 2)
         c0, r0 = max(0, c0), max(0, r0)
         c1, r1 = min(raster.width, c0 + side), min(raster.height, r0 + side)

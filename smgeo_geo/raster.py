@@ -191,14 +191,21 @@ class ReferenceRaster:
 
     @functools.cached_property
     def pixel_size_m(self) -> float:
-        """Side of one raster pixel on the ground in metres at the raster's centre: the square root
-        of its area on the WGS84 ellipsoid, whatever the CRS (a projection's scale there counted:
-        Web Mercator's metres are 1 / cos(latitude) ground metres; a geographic CRS's degrees of
-        longitude shrink with latitude; feet are feet)."""
+        """Side of one raster pixel on the ground in metres at the raster's centre
+        (:meth:`pixel_size_m_at` there)."""
+        return self.pixel_size_m_at(self.width / 2, self.height / 2)
+
+    def pixel_size_m_at(self, col: float, row: float) -> float:
+        """Side of one raster pixel on the ground in metres at raster pixel ``(col, row)`` (x =
+        column, y = row, corner-based): the square root of its area on the WGS84 ellipsoid, whatever
+        the CRS (a projection's scale there counted: Web Mercator's metres are cos(latitude) ground
+        metres, so a mosaic from 40 to 60 deg N has pixels a third smaller on the ground at its top
+        than at its bottom; a geographic CRS's degrees of longitude shrink with latitude; feet are
+        feet). Windows and radii around a point use the size there."""
         t = self.transform
         area = abs(t.a * t.e - t.b * t.d)  # CRS units^2
         try:
-            c, r = self.width / 2, self.height / 2
+            c, r = float(col), float(row)
             xs, ys = pixel_to_crs(t, [c, c + 1, c], [r, r, r + 1])
             lon, lat = crs_to_lonlat(self.crs, xs, ys)
             along_col = float(geodesic_distance(lon[0], lat[0], lon[1], lat[1]))  # ground metres per pixel step
@@ -208,7 +215,7 @@ class ReferenceRaster:
                 return side
         except SMGeoError:
             pass
-        # the centre has no lon/lat (a CRS without a transform to WGS84): the CRS's own units
+        # the point has no lon/lat (a CRS without a transform to WGS84): the CRS's own units
         if self.crs.is_geographic:
             return math.sqrt(area) * DEGREE_M
         try:

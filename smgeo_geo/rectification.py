@@ -88,7 +88,7 @@ def footprint_window(prior: CameraPrior, raster: ReferenceRaster, margin_m: floa
     xs, ys = cam.frame.to_crs(raster.crs, pts[keep, 0], pts[keep, 1], pts[keep, 2])
     inv = ~raster.transform
     cols, rows = inv @ (np.asarray(xs), np.asarray(ys))
-    pad = margin_m / raster.pixel_size_m  # raster pixels
+    pad = margin_m / raster.pixel_size_m_at(float(np.mean(cols)), float(np.mean(rows)))  # raster pixels
     c0, c1 = max(0, math.floor(np.min(cols) - pad)), min(raster.width, math.ceil(np.max(cols) + pad))
     r0, r1 = max(0, math.floor(np.min(rows) - pad)), min(raster.height, math.ceil(np.max(rows) + pad))
     if c1 - c0 < 16 or r1 - r0 < 16:
@@ -142,11 +142,6 @@ def sample_maps(maps: np.ndarray, uv: np.ndarray) -> np.ndarray:
     return np.column_stack([cv2.remap(maps[..., i], u, v, cv2.INTER_LINEAR).ravel() for i in range(2)])
 
 
-def native_metres(raster: ReferenceRaster) -> float:
-    """The reference's own pixel size in metres (a size estimate for geographic CRSs)."""
-    return pixel_metres(raster, PixelMapping(0.0, 0.0, 1.0, 1.0))
-
-
 def read_window(raster: ReferenceRaster, window: Window, size: tuple[int, int]):
     """The reference window read at ``size`` ``(w, h)``: box-averaged when that shrinks it (as
     sharp for matching as GDAL's bilinear, whose scaled kernel costs about 4x), else bilinear."""
@@ -167,12 +162,14 @@ def patch_window(raster: ReferenceRaster, col: float, row: float, half_px: float
     return window, size, mapping
 
 
-def pixel_metres(raster: ReferenceRaster, mapping: PixelMapping) -> float:
-    """Metres per pixel of the grid ``mapping`` reads the raster at."""
-    return raster.pixel_size_m * math.sqrt(mapping.scale_x * mapping.scale_y)
+def pixel_metres(raster: ReferenceRaster, mapping: PixelMapping, window: Window) -> float:
+    """Ground metres per pixel of the grid ``mapping`` reads raster ``window`` at (measured at the
+    window's centre)."""
+    centre = (window.col_off + window.width / 2, window.row_off + window.height / 2)
+    return raster.pixel_size_m_at(*centre) * math.sqrt(mapping.scale_x * mapping.scale_y)
 
 
 
 __all__ = ["FEATURE_THREAD", "GRID_STEP", "MAX_FEATURES", "MAX_WORK_SIDE", "RATIO", "features", "footprint_window",
-           "ground_points", "match", "native_metres", "patch_window", "pixel_metres", "read_window", "rectify",
+           "ground_points", "match", "patch_window", "pixel_metres", "read_window", "rectify",
            "sample_maps", "work_window"]

@@ -43,7 +43,7 @@ from smgeo_geo.lens import UNKNOWN_K1_SIGMA, LensFit, LensPrior, fit_radial_dist
 from smgeo_geo.pose import CHI2_2D_90, CameraPrior, MetadataFit, fit_metadata_error
 from smgeo_geo.raster import PixelMapping, ReferenceRaster
 from smgeo_geo.rectification import (FEATURE_THREAD, MAX_FEATURES, MAX_WORK_SIDE, features, ground_points, match,
-                                     native_metres, patch_window, pixel_metres, read_window, rectify, sample_maps,
+                                     patch_window, pixel_metres, read_window, rectify, sample_maps,
                                      work_window)
 from smgeo_geo.terrain import DemTerrain, intersect_rays
 
@@ -275,7 +275,7 @@ class RegisteredPhoto:
             return None
         x, y = camera.frame.to_crs(raster.crs, pts[:, 0], pts[:, 1], pts[:, 2])
         col, row = ~raster.transform @ (float(x[0]), float(y[0]))
-        half = max(FINE_HALF_M / native_metres(raster), FINE_MIN_HALF_PX)
+        half = max(FINE_HALF_M / raster.pixel_size_m_at(col, row), FINE_MIN_HALF_PX)
         window, size, _ = patch_window(raster, col, row, half, FINE_SIDE)
         ref_img, ref_valid, mapping = read_window(raster, window, size)
         if ref_valid.mean() < 0.25:
@@ -298,7 +298,7 @@ class RegisteredPhoto:
         good = np.all(np.isfinite(world), axis=1) & np.all(np.isfinite(photo_px), axis=1)
         if good.sum() < MIN_FINE_INLIERS:
             return None
-        return photo_px[good], world[good], pixel_metres(raster, mapping)
+        return photo_px[good], world[good], pixel_metres(raster, mapping, window)
 
     def _locate_pose(self, click, region_px, near_click: bool = True) -> Registration:
         camera, terrain = self.camera, self.prior.terrain
@@ -398,8 +398,9 @@ class RegisteredPhoto:
         and map the click by the affine map those matches agree on (RANSAC), in raster pixels.
         ``src``: the click and its region's corners in the coarse rectified frame. ``None``
         when too few agree (the coarse local maps then answer)."""
-        raster, native = self.raster, native_metres(self.raster)
+        raster = self.raster
         col, row = (float(v[0]) for v in self.mapping.to_raster([src[0, 0]], [src[0, 1]]))
+        native = raster.pixel_size_m_at(col, row)
         reach = max(LOCAL_RADIUS_M / native, float(LOCAL_MIN_HALF_PX))
         _, q_size, q_map = patch_window(raster, col, row, reach, FINE_SIDE)
         q_img, q_valid, _ = rectify(self.photo, self.prior, raster, q_map, q_size)
@@ -506,7 +507,7 @@ def _register_at(photo: np.ndarray, raster: ReferenceRaster, window: Window, pri
     dem = prior is not None and isinstance(prior.terrain, DemTerrain)
     window, size = work_window(raster, window, max_side)
     ref_img, ref_valid, mapping = read_window(raster, window, size)
-    base = dict(raster=raster, window=window, mapping=mapping, resolution_m=pixel_metres(raster, mapping),
+    base = dict(raster=raster, window=window, mapping=mapping, resolution_m=pixel_metres(raster, mapping, window),
                 prior=prior, photo_size=(photo.shape[1], photo.shape[0]))
     if not ref_valid.any():
         return RegisteredPhoto(False, "the reference window holds no valid pixels", **base)

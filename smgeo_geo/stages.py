@@ -171,7 +171,7 @@ def fused_detection(raster, photo, click, stages, estimate, smgeo_det, top_k, mo
     box, score, box_source = None, 0.0, ""
     if estimate is not None:
         px = ~raster.transform @ estimate.point
-        res = raster.pixel_size_m
+        res = raster.pixel_size_m_at(*px)
         sigma_px = max(estimate.uncertainty_m / math.sqrt(4.605), res) / res
         ranked = sorted(candidates, key=lambda d: -d.score * _agreement(d.pixel_box, px, sigma_px))
         holding = [d for d in ranked if _holds(d.pixel_box, px)]

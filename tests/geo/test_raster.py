@@ -237,3 +237,47 @@ def test_pixel_size_in_metres_is_measured_on_the_ground(tmp_path, crs, pixel, un
         assert r.pixel_size_m == pytest.approx(expected, rel=1e-3)  # (pseudo-Mercator: not quite conformal)
         if crs == "EPSG:3857":
             assert r.pixel_size_m == pytest.approx(0.6 * np.cos(np.radians(lat)), rel=3e-3)
+
+
+@pytest.mark.parametrize("crs", ["EPSG:3857", "EPSG:4326"])
+def test_pixel_size_is_measured_where_it_is_used_on_a_mosaic_spanning_latitudes(tmp_path, crs):
+    """A mosaic from 40 to 60 deg N: Web Mercator's pixels are cos(lat) ground metres, a third
+    smaller at the top than at the bottom; a geographic CRS's pixels shrink east-west only. Windows and
+    radii around a click use the pixel's ground size at that click (``pixel_size_m_at``), and a
+    registration window's metres per work pixel are measured at that window (``pixel_metres``):
+    expected from pyproj's projection factors at each point, independently of the raster code."""
+    import pyproj
+    from rasterio.transform import from_bounds
+
+    from smgeo_geo.coords import pixel_to_lonlat
+    from smgeo_geo.rectification import pixel_metres, work_window
+
+    from .conftest import write_tif
+
+    west, south, east, north = pyproj.Transformer.from_crs(4326, crs, always_xy=True).transform_bounds(
+        10.0, 40.0, 10.5, 60.0)
+    width, height = 40, 400
+    path = write_tif(tmp_path / "mosaic.tif", np.full((3, height, width), 128, np.uint8), crs,
+                     from_bounds(west, south, east, north, width, height))
+
+    def expected(r, col, row) -> float:
+        (lon,), (lat,) = pixel_to_lonlat(r.transform, r.crs, [col + 0.5], [row + 0.5])
+        if crs == "EPSG:3857":
+            factors = pyproj.Proj(crs).get_factors(lon, lat)
+            return np.sqrt(abs(r.transform.a * r.transform.e) / factors.areal_scale)
+        geod = pyproj.Geod(ellps="WGS84")
+        east_m = geod.inv(lon, lat, lon + abs(r.transform.a), lat)[2]
+        north_m = geod.inv(lon, lat, lon, lat + abs(r.transform.e))[2]
+        return np.sqrt(east_m * north_m)
+
+    with open_reference(path) as r:
+        top, bottom = r.pixel_size_m_at(20, 5), r.pixel_size_m_at(20, height - 5)
+        assert top == pytest.approx(expected(r, 20, 5), rel=5e-3)
+        assert bottom == pytest.approx(expected(r, 20, height - 5), rel=5e-3)
+        # cos(60) / cos(40) = 0.65 (both ways in Web Mercator, east-west in degrees): one size for the
+        # whole mosaic would put windows and radii 10-35 % off at its edges
+        assert top < (0.7 if crs == "EPSG:3857" else 0.85) * bottom
+        assert r.pixel_size_m == pytest.approx(r.pixel_size_m_at(width / 2, height / 2))
+        window, size = work_window(r, Window(0, 0, 40, 40), 20)  # the top, read at half resolution
+        _, _, mapping = r.read_window_with_mask(window, size)
+        assert pixel_metres(r, mapping, window) == pytest.approx(2 * expected(r, 20, 20), rel=1e-2)
