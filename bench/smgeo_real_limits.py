@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -48,13 +47,15 @@ def _summary(truth, lons, lats) -> dict:
 
 
 def _resized_copy(checkpoint: Path, folder: Path, field: str, side: int) -> Path:
-    """A copy of ``checkpoint`` (.safetensors + .json) whose config asks for ``side`` px inputs."""
-    meta = json.loads(checkpoint.with_suffix(".json").read_text())
-    meta["config"][field] = [side, side]
-    target = folder / f"{field}_{side}.safetensors"
-    shutil.copyfile(checkpoint, target)
-    target.with_suffix(".json").write_text(json.dumps(meta))
-    return target
+    """A copy of ``checkpoint`` whose config asks for ``side`` px inputs (the weights do not depend
+    on them), written through the project's checkpoint I/O."""
+    from dataclasses import replace
+
+    from smgeo_model import load_checkpoint, save_checkpoint
+
+    model = load_checkpoint(checkpoint, device="cpu")
+    model.config = replace(model.config, **{field: (side, side)})
+    return save_checkpoint(model, folder / f"{field}_{side}")
 
 
 def _located(checkpoint, raster, photo: Path, clicks, sides_m=(), top_k=(1,)):
