@@ -56,8 +56,8 @@ lies within the budget's 99.9 % ellipsoid), ``registration_assumed`` / ``registr
 (what the camera that registered a photo lacking metadata assumed, e.g. ``pitch -60, flight
 heading``, and how many were tried) with ``registration_second_opinion_m`` (how far the click
 mapped from the global matches alone lies from the answer: the radius is at least that) and
-``smgeo_score`` and ``smgeo_click_moved_answer_m`` (when SMGeo searched one window: how far its
-answer moves when the click is moved half the photo away; near 0, the model found the area the
+``smgeo_score`` and ``smgeo_click_moved_answer_m`` (how far SMGeo's answer, in the window or the
+sliding search it ran, moves when the click is moved half the photo away; near 0, the model found the area the
 photo shows but not the clicked object, as on real photos unlike its training pairs).
 """
 
@@ -181,7 +181,7 @@ class Locator:
                 yield item
 
         det = predictor.locate_resolved(raster, smgeo_window, click, top_k, progress=windows_tick)
-        if not smgeo_window.search:  # one window: the click moved costs one more decoding
+        if not smgeo_window.search:  # one window: the click moved costs one more decoding (a search sets it)
             det.extra["click_moved_answer_m"] = round(predictor.click_moved_answer_m(click, det), 2)
         searched = smgeo_window.window if smgeo_window.window is not None else Window(0, 0, raster.width, raster.height)
         return det, smgeo_window.reason, searched

@@ -229,17 +229,27 @@ class GeoPredictor:
     def search(self, raster: ReferenceRaster, click: tuple[float, float], top_k: int = 5,
                overlap: float = 0.25, window_size: int | None = None, progress=None) -> Detection:
         """Sliding-window search of the whole raster: every window is encoded (cached) and
-        its top-k boxes are merged across windows by non-maximum suppression."""
+        its top-k boxes are merged across windows by non-maximum suppression.
+
+        The result's ``extra["click_moved_answer_m"]`` is :meth:`click_moved_answer_m` over the
+        same windows: the best answer for the click moved half the photo away (one more decoding
+        per window, no more encoding), its distance to this answer in ground metres."""
         top_k = check_top_k(top_k)
+        click = self.validate_click(click)
+        w, h = self._query_size_wh
+        moved = tuple(moved_clicks(torch.tensor([click], dtype=torch.float32), (h, w))[0].tolist())
         size = window_size or max(self.config.reference_size)
         windows = sliding_windows(raster, size, overlap)
-        all_boxes, all_scores = [], []
+        all_boxes, all_scores, moved_best = [], [], None
         best_score, best_heat = -1.0, None
         for win in (progress(windows) if progress else windows):
             try:
                 self.set_reference(raster, win)
             except NoDataError:
                 continue  # a window of nodata holds nothing to find
+            there = self.locate(moved, 1)
+            if moved_best is None or there.score > moved_best.score:
+                moved_best = there
             det = self.locate(click, top_k)
             for d in [det, *det.candidates]:
                 all_boxes.append(d.pixel_box)
@@ -250,7 +260,10 @@ class GeoPredictor:
             raise NoDataError(f"{raster.path}: no window of the raster holds valid pixels (all nodata or NaN)")
         boxes, scores, _ = merge_boxes(np.asarray(all_boxes), np.asarray(all_scores), 0.3, max_out=top_k)
         self.last_heatmap = best_heat
-        return self._detections([tuple(b) for b in boxes], scores.tolist(), check_click(click, self._query_size_wh))
+        best = self._detections([tuple(b) for b in boxes], scores.tolist(), click)
+        (lon1, lat1), (lon2, lat2) = best.centroid_lonlat, moved_best.centroid_lonlat
+        best.extra["click_moved_answer_m"] = round(float(geodesic_distance(lon1, lat1, lon2, lat2)), 2)
+        return best
 
     def locate_resolved(self, raster: ReferenceRaster, resolved: ResolvedWindow, click: tuple[float, float],
                         top_k: int = 5, progress=None) -> Detection:

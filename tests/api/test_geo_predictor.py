@@ -74,6 +74,28 @@ def test_big_raster_needs_a_window_and_search_covers_it(scene, tmp_path):
     assert scores == sorted(scores, reverse=True)
 
 
+def test_a_sliding_search_reports_how_far_its_answer_moves_with_the_click(scene, tmp_path):
+    """``click_moved_answer_m`` of a sliding search: the distance, in ground metres, to the answer the
+    same search gives for the click moved half the photo's width and height."""
+    from smgeo_geo.coords import geodesic_distance
+
+    big = np.zeros((700, 700, 3), np.uint8)
+    with open_reference(scene["reference"]) as small:
+        img, _ = small.read_window(Window(0, 0, 256, 256), (256, 256))
+    big[300:556, 100:356] = img
+    write_geotiff(tmp_path / "big.tif", big, scene["transform"])
+    predictor = GeoPredictor(scene["checkpoint"])
+    with open_reference(tmp_path / "big.tif") as raster:
+        predictor.set_query(scene["photo"])
+        click = tuple(scene["clicks"][0].tolist())
+        w, h = predictor._query_size_wh
+        det = predictor.search(raster, click, top_k=3, window_size=256)
+        there = predictor.search(raster, ((click[0] + w / 2) % w, (click[1] + h / 2) % h), top_k=1, window_size=256)
+    expected = float(geodesic_distance(*det.centroid_lonlat, *there.centroid_lonlat))
+    assert det.extra["click_moved_answer_m"] == pytest.approx(expected, abs=0.01)
+    assert "click_moved_answer_m" not in det.candidates[0].extra
+
+
 def test_click_outside_the_photo_is_a_click_error(scene):
     predictor = GeoPredictor(scene["checkpoint"])
     predictor.set_reference(scene["reference"])
