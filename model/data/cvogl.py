@@ -31,7 +31,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -283,6 +283,20 @@ class CVOGLDataset(Dataset):
         self.transform = transform
         self.points = points
         self.max_points = max_points
+
+    @classmethod
+    def joined(cls, root: str | os.PathLike, names: Sequence[str], split: str = "train", **kwargs) -> "CVOGLDataset":
+        """The ``split`` of several dataset folders under ``root`` as one dataset, in the order
+        given (e.g. generated towns and real-texture pairs trained on together). Items are
+        renumbered ``0..N-1`` in that order, so ``index`` (which seeds augmentation) stays unique;
+        ``kwargs`` as for the constructor."""
+        if not names:
+            raise DatasetError(f"{root}: no dataset names given")
+        first = cls(root, names[0], split, **kwargs)
+        for name in names[1:]:
+            first.items += read_split(root, name, split, check_images=kwargs.get("check_images", True))
+        first.items = [replace(item, index=i) for i, item in enumerate(first.items)]
+        return first
 
     def __len__(self) -> int:
         return len(self.items)

@@ -10,8 +10,9 @@ import click
 @click.command("train")
 @click.option("--data-root", "--data_root", "data_root", type=click.Path(path_type=Path), required=True,
               help="folder holding the dataset folder (e.g. data/ with data/CVOGL_DroneAerial/)")
-@click.option("--data-name", "--data_name", "data_name", default="CVOGL_DroneAerial", show_default=True,
-              help="dataset folder name under --data-root")
+@click.option("--data-name", "--data_name", "data_name", default=("CVOGL_DroneAerial",), show_default=True,
+              multiple=True, help="dataset folder name under --data-root; repeat it to train on several "
+                                  "datasets together (e.g. generated towns and real-texture pairs)")
 @click.option("--out", "--savename", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="run folder: checkpoints, metrics.jsonl (rerun the same command to resume)")
 @click.option("--config", default="tiny", show_default=True, help="model config: paper or tiny")
@@ -70,10 +71,10 @@ def command(data_root, data_name, out, config, epochs, batch_size, img_size, que
         cfg = get_config(config)
     ref_size = (img_size, img_size) if img_size else cfg.reference_size
     q_size = (query_size, query_size) if query_size else cfg.query_size
-    train_set = CVOGLDataset(data_root, data_name, "train", reference_size=ref_size, query_size=q_size,
-                             transform=PairAugment(seed=seed) if augment else None)
-    val_set = CVOGLDataset(data_root, data_name, "val", reference_size=ref_size, query_size=q_size)
-    click.echo(f"training '{config}' on {data_name}: {len(train_set)} train / {len(val_set)} val pairs, "
+    train_set = CVOGLDataset.joined(data_root, data_name, "train", reference_size=ref_size, query_size=q_size,
+                                    transform=PairAugment(seed=seed) if augment else None)
+    val_set = CVOGLDataset.joined(data_root, data_name, "val", reference_size=ref_size, query_size=q_size)
+    click.echo(f"training '{config}' on {' + '.join(data_name)}: {len(train_set)} train / {len(val_set)} val pairs, "
                f"reference {ref_size[0]}x{ref_size[1]}, query {q_size[0]}x{q_size[1]} -> {out}")
     options = TrainOptions(out_dir=out, config=config, epochs=epochs, batch_size=batch_size, lr=lr,
                            warmup_epochs=warmup_epochs, cosine=cosine, seed=seed, workers=workers, amp=amp,

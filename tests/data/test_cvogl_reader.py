@@ -162,3 +162,22 @@ def test_satellite_georef():
         with pytest.raises(DatasetError, match="not of the CVOGL form"):
             satellite_georef(bad)
     assert issubclass(DatasetError, SMGeoModelError) and issubclass(DatasetError, ValueError)
+
+
+def test_joined_datasets_read_as_one_in_order_with_unique_indexes(tmp_path):
+    """Several dataset folders trained on together (generated towns + real-texture pairs): each item
+    keeps its own folder's images, in the order given, renumbered so augmentation seeds differ."""
+    make_dataset(tmp_path)
+    other = tmp_path / "REAL_DroneAerial"
+    (tmp_path / NAME).rename(other)
+    for split in ("train", "val", "test"):
+        (other / f"{NAME}_{split}.pth").rename(other / f"REAL_DroneAerial_{split}.pth")
+    make_dataset(tmp_path)
+    ds = CVOGLDataset.joined(tmp_path, [NAME, "REAL_DroneAerial"], "train", query_size=16)
+    assert [it.index for it in ds.items] == [0, 1, 2, 3]
+    assert [it.query_path.parent.parent.name for it in ds.items] == [NAME, NAME, "REAL_DroneAerial", "REAL_DroneAerial"]
+    assert ds[2]["index"] == 2 and ds[2]["query"].shape == (3, 16, 16)
+    assert torch.equal(ds[2]["click"], CVOGLDataset(tmp_path, "REAL_DroneAerial", "train", query_size=16)[0]["click"])
+    assert len(CVOGLDataset.joined(tmp_path, [NAME, "REAL_DroneAerial"], "val")) == 2
+    with pytest.raises(DatasetError, match="MISSING"):
+        CVOGLDataset.joined(tmp_path, [NAME, "MISSING"], "train")

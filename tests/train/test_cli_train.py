@@ -38,6 +38,18 @@ def test_train_command_checkpoints_and_logs_every_epoch(data_root, tmp_path):
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
 
 
+def test_train_on_two_datasets_together(data_root, tmp_path, capsys):
+    """``--data-name`` repeated: generated towns and, e.g., real-texture pairs in one training set."""
+    main(["synth", "--out", str(data_root), "--name", "OTHER", "--pairs", "8", "--seed", "6", "--reference-size", "256",
+          "--query-size", "128", "--splits", "0.5,0.5,0", "--no-geotiff", "--quiet"])
+    main(["train", "--data-root", str(data_root), "--data-name", NAME, "--data-name", "OTHER", "--config", "tiny",
+          "--max-epoch", "1", "--batch-size", "2", "--max-steps-per-epoch", "1", "--workers", "0",
+          "--out", str(tmp_path / "both")])
+    out = capsys.readouterr().out
+    assert f"on {NAME} + OTHER: 10 train / 7 val pairs" in out  # 6 + 4 train, 3 + 4 val
+    assert json.loads((tmp_path / "both" / "metrics.jsonl").read_text().splitlines()[0])["epoch"] == 1
+
+
 def _free_port() -> int:
     """A TCP port nothing listens on now (a fixed one may be held by another job on the machine)."""
     with socket.socket() as s:
