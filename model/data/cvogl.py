@@ -49,7 +49,8 @@ SPLITS = ("train", "val", "test")
 @dataclass(frozen=True)
 class CVOGLItem:
     """One pair of a split. ``click`` (x, y) in query pixels; ``box`` (x1, y1, x2, y2) in
-    satellite pixels; ``index`` is the item's position in its list file."""
+    satellite pixels; ``index`` is the item's position in its list file (in the joined list for
+    :meth:`CVOGLDataset.joined`)."""
 
     index: int
     query_path: Path
@@ -289,7 +290,8 @@ class CVOGLDataset(Dataset):
         """The ``split`` of several dataset folders under ``root`` as one dataset, in the order
         given (e.g. generated towns and real-texture pairs trained on together). Items are
         renumbered ``0..N-1`` in that order, so ``index`` (which seeds augmentation) stays unique;
-        ``kwargs`` as for the constructor."""
+        ``kwargs`` as for the constructor (``points`` is keyed by query file name, which folders
+        may share: give it for one folder only)."""
         if not names:
             raise DatasetError(f"{root}: no dataset names given")
         first = cls(root, names[0], split, **kwargs)
