@@ -216,15 +216,19 @@ class GeoPredictor:
         when already at hand (not decoded again). ``last_heatmap`` is left as it was."""
         heat = self.last_heatmap
         click = self.validate_click(click)
-        w, h = self._query_size_wh
-        moved = moved_clicks(torch.tensor([click], dtype=torch.float32), (h, w))[0].tolist()
         try:
             here = answer if answer is not None else self.locate(click, 1)
-            there = self.locate((moved[0], moved[1]), 1)
+            there = self.locate(self._moved_click(click), 1)
         finally:
             self.last_heatmap = heat
         (lon1, lat1), (lon2, lat2) = here.centroid_lonlat, there.centroid_lonlat
         return float(geodesic_distance(lon1, lat1, lon2, lat2))
+
+    def _moved_click(self, click: tuple[float, float]) -> tuple[float, float]:
+        """``click`` (x, y photo pixels) moved half the photo's width and height, wrapping round."""
+        w, h = self._query_size_wh
+        x, y = moved_clicks(torch.tensor([click], dtype=torch.float32), (h, w))[0].tolist()
+        return x, y
 
     def search(self, raster: ReferenceRaster, click: tuple[float, float], top_k: int = 5,
                overlap: float = 0.25, window_size: int | None = None, progress=None) -> Detection:
@@ -236,8 +240,7 @@ class GeoPredictor:
         per window, no more encoding), its distance to this answer in ground metres."""
         top_k = check_top_k(top_k)
         click = self.validate_click(click)
-        w, h = self._query_size_wh
-        moved = tuple(moved_clicks(torch.tensor([click], dtype=torch.float32), (h, w))[0].tolist())
+        moved = self._moved_click(click)
         size = window_size or max(self.config.reference_size)
         windows = sliding_windows(raster, size, overlap)
         all_boxes, all_scores, moved_best = [], [], None
