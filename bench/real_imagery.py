@@ -21,6 +21,8 @@ Writes JSON and a PNG (error CDFs and the located points on the orthophoto).
 ``--runs "smgeo only" --checkpoint adapted.safetensors`` does one row with another model.
 ``--coarsen 0.5 [--tint autumn]`` locates on a satellite-like reference derived from the
 orthophoto (box-averaged to 0.5 m pixels, optionally another season's colours) instead.
+``--in-mosaic PX`` locates on the orthophoto inside a mosaic PX pixels larger on every side, nodata
+around it (a survey in a basemap: the oblique photo's footprint reaches far beyond the survey).
 ``--dem-offset M`` adds M metres to the DSM's heights (a DSM in another vertical datum).
 ``--metadata-error "gps=5@30,yaw=8,pitch=-3,alt=20,rtk=off"`` locates a copy of the photo whose
 metadata is off as a consumer drone's can be (GPS moved 5 m towards azimuth 30 deg, gimbal yaw
@@ -43,7 +45,7 @@ import numpy as np
 
 from smgeo_geo.errors import SMGeoError
 from smgeo_synth.realpairs import MetadataErrors, with_metadata_errors
-from smgeo_synth.realpairs.satellite_like import TINTS, coarse_terrain, satellite_like
+from smgeo_synth.realpairs.satellite_like import TINTS, coarse_terrain, in_mosaic, satellite_like
 
 ROOT = Path(__file__).resolve().parents[1]
 ANSWER_PLACE_M = 3.0  # answers closer than this count as one place
@@ -137,6 +139,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="locate on a satellite-like reference instead: the orthophoto box-averaged to M-metre pixels")
     ap.add_argument("--tint", choices=TINTS, default="none",
                     help="with --coarsen: also another season's colours (warmer, paler, darker) or haze")
+    ap.add_argument("--in-mosaic", type=int, default=None, metavar="PX",
+                    help="locate on the reference inside a mosaic PX pixels larger on every side, nodata around it")
     ap.add_argument("--dem-offset", type=float, default=0.0, metavar="M",
                     help="add M metres to the DSM's heights (a DSM in another vertical datum than the photo's "
                          "altitude, e.g. geoid vs ellipsoid); the truth stays on the real DSM")
@@ -173,6 +177,8 @@ def main(argv: list[str] | None = None) -> dict:
         reference = args.data / "reference_0018.tif"
         if args.coarsen:
             reference = satellite_like(reference, Path(tmp) / "satellite_like.tif", args.coarsen, args.tint)
+        if args.in_mosaic:
+            reference = in_mosaic(reference, Path(tmp) / "mosaic.tif", args.in_mosaic)
         args.dem = args.data / "dsm.tif"
         if args.dem_coarsen:
             args.dem = coarse_terrain(args.dem, Path(tmp) / "dem_coarse.tif", args.dem_coarsen)
@@ -195,7 +201,7 @@ def _locate_all(args, reference: Path, rows, clicks, truth, photo: Path, tmp: Pa
 
     report: dict = {"data": str(args.data), "photo": rows[0]["photo"], "reference": reference.name,
                     "checkpoint": args.checkpoint or "bundled",
-                    "coarsen_m": args.coarsen, "tint": args.tint if args.coarsen else None,
+                    "coarsen_m": args.coarsen, "in_mosaic_px": args.in_mosaic, "tint": args.tint if args.coarsen else None,
                     "dem_offset_m": args.dem_offset, "dem_coarsen_m": args.dem_coarsen, "metadata_error": args.metadata_error, "clicks": len(rows), "truth": "orthophoto_camera (also reported: topocentric_pose)", "runs": {}}
     with open_reference(reference) as raster:
         stripped = stripped_copy(photo, tmp)
@@ -258,6 +264,8 @@ def _figure(report: dict, raster, truth, points: dict, path: Path) -> None:
     a.set_ylabel("share of clicks")
     on = "a real orthophoto" if not report.get("coarsen_m") else (
         f"the orthophoto at {report['coarsen_m']:g} m" + (f", {report['tint']}" if report.get("tint") != "none" else ""))
+    if report.get("in_mosaic_px"):
+        on += f" in a {raster.width:,} x {raster.height:,} px mosaic"
     a.set_title(f"{report['clicks']} clicks, real DJI photo on {on}")
     a.legend(fontsize=8)
     tx, ty = lonlat_to_pixel(raster.transform, raster.crs, *truth)

@@ -287,6 +287,39 @@ class ReferenceRaster:
         mapping = PixelMapping(float(win.col_off), float(win.row_off), win.width / out_w, win.height / out_h)
         return np.ascontiguousarray(image.transpose(1, 2, 0)), valid, mapping
 
+    def data_window(self, window: Window, max_side: int = 256) -> Window | None:
+        """The part of ``window`` (raster pixels) that holds valid pixels: the bounding window
+        of the valid cells of its mask read at most ``max_side`` cells a side (GDAL picks mask
+        overviews when present), grown by one cell, within the raster; ``None`` when none is valid.
+        A survey's orthophoto in a larger mosaic is mostly nodata around it: searching only
+        where there are pixels keeps a large footprint's window near native resolution."""
+        win = snap_window(window)
+        scale = min(1.0, max_side / max(win.width, win.height, 1))
+        out_h, out_w = max(1, round(win.height * scale)), max(1, round(win.width * scale))
+        inside = (win.col_off >= 0 and win.row_off >= 0 and win.col_off + win.width <= self.width
+                  and win.row_off + win.height <= self.height)
+        unique = sorted(set(self.bands))
+        try:
+            with self._read_lock:
+                masks = self.dataset.read_masks(unique, out_shape=(len(unique), out_h, out_w),
+                                                resampling=Resampling.nearest, window=win, boundless=not inside)
+        except rasterio.errors.RasterioError as exc:
+            raise RasterError(f"{self.path}: cannot read the mask of window {win}: {exc}") from exc
+        valid = np.all(masks > 0, axis=0)
+        if not valid.any():
+            return None
+        rows, cols = np.flatnonzero(valid.any(axis=1)), np.flatnonzero(valid.any(axis=0))
+        cell_w, cell_h = win.width / out_w, win.height / out_h
+        c0 = max(0, math.floor(win.col_off + (cols[0] - 1) * cell_w))
+        r0 = max(0, math.floor(win.row_off + (rows[0] - 1) * cell_h))
+        c1 = min(self.width, math.ceil(win.col_off + (cols[-1] + 2) * cell_w))
+        r1 = min(self.height, math.ceil(win.row_off + (rows[-1] + 2) * cell_h))
+        c0, r0 = max(c0, win.col_off), max(r0, win.row_off)
+        c1, r1 = min(c1, win.col_off + win.width), min(r1, win.row_off + win.height)
+        if c1 <= c0 or r1 <= r0:
+            return None
+        return Window(c0, r0, c1 - c0, r1 - r0)
+
     def raster_limits(self, max_side: int = 1024) -> list[tuple[float, float]]:
         """Per-band (unique bands, ascending) 2-98 % limits from a decimated whole-raster read
         (at most ``max_side`` pixels a side; GDAL uses overviews when present). Cached."""

@@ -19,13 +19,13 @@ from smgeo_synth.realpairs.dataset import REALPAIRS_VERSION, generate_realpairs,
 from smgeo_synth.realpairs.pair import (PairContext, RealPair, camera_from_info, camera_info, draw_camera,
                                       render_real_pair, season_tint)
 from smgeo_synth.realpairs.metadata_errors import MetadataErrors, with_metadata_errors
-from smgeo_synth.realpairs.satellite_like import coarse_terrain, satellite_like
+from smgeo_synth.realpairs.satellite_like import coarse_terrain, in_mosaic, satellite_like
 from smgeo_synth.realpairs.render import DroneView, Surface, render_view, scaled_camera
 from smgeo_synth.realpairs.targets import Overview, Target, footprint_targets, salient_targets, work_epsg
 from smgeo_synth.realpairs.tiles import TileSpec, cut_tile
 
 __all__ = [
     "REALPAIRS_VERSION", "DroneView", "MetadataErrors", "Overview", "PairContext", "RealPair", "Surface", "Target", "TileSpec",
-    "camera_from_info", "camera_info", "coarse_terrain", "cut_tile", "draw_camera", "footprint_targets", "generate_realpairs", "render_real_pair", "render_view",
+    "camera_from_info", "camera_info", "coarse_terrain", "cut_tile", "draw_camera", "footprint_targets", "generate_realpairs", "in_mosaic", "render_real_pair", "render_view",
     "salient_targets", "satellite_like", "scaled_camera", "season_tint", "tile_extent", "with_metadata_errors", "work_epsg",
 ]

@@ -6,7 +6,8 @@ survey's own orthophoto but something a satellite would give: the same place at 
 in autumn colours or through haze. The copy keeps the orthophoto's CRS, bounds, band count,
 data type and nodata; only the pixel size and the first three bands' values change.
 :func:`coarse_terrain` does the same for a DSM's heights: a 30 m terrain model (SRTM,
-Copernicus), which users often have instead of a DSM.
+Copernicus), which users often have instead of a DSM. :func:`in_mosaic` puts the orthophoto
+inside a larger mosaic, nodata around it, as a survey sits in an organisation's basemap.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.enums import Resampling
+from rasterio.windows import Window
 
 from smgeo_geo.errors import OptionError, OutputError
 from smgeo_model.fileio import atomic_path
@@ -76,4 +78,24 @@ def coarse_terrain(dem: str | os.PathLike, out: str | os.PathLike, metres: float
     return Path(out)
 
 
-__all__ = ["TINTS", "coarse_terrain", "satellite_like"]
+def in_mosaic(ortho: str | os.PathLike, out: str | os.PathLike, pad_px: int) -> Path:
+    """Write ``ortho`` inside a mosaic ``pad_px`` pixels larger on every side, on the same grid
+    (same CRS, pixel size and alignment), nodata 0 around it, as the GeoTIFF ``out`` (written
+    atomically; tiled and sparse: the empty tiles are never written, so a large mosaic costs
+    little disk)."""
+    if isinstance(pad_px, bool) or not isinstance(pad_px, int) or pad_px < 1:
+        raise OptionError(f"mosaic padding must be a positive number of pixels, got {pad_px!r}")
+    with rasterio.open(ortho) as src:
+        data = src.read()
+        t = src.transform
+        profile = {**src.profile, "driver": "GTiff", "width": src.width + 2 * pad_px,
+                   "height": src.height + 2 * pad_px, "transform": t * Affine.translation(-pad_px, -pad_px),
+                   "nodata": 0, "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate",
+                   "SPARSE_OK": True}
+    with atomic_path(out, OutputError) as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(data, window=Window(pad_px, pad_px, data.shape[2], data.shape[1]))
+    return Path(out)
+
+
+__all__ = ["TINTS", "coarse_terrain", "in_mosaic", "satellite_like"]

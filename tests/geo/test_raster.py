@@ -13,7 +13,7 @@ from rasterio.windows import Window
 from smgeo_geo.errors import CRSError, NotGeoreferencedError, RasterError
 from smgeo_geo.raster import PixelMapping, open_reference
 
-from .conftest import H, W, rgb8
+from .conftest import GEOREF, H, W, rgb8, write_tif
 
 
 def source(path) -> np.ndarray:
@@ -281,3 +281,32 @@ def test_pixel_size_is_measured_where_it_is_used_on_a_mosaic_spanning_latitudes(
         window, size = work_window(r, Window(0, 0, 40, 40), 20)  # the top, read at half resolution
         _, _, mapping = r.read_window_with_mask(window, size)
         assert pixel_metres(r, mapping, window) == pytest.approx(2 * expected(r, 20, 20), rel=1e-2)
+
+
+def test_data_window_is_the_part_of_a_window_that_holds_pixels(tmp_path):
+    """A survey inside a mosaic, as nodata (0) around a block of rows 300-499, cols 200-599 of
+    a 1000 x 800 px raster, and as an RGBA alpha band: the window of valid pixels within what is
+    asked, exact at full resolution, within one mask cell when the mask is read decimated;
+    None where there are none (also wholly outside the raster)."""
+    crs, tr = GEOREF["utm33n"]
+    data = np.zeros((3, 800, 1000), np.uint8)
+    data[:, 300:500, 200:600] = rgb8(5, 400, 200) | 1  # no valid pixel is 0 in every band
+    alpha = np.where(data[0] > 0, 255, 0).astype(np.uint8)[None]
+    paths = [write_tif(tmp_path / "nodata.tif", data, crs, tr, nodata=0),
+             write_tif(tmp_path / "rgba.tif", np.concatenate([data, alpha]), crs, tr, photometric="RGB",
+                       alpha="YES")]
+    for path in paths:
+        with open_reference(path, bands=(1, 2, 3)) as r:
+            exact = r.data_window(Window(0, 0, 1000, 800), max_side=1000)
+            assert (exact.col_off, exact.row_off, exact.width, exact.height) == (199, 299, 402, 202), path
+            # asked for part of the block: cut to it, never grown beyond what was asked
+            part = r.data_window(Window(100, 350, 300, 300), max_side=1000)
+            assert (part.col_off, part.row_off, part.col_off + part.width, part.row_off + part.height) == \
+                   (199, 350, 400, 501)
+            coarse = r.data_window(Window(0, 0, 1000, 800), max_side=100)  # 10 px cells
+            assert 180 <= coarse.col_off <= 200 and 280 <= coarse.row_off <= 300
+            assert 600 <= coarse.col_off + coarse.width <= 620 and 500 <= coarse.row_off + coarse.height <= 520
+            assert r.data_window(Window(0, 0, 150, 250)) is None
+            assert r.data_window(Window(-500, -500, 300, 300)) is None
+            straddling = r.data_window(Window(-100, 250, 400, 400), max_side=1000)
+            assert straddling.col_off >= 0 and straddling.col_off == 199

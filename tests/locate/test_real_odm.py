@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from rasterio.windows import Window
 
 from smgeo_geo.camera import camera_from_opensfm
 from smgeo_geo.coords import geodesic_distance
@@ -23,7 +24,7 @@ from smgeo_geo.pose import camera_from_metadata, locate_pixel
 from smgeo_geo.raster import open_reference
 from smgeo_geo.registration import MIN_INLIERS
 from smgeo_geo.terrain import DemTerrain, intersect_rays
-from smgeo_synth.realpairs import MetadataErrors, coarse_terrain, satellite_like, with_metadata_errors
+from smgeo_synth.realpairs import MetadataErrors, coarse_terrain, in_mosaic, satellite_like, with_metadata_errors
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real-odm"
 if not DATA.is_dir():
@@ -438,6 +439,35 @@ def test_auto_without_a_dem_maps_the_click_by_its_surroundings_and_stays_honest(
             assert det.extra["answer"] == "registration" and det.extra["registration_mode"] == "local"
             assert det.extra["registration_patch_inliers"] >= 8, click
             assert err <= det.extra["uncertainty_m"] <= 15.0, (click, err, det.extra["uncertainty_m"])
+
+
+def test_a_survey_orthophoto_inside_a_larger_mosaic_registers_as_on_its_own(locator, truth, tmp_path):
+    """Without a DEM the oblique photo's footprint runs hundreds of metres towards the horizon;
+    in a mosaic that is nodata beyond the survey, the registration window is cut to where the
+    mosaic has pixels (read near native resolution, not 2.3 times coarser): the clicks register
+    as on the orthophoto alone (before: registration failed, 1 inlier, and the answer fell to
+    the metadata, 3-7 m off): each answer within half a metre of the orthophoto's own."""
+    from smgeo_geo import rectification as rect
+
+    mosaic = in_mosaic(ORTHO, tmp_path / "basemap.tif", 1500)  # nodata around the survey
+    prior = camera_from_metadata(read_photo_meta(SOUTH), None)
+    with open_reference(mosaic) as raster:
+        window = rect.footprint_window(prior, raster, 60.0)
+        slack = 24  # pixels: two cells of the mask read at 256 cells a side of a footprint < 3,000 px
+        assert window.col_off >= 1500 - slack and window.row_off >= 1500 - slack  # within the survey
+        assert window.col_off + window.width <= raster.width - 1500 + slack
+        assert window.row_off + window.height <= raster.height - 1500 + slack
+        answers = [locator.locate(raster, SOUTH, click).extra for click in CLICKS]
+    with open_reference(ORTHO) as raster:
+        alone = [locator.locate(raster, SOUTH, click).extra for click in CLICKS]
+    for det, own, lon, lat in zip(answers, alone, *truth):
+        assert det["answer"] == "registration" and det["registration_mode"] == "local", det
+        err = float(geodesic_distance(lon, lat, det["located_lon"], det["located_lat"]))
+        assert err <= det["uncertainty_m"], (err, det["uncertainty_m"])
+        apart = geodesic_distance(det["located_lon"], det["located_lat"], own["located_lon"], own["located_lat"])
+        assert float(apart) < 0.5, (apart, err)
+    with open_reference(mosaic) as raster:  # nothing of the survey in a window off it
+        assert raster.data_window(Window(0, 0, 1400, 1400)) is None
 
 
 def test_on_a_coarser_reference_without_a_dem_auto_is_never_looser_than_the_metadata(locator, truth, tmp_path):

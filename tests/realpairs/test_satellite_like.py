@@ -77,3 +77,22 @@ def test_a_coarse_terrain_model_averages_heights_over_the_same_bounds_leaving_no
     assert coarse[3, 6] == pytest.approx(heights[15:20, 30:35].mean(), abs=1e-3)
     with pytest.raises(OptionError, match="must be coarser"):
         coarse_terrain(dem, tmp_path / "finer.tif", 0.4)
+
+
+def test_a_mosaic_holds_the_orthophoto_at_its_place_on_the_same_grid_nodata_around(ortho, tmp_path):
+    from rasterio.windows import Window
+
+    from smgeo_synth.realpairs import in_mosaic
+
+    path, data = ortho
+    out = in_mosaic(path, tmp_path / "mosaic.tif", 300)
+    with rasterio.open(out) as src, rasterio.open(path) as orig:
+        assert (src.width, src.height, src.nodata, src.crs) == (660, 640, 0, orig.crs)
+        assert src.res == orig.res
+        inner = src.window(*orig.bounds)
+        assert (inner.col_off, inner.row_off, inner.width, inner.height) == pytest.approx((300, 300, 60, 40))
+        np.testing.assert_array_equal(src.read(window=Window(300, 300, 60, 40)), data)
+        assert not src.read(1, window=Window(0, 0, 300, 640)).any() and src.read_masks(1)[:300].max() == 0
+    for bad in (0, -5, 2.5, True):
+        with pytest.raises(OptionError, match="mosaic padding"):
+            in_mosaic(path, tmp_path / "bad.tif", bad)
