@@ -249,6 +249,11 @@ class ReferenceRaster:
         image, _, mapping = self.read_window_with_mask(window, out_size, resampling)
         return image, mapping
 
+    def _holds(self, win: Window) -> bool:
+        """Whether ``win`` (whole raster pixels) lies wholly inside the raster (else a boundless read)."""
+        return (win.col_off >= 0 and win.row_off >= 0 and win.col_off + win.width <= self.width
+                and win.row_off + win.height <= self.height)
+
     def read_window_with_mask(self, window: Window, out_size: tuple[int, int],
                               resampling: Resampling = Resampling.bilinear):
         """Like :meth:`read_window` but returns ``(image, valid, mapping)``; ``valid`` is an
@@ -259,8 +264,7 @@ class ReferenceRaster:
         win = snap_window(window)
         if win.width < 1 or win.height < 1:
             raise SMGeoError(f"{self.path}: empty window {window}")
-        inside = (win.col_off >= 0 and win.row_off >= 0 and win.col_off + win.width <= self.width
-                  and win.row_off + win.height <= self.height)
+        inside = self._holds(win)
         unique = sorted(set(self.bands))
         kw = dict(window=win, boundless=not inside)
         try:
@@ -296,13 +300,11 @@ class ReferenceRaster:
         win = snap_window(window)
         scale = min(1.0, max_side / max(win.width, win.height, 1))
         out_h, out_w = max(1, round(win.height * scale)), max(1, round(win.width * scale))
-        inside = (win.col_off >= 0 and win.row_off >= 0 and win.col_off + win.width <= self.width
-                  and win.row_off + win.height <= self.height)
         unique = sorted(set(self.bands))
         try:
             with self._read_lock:
                 masks = self.dataset.read_masks(unique, out_shape=(len(unique), out_h, out_w),
-                                                resampling=Resampling.nearest, window=win, boundless=not inside)
+                                                resampling=Resampling.nearest, window=win, boundless=not self._holds(win))
         except rasterio.errors.RasterioError as exc:
             raise RasterError(f"{self.path}: cannot read the mask of window {win}: {exc}") from exc
         valid = np.all(masks > 0, axis=0)
