@@ -236,13 +236,25 @@ class Locator:
             return None
 
     # -- stages -------------------------------------------------------------------------
-    def _metadata_stage(self, prior: CameraPrior | None, why: str, raster: ReferenceRaster, click) -> Stage:
+    def _metadata_stage(self, prior: CameraPrior | None, why: str, raster: ReferenceRaster, click,
+                        photo: str) -> Stage:
         if prior is None:
             return Stage("metadata", False, why)
         try:
             g = locate_pixel(prior, click)
         except MetadataError as exc:
-            return Stage("metadata", False, str(exc))
+            # a DSM that stops short of where the click's ray meets the ground (it covers the
+            # survey, the photo looks beyond it; or a nodata hole): flat ground at the take-off
+            # height there, as without a DEM (its wider height budget in the radius)
+            flat = self._flat_prior(photo) if isinstance(prior.terrain, DemTerrain) else None
+            if flat is None:
+                return Stage("metadata", False, str(exc))
+            try:
+                g = locate_pixel(flat, click)
+            except MetadataError:
+                return Stage("metadata", False, str(exc))
+            prior = replace(flat, notes=[*flat.notes, f"the click's ray meets no height of the "
+                                                      f"{prior.terrain.name} (beyond it or on nodata)"])
         x, y = prior.camera.frame.to_crs(raster.crs, [g.local[0]], [g.local[1]], [g.local[2]])
         region = click_region(prior.camera, prior.terrain, raster, click,
                               self._region_px(prior.camera.width, prior.camera.height))
@@ -472,7 +484,7 @@ class Locator:
             self._pending.append(ahead)
         try:
             stages: dict[str, Stage] = {}
-            meta = self._metadata_stage(prior, why, raster, click)
+            meta = self._metadata_stage(prior, why, raster, click, photo)
             if method in ("auto", "metadata"):
                 stages["metadata"] = meta
                 if method == "metadata" and not meta.ok:

@@ -470,6 +470,34 @@ def test_a_survey_orthophoto_inside_a_larger_mosaic_registers_as_on_its_own(loca
         assert raster.data_window(Window(0, 0, 1400, 1400)) is None
 
 
+def test_where_the_dsm_stops_short_of_the_click_the_metadata_answers_on_flat_ground(locator, truth, tmp_path):
+    """A DSM that covers only part of the area (its east, x >= 292830 m; the clicks lie west of
+    it): the clicks' rays meet no DSM height. The metadata stage answers as without a DEM (flat
+    ground at the take-off height) and says so, instead of failing (before: "does not meet the
+    ground"); `auto` still registers."""
+    import rasterio
+    from rasterio.windows import from_bounds
+
+    east = tmp_path / "dsm_east.tif"
+    with rasterio.open(DSM) as src:
+        window = from_bounds(292830.0, src.bounds.bottom, src.bounds.right, src.bounds.top, src.transform)
+        window = window.round_offsets().round_lengths()
+        profile = {**src.profile, "width": window.width, "height": window.height,
+                   "transform": src.window_transform(window)}
+        with rasterio.open(east, "w", **profile) as dst:
+            dst.write(src.read(window=window))
+    with open_reference(ORTHO) as raster:
+        for click, lon, lat in zip(CLICKS, *truth):
+            det = locator.locate(raster, SOUTH, click, method="metadata", dem=east).extra
+            flat = locator.locate(raster, SOUTH, click, method="metadata").extra
+            assert "meets no height of the DEM dsm_east.tif" in det["metadata_notes"], det
+            assert (det["located_lon"], det["located_lat"]) == pytest.approx((flat["located_lon"], flat["located_lat"]))
+            err = float(geodesic_distance(lon, lat, det["located_lon"], det["located_lat"]))
+            assert err <= det["uncertainty_m"], (click, err, det["uncertainty_m"])
+        det = locator.locate(raster, SOUTH, CLICKS[1], dem=east).extra
+        assert det["answer"] == "registration" and det["metadata_status"] == "ok", det
+
+
 def test_on_a_coarser_reference_without_a_dem_auto_is_never_looser_than_the_metadata(locator, truth, tmp_path):
     """At 0.5 m pixels the flat-ground registration maps some clicks only from distant features
     (a wide radius): where it agrees with the metadata, the surer of the two answers, and every
