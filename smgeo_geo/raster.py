@@ -33,6 +33,7 @@ from smgeo_geo.coords import check_lonlat, crs_to_lonlat, geodesic_distance, pix
 from smgeo_geo.errors import CRSError, NotGeoreferencedError, RasterError, SMGeoError
 
 STRETCH_PERCENTILES = (2.0, 98.0)
+DATA_CUT = 0.75  # a search window is cut to its valid pixels when that leaves at most this share of its longer side
 SUPPORTED_KINDS = {"u": "unsigned integer", "i": "integer", "f": "float"}  # numpy dtype kinds read as pixels
 
 
@@ -321,6 +322,17 @@ class ReferenceRaster:
         if c1 <= c0 or r1 <= r0:
             return None
         return Window(c0, r0, c1 - c0, r1 - r0)
+
+    def within_data(self, window: Window) -> Window | None:
+        """``window`` (raster pixels) cut to :meth:`data_window` where that leaves at most
+        :data:`DATA_CUT` of its longer side, else ``window`` itself (trimming a few nodata rows
+        would only move the scale a search reads it at, and what it finds, a little); ``None``
+        when it holds no valid pixel or less than 16 pixels a side of them. What the
+        registration (the photo's footprint) and SMGeo (the photo's GPS footprint) search."""
+        data = self.data_window(window)
+        if data is None or data.width < 16 or data.height < 16:
+            return None
+        return data if max(data.width, data.height) <= DATA_CUT * max(window.width, window.height) else window
 
     def raster_limits(self, max_side: int = 1024) -> list[tuple[float, float]]:
         """Per-band (unique bands, ascending) 2-98 % limits from a decimated whole-raster read

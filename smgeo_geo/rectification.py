@@ -29,7 +29,6 @@ from smgeo_geo.terrain import cast_rays, intersect_rays
 MAX_WORK_SIDE = 768  # pixels a side of the working window (reference and rectified photo)
 MAX_FEATURES = 3000  # SIFT keypoints kept per image (strongest first)
 RATIO = 0.8
-DATA_CUT = 0.75  # a footprint window is cut to its valid pixels when that leaves at most this share of its longer side
 GRID_STEP = 4  # rectification maps are computed every GRID_STEP pixels and interpolated
 # SIFT of the reference runs here while the photo is rectified and its own SIFT runs (OpenCV
 # releases the GIL; on small images SIFT alone keeps two cores only partly busy)
@@ -69,8 +68,8 @@ def footprint_window(prior: CameraPrior, raster: ReferenceRaster, margin_m: floa
     """Raster window holding the ground the photo sees (rays of a 7 x 5 pixel grid, ranges
     capped at ``max_range_m``, default 8x the camera's height above ground), grown by
     ``margin_m``, and cut to the part of it that holds valid pixels
-    (:meth:`~smgeo_geo.raster.ReferenceRaster.data_window`) when that is at most
-    :data:`DATA_CUT` of its longer side; ``None`` when it misses the raster or its valid pixels."""
+    (:meth:`~smgeo_geo.raster.ReferenceRaster.within_data`); ``None`` when it misses the raster
+    or its valid pixels."""
     cam = prior.camera
     gx, gy = np.meshgrid(np.linspace(0, cam.width, 7), np.linspace(0, cam.height, 5))
     px = np.column_stack([gx.ravel(), gy.ravel()])
@@ -96,13 +95,7 @@ def footprint_window(prior: CameraPrior, raster: ReferenceRaster, margin_m: floa
     r0, r1 = max(0, math.floor(np.min(rows) - pad)), min(raster.height, math.ceil(np.max(rows) + pad))
     if c1 - c0 < 16 or r1 - r0 < 16:
         return None
-    window = Window(c0, r0, c1 - c0, r1 - r0)
-    data = raster.data_window(window)
-    if data is None or data.width < 16 or data.height < 16:
-        return None
-    # the cut only where it reads the data markedly finer: trimming a few nodata rows would only
-    # move the work scale, and with it the matches, a little
-    return data if max(data.width, data.height) <= DATA_CUT * max(window.width, window.height) else window
+    return raster.within_data(Window(c0, r0, c1 - c0, r1 - r0))
 
 
 def ground_points(prior: CameraPrior, raster: ReferenceRaster, mapping: PixelMapping, uv: np.ndarray):

@@ -215,9 +215,14 @@ def resolve(spec: WindowSpec, raster, *, max_side: int, photo=None, search_size:
 
         try:
             fp = approximate_footprint(read_photo_meta(photo))
-            win = window_from_center(raster, fp.lon, fp.lat, fp.radius_m, clip=True)
-            return ResolvedWindow(win, False, "photo_gps", f"photo metadata footprint: {fp.radius_m:.0f} m around "
-                                  f"lon {fp.lon:.6f}, lat {fp.lat:.6f}")
+            around = window_from_center(raster, fp.lon, fp.lat, fp.radius_m, clip=True)
+            win = raster.within_data(around)  # a survey in a larger mosaic: not the nodata around it
+            if win is None:
+                raise WindowError(f"{_name(raster)}: the photo's metadata footprint ({fp.radius_m:.0f} m around lon "
+                                  f"{fp.lon:.6f}, lat {fp.lat:.6f}) holds no valid pixels of the raster")
+            cut = " (where the raster has pixels)" if win != around else ""
+            return ResolvedWindow(win, False, "photo_gps", f"photo metadata footprint{cut}: {fp.radius_m:.0f} m "
+                                  f"around lon {fp.lon:.6f}, lat {fp.lat:.6f}")
         except (MetadataError, WindowError) as exc:
             if mode == "photo_gps":
                 raise

@@ -252,3 +252,23 @@ def test_a_web_mercator_reference_gives_the_answers_and_radii_of_the_same_imager
     for (e_utm, d_utm), (e_web, d_web) in zip(utm, web):
         assert e_web < 0.5 and e_web <= d_web.extra["uncertainty_m"], (e_web, d_web.extra)
         assert d_web.extra["uncertainty_m"] == pytest.approx(d_utm.extra["uncertainty_m"], rel=0.25)
+
+
+def test_a_photo_gps_window_over_the_nodata_of_a_mosaic_is_refused_with_its_reason(data, tmp_path):
+    """The generated orthophoto inside a mosaic 300 m larger on every side, nodata around it; the
+    photo's GPS moved 200 m west: its footprint lies on the mosaic but holds none of its pixels.
+    Asked for, the photo_gps window is refused and says why; auto falls back to the whole raster
+    and says so."""
+    from smgeo_geo.errors import WindowError
+    from smgeo_geo.windows import WindowSpec, resolve
+    from smgeo_synth.realpairs import MetadataErrors, in_mosaic, with_metadata_errors
+
+    mosaic = in_mosaic(data["ortho"], tmp_path / "mosaic.tif", 3000)
+    moved = with_metadata_errors(data["photo"], tmp_path / "moved.jpg", MetadataErrors(gps_m=200.0, gps_azimuth_deg=270.0))
+    with open_reference(mosaic) as raster:
+        here = resolve(WindowSpec("photo_gps"), raster, max_side=8192, photo=data["photo"])
+        assert here.window.col_off >= 3000 - 40 and "where the raster has pixels" in here.reason, here
+        with pytest.raises(WindowError, match="holds no valid pixels"):
+            resolve(WindowSpec("photo_gps"), raster, max_side=8192, photo=moved)
+        auto = resolve(WindowSpec("auto"), raster, max_side=8192, photo=moved)
+        assert auto.mode == "whole" and "holds no valid pixels" in auto.reason, auto

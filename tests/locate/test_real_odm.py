@@ -24,6 +24,7 @@ from smgeo_geo.pose import camera_from_metadata, locate_pixel
 from smgeo_geo.raster import open_reference
 from smgeo_geo.registration import MIN_INLIERS
 from smgeo_geo.terrain import DemTerrain, intersect_rays
+from smgeo_geo.windows import WindowSpec, resolve
 from smgeo_synth.realpairs import MetadataErrors, coarse_terrain, in_mosaic, satellite_like, with_metadata_errors
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real-odm"
@@ -466,8 +467,12 @@ def test_a_survey_orthophoto_inside_a_larger_mosaic_registers_as_on_its_own(loca
         assert err <= det["uncertainty_m"], (err, det["uncertainty_m"])
         apart = geodesic_distance(det["located_lon"], det["located_lat"], own["located_lon"], own["located_lat"])
         assert float(apart) < 0.5, (apart, err)
-    with open_reference(mosaic) as raster:  # nothing of the survey in a window off it
-        assert raster.data_window(Window(0, 0, 1400, 1400)) is None
+    with open_reference(mosaic) as raster:
+        assert raster.data_window(Window(0, 0, 1400, 1400)) is None  # nothing of the survey off it
+        # SMGeo alone searches the photo's GPS footprint: there too only where the mosaic has pixels
+        gps = resolve(WindowSpec("photo_gps"), raster, max_side=4096, photo=SOUTH)
+        assert gps.window.col_off >= 1500 - slack and gps.window.row_off >= 1500 - slack, gps
+        assert "where the raster has pixels" in gps.reason
 
 
 def test_where_the_dsm_stops_short_of_the_click_the_metadata_answers_on_flat_ground(locator, truth, tmp_path):
