@@ -11,7 +11,7 @@ fine-tuned from the best checkpoint of the one before (all on the same corpus); 
 describes every run and logs their epochs in order.
 Copies RUN/best.{safetensors,json} to retrieval/weights/retrieval_demo.*, draws the validation
 curve (card_curve.png) and copies the report's bars (card_bars.png). The ablation section quotes
-bench/results/retrieval_ablations_6min.json as it was measured.
+bench/results/retrieval_ablations_14min.json as it was measured.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from smgeo_model import fileio  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "retrieval" / "weights"
-ABLATIONS = ROOT / "bench" / "results" / "retrieval_ablations_6min.json"
+ABLATIONS = ROOT / "bench" / "results" / "retrieval_ablations_14min.json"
 LABELS = {"checkpoint": "this model", "random": "random vectors", "previous": "the model bundled before it",
           "fusion": "this model + place fusion (neighbours within 200 m: what `smgeo retrieve` ranks by)",
           "full": "full: experts + gate, orientation words removed, two stages",
@@ -200,19 +200,23 @@ Per query platform (R@1 / R@10 / mAP, %): {per_text}. The gate names the query's
 
 **Target** (R@1 >= 60 %, R@10 >= 95 % on >= 2,000 held-out items): not met by this model.
 
-## Ablations (the seed's, same budget each, one run; measured on an 800-place corpus before this model)
+## Ablations (the seed's, same budget each, one run, on 800 generated places)
 
-`smgeo evaluate-retrieval --corpus held400 --train-corpus train1000 --out eval --ablations
---minutes 6 --threads 1` trained each variant for 6 minutes on the 800 train places of
-`--places 1000 --seed 0` and scored it on the first held-out corpus (the earlier caption wording)
-(`bench/results/retrieval_ablations_6min.*`):
+`smgeo synth-retrieval --out train800 --places 800 --seed 23 --splits 0.9,0.1,0`, then
+`smgeo evaluate-retrieval --corpus held --train-corpus train800 --out eval --ablations
+--minutes 14 --threads 1` trained each variant for 14 minutes (12 epochs; the full system and the
+shared head ended their last epoch half-way, the machine's other core busy) on the 720 train places
+and scored it on the held-out corpus this model is scored on
+(`bench/results/retrieval_ablations_14min.*`; an earlier 6-minute run on the first corpus:
+`retrieval_ablations_6min.*`):
 
 | system | R@1 | R@5 | R@10 | mAP |
 |---|---:|---:|---:|---:|
 {abl_rows}
 
-At this budget none of the seed's three ingredients was shown to help; whether they help at
-full length is not measured (each variant would need this model's training time).
+At this budget none of the seed's three ingredients was shown to help (differences within a
+point, one run each); whether they help at full length is not measured (each variant would need
+this model's training time).
 
 ## Training log (validation split)
 
