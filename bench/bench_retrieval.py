@@ -5,7 +5,7 @@ the ``demo`` preset's, 3 x 128 = 384), in a flat (exact) and an HNSW index
 (:mod:`smgeo_retrieval.index`). Reports build throughput (items/s), save + load seconds, and
 single-query latency p50 / p95 in ms (one query vector at a time through
 :meth:`VectorIndex.search`, ``--queries`` of them after a warm-up) with FAISS on 1 and on 2
-threads; how often a perturbed copy of an item (cosine ~0.7) finds that item first; HNSW's
+threads and as the library runs it (a few queries on one thread, ``FEW_QUERIES``); how often a perturbed copy of an item (cosine ~0.7) finds that item first; HNSW's
 recall@10 against the exact flat result for random queries (the worst case: random
 high-dimensional data has no neighbourhood structure), also at 4x the default efSearch. Issue target: a query over 100k items
 in <= 50 ms on 2 CPU cores.
@@ -61,6 +61,7 @@ def latency_ms(index, queries: np.ndarray, k: int, warmup: int = 5) -> dict:
 def bench_vectors(n: int, d: int, n_queries: int, k: int) -> dict:
     import faiss
 
+    from smgeo_retrieval import index as index_module
     from smgeo_retrieval.index import IndexItem, VectorIndex
 
     vecs = unit_vectors(n, d, 0)
@@ -84,10 +85,14 @@ def bench_vectors(n: int, d: int, n_queries: int, k: int) -> dict:
             index = VectorIndex.load(tmp)
             load_s = time.perf_counter() - start
         r = {"build_s": build_s, "build_items_per_s": n / build_s, "save_s": save_s, "load_s": load_s}
+        few = index_module.FEW_QUERIES
+        index_module.FEW_QUERIES = 0  # FAISS itself on 1 and on 2 threads
         for threads in (1, 2):
             faiss.omp_set_num_threads(threads)
             r[f"threads{threads}"] = latency_ms(index, queries, k)
+        index_module.FEW_QUERIES = few
         faiss.omp_set_num_threads(2)
+        r["library"] = latency_ms(index, queries, k)  # as VectorIndex.search runs one query (one thread)
         ids = index.search(queries, k)[1]
         r["own_item_first"] = float(np.mean(index.search(near, 1)[1][:, 0] == rows))
         if kind == "flat":
@@ -103,7 +108,8 @@ def bench_vectors(n: int, d: int, n_queries: int, k: int) -> dict:
         out[kind] = r
         print(f"{kind:5s} {n} x {d}: build {build_s:.2f} s ({n / build_s:,.0f} items/s), save {save_s:.2f} s, "
               f"load {load_s:.2f} s; query p50/p95 {r['threads1']['p50_ms']:.2f}/{r['threads1']['p95_ms']:.2f} ms "
-              f"(1 thread), {r['threads2']['p50_ms']:.2f}/{r['threads2']['p95_ms']:.2f} ms (2 threads)"
+              f"(1 thread), {r['threads2']['p50_ms']:.2f}/{r['threads2']['p95_ms']:.2f} ms (2 threads), "
+              f"{r['library']['p50_ms']:.2f}/{r['library']['p95_ms']:.2f} ms (VectorIndex.search)"
               + f"; perturbed item -> itself first {r['own_item_first']:.3f}"
               + (f"; random queries recall@10 vs flat {r['recall_at_10_vs_flat']:.3f} (efSearch {r['ef_search']}), "
                  f"{r['wide']['recall_at_10_vs_flat']:.3f} at efSearch {r['wide']['ef_search']} "
@@ -259,8 +265,9 @@ def main() -> None:
     }
     target = min(v["flat"]["threads2"]["p50_ms"], v["flat"]["threads1"]["p50_ms"])
     results["target"] = {"query_ms_100k": 50.0, "flat_p50_best_ms": target,
-                         "flat_meets": bool(v["flat"]["threads2"]["p95_ms"] <= 50.0),
-                         "hnsw_meets": bool(v["hnsw"]["threads2"]["p95_ms"] <= 50.0)}
+                         "flat_meets": bool(v["flat"]["library"]["p95_ms"] <= 50.0),
+                         "hnsw_meets": bool(v["hnsw"]["library"]["p95_ms"] <= 50.0),
+                         "place_fusion_meets": bool(results["place_fusion"]["p95_ms"] <= 50.0)}
     print(f"ratios: flat / hnsw p50 {results['ratios']['flat_over_hnsw_p50_2threads']:.0f}x (2 threads), "
           f"vectors-only / full build throughput {results['ratios']['vector_build_over_full_build_items_per_s']:.0f}x")
     results["load_average_end"] = os.getloadavg()[0]

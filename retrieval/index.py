@@ -44,6 +44,9 @@ HNSW_M = 32  # graph neighbours per node
 HNSW_EF_CONSTRUCTION = 80  # candidate list while building
 HNSW_EF_SEARCH = 256  # candidate list while searching (raised to k when k is larger)
 THUMB_SIZE = 128  # longest side of a thumbnail, pixels
+# searches of this many query vectors or fewer run FAISS on one OpenMP thread: one query gains
+# nothing from two, and the idle thread's spinning slows what the caller does next (bench/bench_retrieval.py)
+FEW_QUERIES = 8
 INDEX_FILES = ("index.json", "vectors.faiss", "items.jsonl")
 _ITEM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
@@ -212,20 +215,27 @@ class VectorIndex:
         float32 inner products, best first, and int64 row numbers into :attr:`items` (-1 where
         an approximate index found fewer items). ``ef_search``: candidates an ``hnsw`` index
         examines per query (default the index's own, at least ``k``; more is closer to exact
-        and slower; a ``flat`` index is exact and ignores it). :class:`OptionError` for ``k``
-        or ``ef_search`` < 1 or queries of the wrong dimension."""
+        and slower; a ``flat`` index is exact and ignores it). Up to :data:`FEW_QUERIES` queries
+        run on one FAISS thread. :class:`OptionError` for ``k`` or ``ef_search`` < 1 or queries
+        of the wrong dimension."""
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise OptionError(f"k (the number of results) must be a whole number of 1 or more, got {k!r}")
         ef_search = check_ef_search(ef_search)
         q = _as_matrix(queries, "query vectors", self.dim)
         k = int(min(k, self.count))
-        if self.kind == "hnsw":
-            import faiss
+        import faiss
 
-            ef = max(ef_search or int((self.hnsw or {}).get("ef_search", HNSW_EF_SEARCH)), k)
-            scores, ids = self.faiss_index.search(q, k, params=faiss.SearchParametersHNSW(efSearch=ef))
-        else:
-            scores, ids = self.faiss_index.search(q, k)
+        threads = faiss.omp_get_max_threads()
+        if len(q) <= FEW_QUERIES:
+            faiss.omp_set_num_threads(1)
+        try:
+            if self.kind == "hnsw":
+                ef = max(ef_search or int((self.hnsw or {}).get("ef_search", HNSW_EF_SEARCH)), k)
+                scores, ids = self.faiss_index.search(q, k, params=faiss.SearchParametersHNSW(efSearch=ef))
+            else:
+                scores, ids = self.faiss_index.search(q, k)
+        finally:
+            faiss.omp_set_num_threads(threads)
         return scores.astype(np.float32, copy=False), ids.astype(np.int64, copy=False)
 
     def vectors(self, rows) -> np.ndarray:

@@ -51,7 +51,7 @@ class PlaceNeighbours:
         self.radius_m = float(radius_m)
         self.max_neighbours = max_neighbours
         self.points = _ecef(lon, lat)
-        cell = self.radius_m / CELLS_PER_RADIUS
+        cell = self._cell = self.radius_m / CELLS_PER_RADIUS
         self._cells = np.floor(self.points / cell).astype(np.int64)
         self._order = np.argsort(self._key(self._cells), kind="stable")
         self._sorted = self._key(self._cells)[self._order]
@@ -60,6 +60,7 @@ class PlaceNeighbours:
         offsets = np.array(np.meshgrid(span, span, span, indexing="ij")).reshape(3, -1).T
         gap = np.clip(np.abs(offsets) - 1, 0, None) * cell  # nearest distance between the two cells
         self._offsets = offsets[np.sqrt((gap ** 2).sum(1)) <= self.radius_m]
+        self._block = offsets[np.abs(offsets).max(axis=1) <= 1]  # the row's cell and the 26 around it
 
     @staticmethod
     def _key(cells: np.ndarray) -> np.ndarray:
@@ -68,29 +69,53 @@ class PlaceNeighbours:
 
     def of(self, rows) -> list[np.ndarray]:
         """For each item row in ``rows``: the rows of the other items within the radius, nearest
-        first, at most ``max_neighbours``."""
+        first, at most ``max_neighbours``.
+
+        Dense indexes first look in the cells next to each row's own (the block of 3 x 3 x 3):
+        an item outside that block is farther than one cell from the row, so a row with
+        ``max_neighbours`` items within one cell (and the radius) has its answer there; only the
+        other rows look through every cell the radius reaches."""
         rows = np.asarray(rows, np.int64).reshape(-1)
         if not len(rows):
             return []
-        offsets = self._offsets
+        out: list[np.ndarray | None] = [None] * len(rows)
+        near = min(self._cell, self.radius_m) ** 2
+        owner, cand, squared = self._candidates(rows, self._block)
+        full = np.bincount(owner[squared <= near], minlength=len(rows)) >= self.max_neighbours
+        for i, found in zip(np.flatnonzero(full), self._nearest(owner, cand, squared, np.flatnonzero(full))):
+            out[i] = found
+        rest = np.flatnonzero(~full)
+        if len(rest):
+            owner, cand, squared = self._candidates(rows[rest], self._offsets)
+            for i, found in zip(rest, self._nearest(owner, cand, squared, np.arange(len(rest)))):
+                out[i] = found
+        return out
+
+    def _candidates(self, rows: np.ndarray, offsets: np.ndarray):
+        """Every (position in ``rows``, other item, squared distance) pair of the items in the
+        cells at ``offsets`` around each row's cell that lie within the radius, without a Python
+        loop."""
         keys = self._key((self._cells[rows][:, None, :] + offsets[None]).reshape(-1, 3))
         lo = np.searchsorted(self._sorted, keys, side="left")
         lengths = np.searchsorted(self._sorted, keys, side="right") - lo
-        # every (row, candidate) pair of the cells around each row, without a Python loop
         owner = np.repeat(np.repeat(np.arange(len(rows)), len(offsets)), lengths)
         first = np.repeat(lo - (np.cumsum(lengths) - lengths), lengths)
         cand = self._order[first + np.arange(len(first))]
         d = self.points[cand] - self.points[rows[owner]]
         squared = np.einsum("ij,ij->i", d, d)
         keep = (squared <= self.radius_m ** 2) & (cand != rows[owner])
-        owner, cand, squared = owner[keep], cand[keep], squared[keep]
-        # by row, then nearest first: one sort on row x (more than any squared distance) + squared distance
+        return owner[keep], cand[keep], squared[keep]
+
+    def _nearest(self, owner: np.ndarray, cand: np.ndarray, squared: np.ndarray, which: np.ndarray) -> list[np.ndarray]:
+        """For each position in ``which``: its candidates, nearest first, at most ``max_neighbours``."""
+        # by owner, then nearest first: one sort on owner x (more than any squared distance) + squared distance
         order = np.argsort(owner * (4.0 * self.radius_m ** 2) + squared, kind="stable")
         owner, cand = owner[order], cand[order]
-        starts = np.searchsorted(owner, np.arange(len(rows)))
-        rank = np.arange(len(owner)) - starts[owner]
+        starts = np.searchsorted(owner, np.arange(owner.max() + 1 if len(owner) else 0))
+        rank = np.arange(len(owner)) - starts[owner] if len(owner) else np.zeros(0, np.int64)
         owner, cand = owner[rank < self.max_neighbours], cand[rank < self.max_neighbours]
-        return np.split(cand, np.searchsorted(owner, np.arange(1, len(rows))))
+        lo, hi = np.searchsorted(owner, which, side="left"), np.searchsorted(owner, which, side="right")
+        return [cand[a:b] for a, b in zip(lo, hi)]
 
 
 def fused_scores(cosines: np.ndarray, gates: np.ndarray, neighbours: list[np.ndarray],

@@ -56,6 +56,33 @@ def test_an_items_own_vector_ranks_it_first(kind):
     np.testing.assert_allclose(scores[:, 0], 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_a_few_queries_run_on_one_faiss_thread_and_the_setting_is_restored(kind, monkeypatch):
+    """A search of up to FEW_QUERIES vectors runs FAISS on one thread (one query gains nothing from
+    two; bench/bench_retrieval.py), more on FAISS's own setting, which is left as it was; the
+    answers are those of the batch."""
+    import faiss
+
+    vecs = unit_vectors(2000, 32, seed=4)
+    idx = VectorIndex.build(vecs, items(2000), MODEL, kind=kind)
+    queries = unit_vectors(vindex.FEW_QUERIES + 4, 32, seed=5)
+    seen = []
+    search = idx.faiss_index.search
+    monkeypatch.setattr(idx.faiss_index, "search",
+                        lambda *a, **kw: seen.append(faiss.omp_get_max_threads()) or search(*a, **kw))
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(2)
+    try:
+        batch = idx.search(queries, 5)
+        singles = [idx.search(q, 5) for q in queries[:3]]
+        assert faiss.omp_get_max_threads() == 2
+    finally:
+        faiss.omp_set_num_threads(before)
+    assert seen == [2, 1, 1, 1]
+    for i, (scores, ids) in enumerate(singles):
+        np.testing.assert_array_equal(ids[0], batch[1][i])
+
+
 def test_flat_and_hnsw_agree_on_the_best_item():
     vecs = unit_vectors(3000, 32, seed=3)
     queries = unit_vectors(200, 32, seed=4)

@@ -40,6 +40,27 @@ def test_neighbours_are_the_items_within_the_radius_by_geodesic_distance():
         assert list(capped[i]) == list(found[i][:5]), i
 
 
+def test_in_a_dense_index_the_nearest_neighbours_are_exact_whichever_cells_answer():
+    """3,000 items within 250 m (many rows find their 8 nearest in the cells next to their own,
+    those at the cluster's edge and the sparse ones beside it look farther): the nearest 8 within
+    200 m of each, by the sphere's chord, as brute force finds them."""
+    rng = np.random.default_rng(11)
+    geod = pyproj.Geod(ellps="WGS84")
+    az, d = rng.uniform(0, 360, 3000), 250.0 * np.sqrt(rng.uniform(0, 1, 3000))
+    far_az, far_d = rng.uniform(0, 360, 40), rng.uniform(300, 900, 40)  # a sparse ring around it
+    lon, lat, _ = geod.fwd(np.full(3040, 8.5), np.full(3040, 47.4), np.r_[az, far_az], np.r_[d, far_d])
+    found = PlaceNeighbours(lon, lat, radius_m=200.0, max_neighbours=8).of(np.arange(3040))
+    lo, la = np.radians(lon), np.radians(lat)
+    pts = 6_371_000.0 * np.column_stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)])
+    for i in range(3040):
+        dist = np.linalg.norm(pts - pts[i], axis=1)
+        dist[i] = np.inf
+        near = np.flatnonzero(dist <= 200.0)
+        truth = near[np.argsort(dist[near], kind="stable")][:8]
+        assert np.allclose(dist[found[i]], dist[truth], atol=1e-6), i  # same distances, nearest first
+    assert sum(len(f) == 8 for f in found) > 3000 and sum(len(f) < 8 for f in found) > 0
+
+
 def test_bad_settings_are_refused():
     for kw in (dict(radius_m=1.0), dict(radius_m=float("nan")), dict(max_neighbours=0), dict(max_neighbours=2.5)):
         with pytest.raises(OptionError, match="place fusion"):
