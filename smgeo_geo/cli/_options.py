@@ -24,7 +24,8 @@ def window_options(fn):
     @click.option("--bbox-crs", default="EPSG:4326", show_default=True, help="CRS of --bbox")
     @click.option("--center", default=None, help="search window centre LON,LAT (WGS84); needs --radius")
     @click.option("--radius", type=float, default=None, help="search radius in metres around --center")
-    @click.option("--photo-gps", is_flag=True, help="search around the footprint from the photo's EXIF/XMP metadata")
+    @click.option("--photo-gps", is_flag=True,
+                  help="search around the footprint from the photo's EXIF/XMP metadata (where the raster has pixels)")
     @click.option("--search", is_flag=True, help="sliding-window search over the whole raster")
     @click.option("--bands", default=None, help="raster bands for R,G,B (e.g. 3,2,1) or one band (e.g. 1)")
     @functools.wraps(fn)
